@@ -1,0 +1,194 @@
+"""The ``ssgraphrec`` command line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .config import RunConfig, apply, load_yaml, parse_overrides
+from .errors import SSGraphRecError
+
+
+def _fail_cleanly(fn):
+    """Turn user errors into one message and exit status 1, never a traceback."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SSGraphRecError as exc:
+            raise click.ClickException(str(exc)) from None
+        except FloatingPointError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def _table(metrics: dict[str, float], names=("recall", "ndcg", "precision", "hit")) -> str:
+    ks = sorted({int(k.split("@")[1]) for k in metrics if "@" in k})
+    rows = [f"{'':>10}" + "".join(f"{'@' + str(k):>10}" for k in ks)]
+    for name in names:
+        if any(f"{name}@{k}" in metrics for k in ks):
+            rows.append(f"{name:>10}" + "".join(f"{metrics.get(f'{name}@{k}', float('nan')):>10.4f}"
+                                                  for k in ks))
+    return "\n".join(rows)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ssgraphrec")
+def main() -> None:
+    """Self-supervised recommendation on PyTorch Geometric."""
+
+
+@main.command()
+@click.option("--method", "-m", help="Method name (see 'ssgraphrec methods'). [default: sgl]")
+@click.option("--aug", "-a", help="Augmentation(s), comma separated (see 'ssgraphrec augs').")
+@click.option("--dataset", "-d", help="Dataset name or path. [default: synthetic]")
+@click.option("--config", "config_file", type=click.Path(), help="YAML file of settings.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a run or method setting (repeatable).")
+@click.option("--epochs", type=int, help="Maximum number of epochs. [default: 50]")
+@click.option("--batch-size", type=int, help="Training batch size. [default: the paper's]")
+@click.option("--lr", type=float, help="Learning rate. [default: the paper's]")
+@click.option("--device", help="cpu, cuda, cuda:N or auto. [default: auto]")
+@click.option("--seed", type=int, help="Seed of the split, the model and the sampling.")
+@click.option("--sparse-backend", type=click.Choice(["auto", "torch", "torch_sparse"]),
+              help="Sparse propagation kernel. [default: auto]")
+@click.option("--split", type=click.Choice(["random", "loo", "fixed"]),
+              help="Test split. [default: the dataset's]")
+@click.option("--test-ratio", type=float, help="Per-user test share for --split random.")
+@click.option("--val-ratio", type=float,
+              help="Per-user share of training rows for validation; 0: no validation, "
+                   "no early stopping. [default: 0.1]")
+@click.option("--patience", type=int, help="Early-stopping patience in epochs. [default: 10]")
+@click.option("--data-root", type=click.Path(), help="Data directory. [default: $SSGRAPHREC_DATA]")
+@click.option("--out", "-o", type=click.Path(), help="Run directory. [default: runs/<method>-<dataset>-<time>]")
+@click.option("--resume", type=click.Path(), help="Continue the run in this directory.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@_fail_cleanly
+def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, device, seed,
+          sparse_backend, split, test_ratio, val_ratio, patience, data_root, out, resume,
+          no_progress) -> None:
+    """Train a method and report test metrics of the best validation epoch."""
+    from .train import train as run_training
+
+    if resume:
+        run_dir, results = run_training(None, resume=resume, epochs=epochs,
+                                        progress=not no_progress)
+    else:
+        cfg = RunConfig()
+        if config_file:
+            apply(cfg, load_yaml(config_file))
+        options: dict[str, Any] = {
+            "method": method, "aug": aug, "dataset": dataset, "epochs": epochs,
+            "batch_size": batch_size, "lr": lr, "device": device, "seed": seed,
+            "sparse_backend": sparse_backend, "split": split, "test_ratio": test_ratio,
+            "val_ratio": val_ratio, "patience": patience, "data_root": data_root,
+        }
+        apply(cfg, {k: v for k, v in options.items() if v is not None})
+        apply(cfg, parse_overrides(overrides))
+        click.echo(f"training {cfg.method} on {cfg.dataset}"
+                   + (f" with {cfg.aug}" if cfg.aug else ""), err=True)
+        run_dir, results = run_training(cfg, out, progress=not no_progress)
+    _report(run_dir, results)
+
+
+def _report(run_dir, results: dict) -> None:
+    test = results["test"]
+    click.echo(f"\ntest metrics of {results['method']} on {results['dataset']} "
+               f"({results['selection']}, epoch {results['best_epoch']}; "
+               f"{test['users_evaluated']} users, {test['users_skipped']} without test items "
+               "skipped)")
+    click.echo(_table(test))
+    click.echo(f"\nrun directory: {run_dir}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--device", help="Device to evaluate on. [default: the run's]")
+@_fail_cleanly
+def evaluate(run_dir, device) -> None:
+    """Re-evaluate a saved run's best checkpoint on its test split."""
+    from .train import Trainer, load_run
+    from .train.run_dir import read_results
+
+    run = load_run(run_dir, device)
+    trainer = Trainer(run.method, run.data, run_dir, epochs=0, ks=run.cfg.eval_ks,
+                      monitor=run.cfg.monitor, generator=run.generator, progress=False)
+    test = trainer.evaluate("test")
+    saved = read_results(run_dir)
+    results = {**saved, "test": test, "method": run.cfg.method, "dataset": run.cfg.dataset,
+               "selection": saved.get("selection", "saved checkpoint"),
+               "best_epoch": saved.get("best_epoch", "?")}
+    _report(run_dir, results)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--user", "-u", "raw_user", required=True, help="User id as in the data files.")
+@click.option("-k", "k", type=int, default=20, show_default=True, help="Number of items.")
+@click.option("--device", help="Device. [default: the run's]")
+@_fail_cleanly
+def recommend(run_dir, raw_user, k, device) -> None:
+    """Top-K items for one user (raw ids), excluding items the user already has."""
+    from .train import load_run
+    from .train.recommend import recommend_for_user
+
+    run = load_run(run_dir, device)
+    for rank, (item, score) in enumerate(recommend_for_user(run, raw_user, k), 1):
+        click.echo(f"{rank:>3}  {item}  {score:.4f}")
+
+
+@main.command()
+def methods() -> None:
+    """List the methods."""
+    from .methods import METHODS
+
+    for name, cls in METHODS.items():
+        click.echo(f"{name:<12} {cls.description}  [{cls.paper}]")
+
+
+@main.command()
+def augs() -> None:
+    """List the augmentations."""
+    from .transforms import AUGMENTATIONS
+
+    for name, cls in AUGMENTATIONS.items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        click.echo(f"{name:<12} {cls.__name__}: {doc}")
+
+
+@main.group()
+def data() -> None:
+    """List datasets and show their statistics."""
+
+
+@data.command("list")
+def data_list() -> None:
+    """One line per registered dataset."""
+    from .data import DATASETS, data_dir
+
+    root = data_dir()
+    for name, spec in DATASETS.items():
+        where = "built in" if spec.path is None else (
+            "present" if (root / spec.path).exists() else f"absent from {root}")
+        click.echo(f"{name:<14} {spec.description} ({where})")
+
+
+@data.command("info")
+@click.argument("name")
+@click.option("--data-root", type=click.Path(), help="Data directory.")
+@_fail_cleanly
+def data_info(name, data_root) -> None:
+    """Counts of a dataset after its default split."""
+    from .data import load_dataset, summary
+
+    for key, value in summary(load_dataset(name, root=data_root)).items():
+        click.echo(f"{key:<26} {value}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

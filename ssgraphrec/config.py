@@ -1,0 +1,128 @@
+"""Run configuration: dataclasses, YAML files and ``--set key=value`` overrides.
+
+Layers, later ones winning: the defaults below and the method's paper defaults
+(its config dataclass), a YAML file (``--config``), command-line options, then
+``--set`` overrides. A key that names a :class:`RunConfig` field sets it; any
+other key is a hyper-parameter of the method and must exist in its config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass
+class RunConfig:
+    """Everything about one training run that is not a method hyper-parameter."""
+
+    method: str = "sgl"
+    dataset: str = "synthetic"
+    aug: str | None = None
+    epochs: int = 50
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int = 2020
+    device: str = "auto"
+    sparse_backend: str = "auto"
+    split: str | None = None
+    test_ratio: float | None = None
+    val_ratio: float = 0.1
+    patience: int = 10
+    monitor: str = "ndcg@20"
+    eval_ks: list[int] = field(default_factory=lambda: [10, 20])
+    eval_batch_size: int = 1024
+    data_root: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+RUN_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
+
+
+def parse_value(text: str) -> Any:
+    """Parse an override value the way YAML would (``1e-3``, ``true``, ``[10, 20]``)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply(cfg: RunConfig, values: dict[str, Any]) -> RunConfig:
+    """Set run fields from ``values``; other keys become method parameters."""
+    for key, value in values.items():
+        key = key.replace("-", "_")
+        if key == "params":
+            if not isinstance(value, dict):
+                raise ConfigError("'params' must be a mapping of method hyper-parameters")
+            cfg.params.update(value)
+        elif key.startswith("method.") or key not in RUN_FIELDS:
+            cfg.params[key.removeprefix("method.")] = value
+        else:
+            setattr(cfg, key, value)
+    if isinstance(cfg.eval_ks, (int, str)):
+        cfg.eval_ks = [int(k) for k in str(cfg.eval_ks).split(",")]
+    return cfg
+
+
+def parse_overrides(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """``["lr=1e-3", "num_layers=2"]`` -> ``{"lr": 0.001, "num_layers": 2}``."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        out[key.strip()] = parse_value(value.strip())
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
+    return values
+
+
+def method_config(config_class: type, run: RunConfig, method_name: str):
+    """The method's config: paper defaults, then run-level lr/batch/aug, then params."""
+    names = {f.name: f for f in dataclasses.fields(config_class)}
+    values: dict[str, Any] = {}
+    if run.lr is not None:
+        values["lr"] = run.lr
+    if run.batch_size is not None:
+        values["batch_size"] = run.batch_size
+    if run.aug is not None:
+        if "aug" not in names:
+            raise ConfigError(f"method {method_name!r} takes no augmentation (--aug); "
+                              "methods that do: see 'ssgraphrec methods'")
+        values["aug"] = run.aug
+    for key, value in run.params.items():
+        if key not in names:
+            known = ", ".join(sorted(names))
+            raise ConfigError(f"unknown setting {key!r} for method {method_name!r}; "
+                              f"run settings: {', '.join(sorted(RUN_FIELDS - {'params'}))}; "
+                              f"method settings: {known}")
+        values[key] = value
+    for key, value in values.items():
+        default = getattr(config_class, key, None) if not callable(
+            getattr(config_class, key, None)) else None
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            values[key] = float(value)
+        elif default is not None and not isinstance(value, type(default)):
+            raise ConfigError(f"setting {key}={value!r} for method {method_name!r}: expected "
+                              f"{type(default).__name__}")
+    return config_class(**values)

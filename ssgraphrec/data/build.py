@@ -1,0 +1,184 @@
+"""RawDataset -> HeteroData: id mapping, de-duplication, splitting, side graphs."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch_geometric.data import HeteroData
+
+from ..errors import ConfigError, SSGraphRecError, check_probability
+from .ids import IdMap
+from .readers.base import Interactions, RawDataset
+from .schema import ATTR, FOLLOWS, HAS_ATTR, ITEM, interaction_data, sort_pairs
+from .split import SPLITS, latest_holdout, random_holdout
+
+
+def _dedupe(user: torch.Tensor, item: torch.Tensor, time: torch.Tensor | None, num_items: int):
+    """Merge repeated (user, item) rows; the merged row keeps the latest time."""
+    key = user * num_items + item
+    uniq, inverse = torch.unique(key, return_inverse=True)
+    merged_time = None
+    if time is not None:
+        merged_time = torch.full((uniq.numel(),), -float("inf"), dtype=torch.float64)
+        merged_time.scatter_reduce_(0, inverse, time, reduce="amax")
+    return uniq // num_items, uniq % num_items, merged_time, int(key.numel() - uniq.numel())
+
+
+def _holdout(user, time, num_users, ratio, how, gen):
+    if how == "loo":
+        return latest_holdout(user, time, num_users)
+    return random_holdout(user, num_users, ratio, gen)
+
+
+def build_dataset(raw: RawDataset, *, split: str = "random", test_ratio: float = 0.2,
+                  val_ratio: float = 0.1, seed: int = 0) -> HeteroData:
+    """Map raw ids to contiguous ids, split, and assemble the HeteroData.
+
+    Args:
+        raw: what a reader returned.
+        split: ``"random"`` (per user, ``test_ratio`` of each user's rows),
+            ``"loo"`` (each user's latest row by time), or ``"fixed"`` (the
+            dataset's own train/test files).
+        test_ratio: share of each user's rows held out for test (``random``).
+        val_ratio: share of each user's *training* rows carved out for
+            validation (``loo``: the latest training row); 0 turns it off.
+        seed: seed of the random split.
+
+    In a fixed split, test rows whose item (or user) never occurs in training
+    are dropped, as a collaborative model cannot score them, and counted in
+    ``data.test_dropped_unseen`` (``data.test_dropped_unknown_user``).
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    check_probability("val_ratio", val_ratio)
+    gen = torch.Generator().manual_seed(seed)
+    users, items = IdMap(), IdMap()
+    dropped_item = dropped_user = 0
+    if split == "fixed":
+        if raw.train is None or raw.test is None:
+            raise ConfigError(f"dataset {raw.name!r} has no fixed train/test files; "
+                              "use --split random or loo")
+        train_u, train_i, test_u, test_i = _map_fixed(raw, users, items)
+        known_user = test_u >= 0
+        known_item = test_i >= 0
+        dropped_user = int((~known_user).sum())
+        dropped_item = int((known_user & ~known_item).sum())
+        keep = known_user & known_item
+        test_u, test_i = test_u[keep], test_i[keep]
+        time = None
+    else:
+        check_probability("test_ratio", test_ratio)
+        table = raw.interactions if raw.interactions is not None else _concat(raw.train, raw.test)
+        if split == "loo" and table.time is None:
+            raise ConfigError(f"leave-one-out split needs timestamps; dataset {raw.name!r} "
+                              "has none (use --split random)")
+        train_u, train_i = _map(table, users, items, raw.integer_ids)
+        time = None if table.time is None else torch.from_numpy(table.time.astype(np.float64))
+    social = _map_social(raw, users) if raw.social is not None else None
+    n_users, n_items = len(users), len(items)
+    u, i, time, merged = _dedupe(torch.from_numpy(train_u), torch.from_numpy(train_i), time, n_items)
+    if split == "fixed":
+        test = torch.stack([torch.from_numpy(test_u), torch.from_numpy(test_i)])
+    else:
+        held = _holdout(u, time, n_users, test_ratio, split, gen)
+        test = torch.stack([u[held], i[held]])
+        u, i = u[~held], i[~held]
+        time = None if time is None else time[~held]
+    val = torch.zeros(2, 0, dtype=torch.long)
+    if val_ratio > 0:
+        how = "loo" if split == "loo" else "random"
+        held = _holdout(u, time, n_users, val_ratio, how, gen)
+        val = torch.stack([u[held], i[held]])
+        u, i = u[~held], i[~held]
+    train = torch.stack([u, i])
+    if train.size(1) == 0:
+        raise SSGraphRecError(f"dataset {raw.name!r} has no training interactions")
+    data = interaction_data(n_users, n_items, train, val, test, name=raw.name,
+                            user_ids=users.raw, item_ids=items.raw)
+    data.duplicates_merged = merged
+    if split == "fixed":
+        data.test_dropped_unseen = dropped_item
+        data.test_dropped_unknown_user = dropped_user
+    data.split = split
+    if social is not None:
+        data[FOLLOWS].edge_index = social
+    if raw.item_attributes:
+        _add_item_attributes(data, raw, items)
+    return data
+
+
+def _concat(a: Interactions | None, b: Interactions | None) -> Interactions:
+    assert a is not None and b is not None
+    w = None if a.weight is None or b.weight is None else np.concatenate([a.weight, b.weight])
+    return Interactions(a.user + b.user, a.item + b.item, w, None, a.source)
+
+
+def _map(table: Interactions, users: IdMap, items: IdMap, integer_ids: bool):
+    if integer_ids:
+        u = np.asarray(table.user, dtype=np.int64)
+        i = np.asarray(table.item, dtype=np.int64)
+        users.add(str(x) for x in range(int(u.max(initial=-1)) + 1))
+        items.add(str(x) for x in range(int(i.max(initial=-1)) + 1))
+        return u, i
+    return users.add(table.user), items.add(table.item)
+
+
+def _map_fixed(raw: RawDataset, users: IdMap, items: IdMap):
+    assert raw.train is not None and raw.test is not None
+    if raw.integer_ids:
+        # LightGCN's convention: the id spaces span both files.
+        both = _concat(raw.train, raw.test)
+        _map(both, users, items, True)
+        tu, ti = np.asarray(raw.train.user, np.int64), np.asarray(raw.train.item, np.int64)
+        su, si = np.asarray(raw.test.user, np.int64), np.asarray(raw.test.item, np.int64)
+        seen_i = np.zeros(len(items), dtype=bool)
+        seen_i[ti] = True
+        seen_u = np.zeros(len(users), dtype=bool)
+        seen_u[tu] = True
+        su = np.where(seen_u[su], su, -1)
+        si = np.where(seen_i[si], si, -1)
+        return tu, ti, su, si
+    tu, ti = users.add(raw.train.user), items.add(raw.train.item)
+    return tu, ti, users.lookup(raw.test.user), items.lookup(raw.test.item)
+
+
+def _map_social(raw: RawDataset, users: IdMap) -> torch.Tensor:
+    """Social links in the user id space; users only seen here become new users."""
+    assert raw.social is not None
+    src, dst = raw.social
+    if raw.integer_ids:
+        s, d = np.asarray(src, np.int64), np.asarray(dst, np.int64)
+        top = int(max(s.max(initial=-1), d.max(initial=-1)))
+        users.add(str(x) for x in range(len(users), top + 1))
+    else:
+        s, d = users.add(src), users.add(dst)
+    edges = torch.stack([torch.from_numpy(s), torch.from_numpy(d)])
+    edges = edges[:, edges[0] != edges[1]]
+    return sort_pairs(edges, max(len(users), 1))
+
+
+def _add_item_attributes(data: HeteroData, raw: RawDataset, items: IdMap) -> None:
+    """Categorical item features as the ('item', 'has', 'attr') graph (DESIGN.md)."""
+    fields = sorted(raw.item_attributes)
+    values = IdMap()
+    field_of: list[int] = []
+    src: list[int] = []
+    dst: list[int] = []
+    for f_id, field in enumerate(fields):
+        for raw_item, vals in raw.item_attributes[field].items():
+            item = items.index.get(raw_item)
+            if item is None:
+                continue
+            for v in vals:
+                key = f"{field}={v}"
+                if key not in values.index:
+                    field_of.append(f_id)
+                a = values.add([key])[0]
+                src.append(item)
+                dst.append(int(a))
+    data[ATTR].num_nodes = len(values)
+    data[ATTR].field = torch.tensor(field_of, dtype=torch.long)
+    data[ATTR].raw_id = values.raw
+    data.attr_fields = fields
+    edges = torch.tensor([src, dst], dtype=torch.long).view(2, -1)
+    data[HAS_ATTR].edge_index = sort_pairs(edges, max(len(values), 1))

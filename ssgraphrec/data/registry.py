@@ -1,0 +1,148 @@
+"""Named datasets, resolved against a data directory, and ``load_dataset``.
+
+A name is looked up in :data:`DATASETS` and read from
+``$SSGRAPHREC_DATA/<path>`` (default: the user cache directory,
+``~/.cache/ssgraphrec``). Anything else is taken as a path to a folder or file
+whose format is recognised from the files it holds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch_geometric.data import HeteroData
+
+from ..errors import SSGraphRecError
+from ..registry import Registry
+from .build import build_dataset
+from .readers import (RawDataset, read_line_format, read_recbole, read_triple_dataset,
+                      read_triple_split)
+from .readers.triples import read_triples
+from .synthetic import make_synthetic
+
+DATA_ENV = "SSGRAPHREC_DATA"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to read one named dataset and which split it uses by default."""
+
+    description: str
+    path: str | None
+    read: Callable[[Path, str], RawDataset]
+    split: str = "random"
+    test_ratio: float = 0.2
+    source: str = ""
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def register_dataset(name: str, spec: DatasetSpec) -> None:
+    DATASETS.register(name)(spec)
+
+
+register_dataset("synthetic", DatasetSpec(
+    "built-in seeded synthetic data with planted communities and social links (default)",
+    None, lambda path, name: make_synthetic(), split="random", test_ratio=0.2,
+    source="ssgraphrec.data.synthetic"))
+register_dataset("gowalla", DatasetSpec(
+    "Gowalla check-ins, the fixed LightGCN/SGL train/test split",
+    "gowalla", read_line_format, split="fixed", source="LightGCN line format"))
+register_dataset("lastfm", DatasetSpec(
+    "LastFM artists with social links (MHCN/SEPT data), split 8:1:1 by default",
+    "lastfm", read_triple_dataset, split="random", test_ratio=0.1,
+    source="QRec/SELFRec triples"))
+register_dataset("lastfm-80-20", DatasetSpec(
+    "LastFM, the fixed seeded per-user 80/20 split in lastfm/split-80-20",
+    "lastfm/split-80-20", read_triple_split, split="fixed", source="SELFRec triples"))
+register_dataset("ml-100k", DatasetSpec(
+    "MovieLens 100K ratings with genres and user features (RecBole atomic files)",
+    "ml-100k", read_recbole, split="random", test_ratio=0.2, source="RecBole atomic files"))
+
+
+def data_dir() -> Path:
+    """The directory that dataset names are resolved against."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "ssgraphrec"
+
+
+def detect_format(path: Path) -> DatasetSpec:
+    """Recognise the format of a folder or file given as ``--dataset PATH``."""
+    if path.is_file():
+        return DatasetSpec(f"triples file {path}", str(path),
+                           lambda p, name: RawDataset(name, interactions=read_triples(p)))
+    if not path.is_dir():
+        raise SSGraphRecError(f"dataset path not found: {path}")
+    if any(path.glob("*.inter")):
+        return DatasetSpec(f"RecBole atomic files in {path}", str(path), read_recbole)
+    if (path / "train.txt").is_file() and (path / "test.txt").is_file():
+        reader = read_line_format if _is_line_format(path / "train.txt") else read_triple_split
+        return DatasetSpec(f"fixed split in {path}", str(path), reader, split="fixed")
+    if (path / "ratings.txt").is_file():
+        return DatasetSpec(f"ratings (and trusts) in {path}", str(path), read_triple_dataset)
+    raise SSGraphRecError(
+        f"cannot tell the format of {path}: expected a RecBole .inter file, train.txt + "
+        "test.txt (LightGCN lines or 'user item weight' triples), or ratings.txt")
+
+
+def _is_line_format(path: Path, sample: int = 2000) -> bool:
+    """LightGCN lines vary in length; triples always have 2-3 columns with a numeric weight."""
+    with open(path, encoding="utf-8") as f:
+        for k, line in enumerate(f):
+            if k >= sample:
+                break
+            if len(line.split()) > 3:
+                return True
+    return False
+
+
+def resolve(name_or_path: str, root: Path | None = None) -> tuple[str, DatasetSpec, Path | None]:
+    """Return (name, spec, folder) for a registered name or a path."""
+    if name_or_path in DATASETS:
+        spec = DATASETS.get(name_or_path)
+        if spec.path is None:
+            return name_or_path, spec, None
+        folder = (root or data_dir()) / spec.path
+        if not folder.exists():
+            raise SSGraphRecError(
+                f"dataset {name_or_path!r} not found at {folder}; download it there or set "
+                f"{DATA_ENV} to the folder that holds {spec.path}/")
+        return name_or_path, spec, folder
+    path = Path(name_or_path).expanduser()
+    if not path.exists() and root is None and (data_dir() / name_or_path).exists():
+        path = data_dir() / name_or_path
+    if not path.exists():
+        known = ", ".join(DATASETS)
+        raise SSGraphRecError(f"unknown dataset {name_or_path!r}: not a registered name "
+                              f"({known}) and not an existing path")
+    spec = detect_format(path)
+    return path.name, spec, path
+
+
+def load_dataset(name_or_path: str = "synthetic", *, split: str | None = None,
+                 test_ratio: float | None = None, val_ratio: float = 0.1, seed: int = 0,
+                 root: str | Path | None = None) -> HeteroData:
+    """Read, map and split a dataset into the HeteroData of DESIGN.md.
+
+    Args:
+        name_or_path: a registered name (``ssgraphrec data list``) or a path.
+        split: ``random``, ``loo`` or ``fixed``; default: the dataset's own.
+        test_ratio: per-user test share for ``random``; default: the dataset's.
+        val_ratio: share of each user's training rows held out for
+            validation; 0 turns validation (and early stopping) off.
+        seed: split seed.
+        root: data directory (default ``$SSGRAPHREC_DATA``).
+    """
+    name, spec, folder = resolve(name_or_path, Path(root) if root is not None else None)
+    raw = spec.read(folder, name) if folder is not None else spec.read(Path("."), name)
+    raw.name = name
+    return build_dataset(raw, split=split or spec.split,
+                         test_ratio=spec.test_ratio if test_ratio is None else test_ratio,
+                         val_ratio=val_ratio, seed=seed)

@@ -1,0 +1,119 @@
+"""The HeteroData schema shared by every scenario (see DESIGN.md, "Data model").
+
+Node types ``user`` and ``item`` have contiguous ids from 0. Training
+interactions are ``data[INTERACTS].edge_index``; held-out interactions are
+``val_edge_index`` and ``test_edge_index`` on the same store and are never part
+of the graph. Every interaction set is sorted by (user, item) and free of
+duplicates, which lets evaluation slice a user's items without a search and
+lets :class:`ssgraphrec.sparse.BipartiteGraph` skip its sort.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+USER = "user"
+ITEM = "item"
+ATTR = "attr"
+INTERACTS = (USER, "interacts", ITEM)
+FOLLOWS = (USER, "follows", USER)
+HAS_ATTR = (ITEM, "has", ATTR)
+
+SPLIT_KEYS = ("edge_index", "val_edge_index", "test_edge_index")
+
+
+def sort_pairs(edge_index: Tensor, num_cols: int) -> Tensor:
+    """Sort ``[2, E]`` pairs by (row, col) and drop duplicates."""
+    if edge_index.numel() == 0:
+        return edge_index.view(2, 0).long()
+    key = torch.unique(edge_index[0].long() * num_cols + edge_index[1].long())
+    return torch.stack([key // num_cols, key % num_cols])
+
+
+def user_pointer(edge_index: Tensor, num_users: int) -> Tensor:
+    """CSR row pointer of (user, item)-sorted pairs: user ``u`` owns ``ptr[u]:ptr[u+1]``."""
+    ptr = torch.zeros(num_users + 1, dtype=torch.long, device=edge_index.device)
+    ptr[1:] = torch.cumsum(torch.bincount(edge_index[0], minlength=num_users), 0)
+    return ptr
+
+
+def interaction_data(
+    num_users: int,
+    num_items: int,
+    train: Tensor,
+    val: Tensor | None = None,
+    test: Tensor | None = None,
+    *,
+    name: str = "",
+    user_ids: list[str] | None = None,
+    item_ids: list[str] | None = None,
+) -> HeteroData:
+    """Build the HeteroData of a user-item dataset from contiguous-id pairs.
+
+    Args:
+        num_users, num_items: sizes of the id spaces.
+        train, val, test: ``[2, E]`` (user, item) pairs; sorted and
+            deduplicated here.
+        name: dataset name, kept in ``data.name``.
+        user_ids, item_ids: raw ids, position = contiguous id (for writing
+            recommendations back in raw ids).
+    """
+    data = HeteroData()
+    data[USER].num_nodes = int(num_users)
+    data[ITEM].num_nodes = int(num_items)
+    store = data[INTERACTS]
+    empty = torch.zeros(2, 0, dtype=torch.long)
+    store.edge_index = sort_pairs(train, num_items)
+    store.val_edge_index = sort_pairs(val if val is not None else empty, num_items)
+    store.test_edge_index = sort_pairs(test if test is not None else empty, num_items)
+    data.name = name
+    data[USER].raw_id = user_ids if user_ids is not None else [str(i) for i in range(num_users)]
+    data[ITEM].raw_id = item_ids if item_ids is not None else [str(i) for i in range(num_items)]
+    return data
+
+
+def num_users(data: HeteroData) -> int:
+    return int(data[USER].num_nodes)
+
+
+def num_items(data: HeteroData) -> int:
+    return int(data[ITEM].num_nodes)
+
+
+def fingerprint(data: HeteroData) -> str:
+    """A short hash of the id spaces and every interaction split."""
+    h = hashlib.sha1()
+    h.update(f"{num_users(data)},{num_items(data)}".encode())
+    store = data[INTERACTS]
+    for key in SPLIT_KEYS:
+        h.update(store[key].cpu().numpy().tobytes())
+    if FOLLOWS in data.edge_types:
+        h.update(data[FOLLOWS].edge_index.cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def summary(data: HeteroData) -> dict[str, int | str]:
+    """Counts for ``ssgraphrec data info`` and ``results.json``."""
+    store = data[INTERACTS]
+    out: dict[str, int | str] = {
+        "name": data.name,
+        "users": num_users(data),
+        "items": num_items(data),
+        "train": int(store.edge_index.size(1)),
+        "val": int(store.val_edge_index.size(1)),
+        "test": int(store.test_edge_index.size(1)),
+    }
+    if FOLLOWS in data.edge_types:
+        out["social_links"] = int(data[FOLLOWS].edge_index.size(1))
+    if HAS_ATTR in data.edge_types:
+        out["attributes"] = int(data[ATTR].num_nodes)
+        out["item_attribute_links"] = int(data[HAS_ATTR].edge_index.size(1))
+    for key in ("test_dropped_unseen", "test_dropped_unknown_user"):
+        if key in data:
+            out[key] = int(data[key])
+    out["fingerprint"] = fingerprint(data)
+    return out

@@ -1,0 +1,16 @@
+"""L2 regularisation of the embeddings a batch uses."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+
+def l2_regularization(*embeddings: Tensor) -> Tensor:
+    r""":math:`\frac{1}{2B}\sum \|\mathbf{e}\|_2^2` over the given ``[B, d]`` ego embeddings.
+
+    As LightGCN (He et al. SIGIR 2020, Eq. 15) and SGL (Wu et al. SIGIR 2021,
+    Eq. 12, :math:`\lambda_2 \|\Theta\|_2^2` on the batch's parameters) compute it;
+    multiply by the method's weight.
+    """
+    batch = embeddings[0].size(0)
+    return sum(e.pow(2).sum() for e in embeddings) / (2 * batch)

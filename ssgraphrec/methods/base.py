@@ -1,0 +1,94 @@
+"""The method contract (DESIGN.md, "Methods") and the method registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+
+from ..data.schema import INTERACTS, num_items, num_users
+from ..registry import Registry
+from ..sparse import BipartiteGraph, resolve_backend
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+
+def register_method(name: str):
+    """Class decorator: register a :class:`Method` subclass under ``name``."""
+
+    def deco(cls):
+        cls.name = name
+        return METHODS.register(name)(cls)
+
+    return deco
+
+
+@dataclass
+class MethodConfig:
+    """Hyper-parameters every method has; subclasses hold the paper's defaults."""
+
+    lr: float = 1e-3
+    batch_size: int = 2048
+
+
+class BPRBatch(NamedTuple):
+    """A batch of BPR triples."""
+
+    users: Tensor
+    pos_items: Tensor
+    neg_items: Tensor
+
+
+class Method(nn.Module):
+    """Base class of a recommendation method.
+
+    Subclasses set ``config_class`` and implement :meth:`loss` and
+    :meth:`embeddings`; stochastic views are resampled in
+    :meth:`on_epoch_start`. ``loss`` returns named terms, summed by the trainer
+    and logged one by one.
+
+    Args:
+        data: the dataset (training graph plus held-out splits) on the device.
+        cfg: the method's config.
+        backend: sparse backend (``auto``, ``torch``, ``torch_sparse``).
+        generator: the seeded generator for the method's randomness (views).
+    """
+
+    name = "method"
+    config_class: type[MethodConfig] = MethodConfig
+    description = ""
+    paper = ""
+    #: False for methods with nothing to train (e.g. popularity).
+    trainable = True
+
+    def __init__(self, data: HeteroData, cfg: MethodConfig, *, backend: str = "auto",
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.num_users = num_users(data)
+        self.num_items = num_items(data)
+        self.backend = resolve_backend(backend)
+        self.generator = generator
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called before each training epoch (resample views here)."""
+
+    def loss(self, batch: BPRBatch) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def embeddings(self) -> tuple[Tensor, Tensor]:
+        """Final (user, item) embeddings; ``score(u, i) = <user[u], item[i]>``."""
+        raise NotImplementedError
+
+
+class GraphMethod(Method):
+    """A method on the training user-item graph, with its normalized adjacency."""
+
+    def __init__(self, data: HeteroData, cfg: MethodConfig, *, backend: str = "auto",
+                 generator: torch.Generator | None = None):
+        super().__init__(data, cfg, backend=backend, generator=generator)
+        self.graph = BipartiteGraph(data[INTERACTS].edge_index, self.num_users, self.num_items)
+        self.adj = self.graph.normalized_adjacency(backend=self.backend)

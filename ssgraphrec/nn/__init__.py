@@ -1,0 +1,5 @@
+"""Encoders and heads."""
+
+from .lightgcn import LightGCNEncoder
+
+__all__ = ["LightGCNEncoder"]

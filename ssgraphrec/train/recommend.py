@@ -1,0 +1,32 @@
+"""Top-K recommendations for one user of a saved run, in raw ids."""
+
+from __future__ import annotations
+
+import torch
+
+from ..data.schema import INTERACTS, ITEM, USER
+from ..errors import SSGraphRecError
+from .run import Run
+
+
+@torch.no_grad()
+def recommend_for_user(run: Run, raw_user: str, k: int = 20) -> list[tuple[str, float]]:
+    """The ``k`` best items for ``raw_user`` that are not in its training or validation data."""
+    raw_users = run.data[USER].raw_id
+    try:
+        user = raw_users.index(str(raw_user))
+    except ValueError:
+        raise SSGraphRecError(f"user {raw_user!r} is not in the dataset of this run") from None
+    n_items = run.data[ITEM].num_nodes
+    if not 1 <= k <= n_items:
+        raise SSGraphRecError(f"-k must be between 1 and the number of items ({n_items})")
+    run.method.eval()
+    users, items = run.method.embeddings()
+    scores = (users[user] @ items.t()).clone()
+    store = run.data[INTERACTS]
+    for edges in (store.edge_index, store.val_edge_index):
+        scores[edges[1, edges[0] == user]] = -float("inf")
+    top = torch.topk(scores, k)
+    raw_items = run.data[ITEM].raw_id
+    return [(raw_items[i], float(s)) for i, s in zip(top.indices.tolist(), top.values.tolist())
+            if s != -float("inf")]

@@ -1,0 +1,82 @@
+"""The run directory: config.yaml, metrics.jsonl, results.json, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch_geometric
+import yaml
+
+from .. import __version__
+from ..errors import SSGraphRecError
+
+CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"
+RESULTS = "results.json"
+BEST = "best.pt"
+LAST = "last.pt"
+
+
+def new_run_dir(method: str, dataset: str, out: str | None) -> Path:
+    """``out`` if given, else ``runs/<method>-<dataset>-<time>/``."""
+    if out:
+        path = Path(out)
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        safe = Path(dataset).name.replace(os.sep, "_") or "data"
+        path = Path("runs") / f"{method}-{safe}-{stamp}"
+        k = 1
+        while path.exists():
+            k += 1
+            path = Path("runs") / f"{method}-{safe}-{stamp}-{k}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+    write_text_atomic(run_dir / CONFIG, yaml.safe_dump(config, sort_keys=False))
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise SSGraphRecError(f"{run_dir} is not a run directory: no {CONFIG}")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
+    with open(run_dir / METRICS, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def write_results(run_dir: Path, results: dict[str, Any]) -> None:
+    write_text_atomic(run_dir / RESULTS, json.dumps(results, indent=2) + "\n")
+
+
+def read_results(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / RESULTS
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def versions() -> dict[str, str]:
+    return {
+        "ssgraphrec": __version__,
+        "torch": torch.__version__,
+        "torch_geometric": torch_geometric.__version__,
+        "python": platform.python_version(),
+        "threads": str(torch.get_num_threads()),
+    }

@@ -1,0 +1,196 @@
+"""The trainer: epochs of BPR batches, validation, early stopping, checkpoints."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch_geometric.data import HeteroData
+from tqdm.auto import tqdm
+
+from ..data.sampler import NegativeSampler, bpr_batches, num_batches
+from ..data.schema import INTERACTS, num_items, num_users
+from ..errors import ConfigError
+from ..eval import dot_scores, evaluate_ranking
+from ..methods.base import BPRBatch, Method
+from . import run_dir as rd
+from .checkpoint import load_checkpoint, save_atomic
+from .early_stopping import EarlyStopping
+
+
+class Trainer:
+    """Trains a :class:`Method` with the joint scheme and evaluates it.
+
+    Model selection and early stopping use the validation split (``monitor``,
+    default NDCG@20) and never the test split. With no validation split the
+    last epoch is reported, and ``results.json`` says so.
+
+    Args:
+        method: the method, on ``device``.
+        data: the dataset, on ``device``.
+        run_dir: where config, metrics, results and checkpoints go.
+        epochs, patience, monitor, ks, eval_batch_size: see :class:`RunConfig`.
+        generator: the seeded generator for sampling.
+        progress: show a progress bar per epoch.
+        log: where per-epoch lines go.
+    """
+
+    def __init__(self, method: Method, data: HeteroData, run_dir: Path, *, epochs: int,
+                 patience: int = 10, monitor: str = "ndcg@20", ks: list[int] | None = None,
+                 eval_batch_size: int = 1024, generator: torch.Generator,
+                 progress: bool = True, log: Callable[[str], None] | None = None):
+        self.method = method
+        self.data = data
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.epochs = epochs
+        self.ks = ks or [10, 20]
+        self.monitor = monitor
+        if monitor not in {f"{m}@{k}" for m in ("recall", "ndcg", "precision", "hit", "mrr")
+                           for k in self.ks}:
+            raise ConfigError(f"monitor {monitor!r} is not a computed metric; eval_ks={self.ks}")
+        self.eval_batch_size = eval_batch_size
+        self.generator = generator
+        self.progress = progress
+        self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+        store = data[INTERACTS]
+        self.train_edges = store.edge_index
+        self.has_val = store.val_edge_index.size(1) > 0
+        self.stopper = EarlyStopping(patience if self.has_val else 0)
+        self.optimizer = (torch.optim.Adam(method.parameters(), lr=method.cfg.lr)
+                          if method.trainable else None)
+        self.start_epoch = 0
+        self.epoch_times: list[float] = []
+
+    # -- evaluation -------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, split: str = "test") -> dict[str, float]:
+        """Metrics on ``val`` (training items masked) or ``test`` (training and
+        validation items masked)."""
+        self.method.eval()
+        store = self.data[INTERACTS]
+        users, items = self.method.embeddings()
+        exclude = [store.edge_index] + ([store.val_edge_index] if split == "test" else [])
+        target = store.val_edge_index if split == "val" else store.test_edge_index
+        return evaluate_ranking(dot_scores(users, items), target, exclude,
+                                num_users(self.data), num_items(self.data), self.ks,
+                                self.eval_batch_size, split_name=split)
+
+    # -- checkpoints ------------------------------------------------------
+    def _state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+            "early_stopping": self.stopper.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch_times": self.epoch_times,
+        }
+
+    def resume(self) -> None:
+        """Continue from ``last.pt`` of the run directory."""
+        state = load_checkpoint(self.run_dir / rd.LAST, self.data[INTERACTS].edge_index.device)
+        self.method.load_state_dict(state["method"])
+        if self.optimizer and state["optimizer"]:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.stopper.load_state_dict(state["early_stopping"])
+        self.generator.set_state(state["generator"].cpu() if hasattr(state["generator"], "cpu")
+                                 else state["generator"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        self.epoch_times = list(state.get("epoch_times", []))
+        self.start_epoch = state["epoch"] + 1
+
+    # -- training ---------------------------------------------------------
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        method = self.method
+        method.train()
+        method.on_epoch_start(epoch)
+        sampler = NegativeSampler(self.train_edges, num_items(self.data))
+        batch_size = method.cfg.batch_size
+        n = num_batches(self.train_edges.size(1), batch_size)
+        totals: dict[str, float] = {}
+        bar = tqdm(bpr_batches(self.train_edges, sampler, batch_size, self.generator), total=n,
+                   desc=f"epoch {epoch + 1}/{self.epochs}", disable=not self.progress,
+                   leave=False, file=sys.stderr, dynamic_ncols=True)
+        for users, pos, neg in bar:
+            terms = method.loss(BPRBatch(users, pos, neg))
+            loss = sum(terms.values())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch + 1}; "
+                                         "lower the learning rate")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            for k, v in terms.items():
+                totals[k] = totals.get(k, 0.0) + float(v.detach())
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+        return {k: v / n for k, v in totals.items()}
+
+    def fit(self) -> dict[str, Any]:
+        """Train, select the best epoch on validation, evaluate on test."""
+        t_start = time.perf_counter()
+        best_val: dict[str, float] = {}
+        epochs_run = self.start_epoch
+        if self.method.trainable:
+            for epoch in range(self.start_epoch, self.epochs):
+                t0 = time.perf_counter()
+                losses = self.train_epoch(epoch)
+                self.epoch_times.append(time.perf_counter() - t0)
+                record: dict[str, Any] = {"epoch": epoch + 1, "loss": losses,
+                                          "train_s": round(self.epoch_times[-1], 3)}
+                msg = f"epoch {epoch + 1:3d} | " + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
+                if self.has_val:
+                    t1 = time.perf_counter()
+                    val = self.evaluate("val")
+                    record["val"] = val
+                    record["eval_s"] = round(time.perf_counter() - t1, 3)
+                    improved = self.stopper.step(val[self.monitor], epoch + 1)
+                    msg += (f" | val recall@{self.ks[-1]} {val[f'recall@{self.ks[-1]}']:.4f} "
+                            f"{self.monitor} {val[self.monitor]:.4f}" + (" *" if improved else ""))
+                    if improved:
+                        best_val = val
+                        save_atomic({"epoch": epoch + 1, "method": self.method.state_dict()},
+                                    self.run_dir / rd.BEST)
+                self.log(msg + f" | {self.epoch_times[-1]:.1f}s")
+                rd.append_metrics(self.run_dir, record)
+                save_atomic(self._state(epoch), self.run_dir / rd.LAST)
+                epochs_run = epoch + 1
+                if self.stopper.should_stop:
+                    self.log(f"early stop: no {self.monitor} gain for {self.stopper.patience} "
+                             f"epochs; best epoch {self.stopper.best_epoch}")
+                    break
+        if self.has_val and (self.run_dir / rd.BEST).is_file():
+            best = load_checkpoint(self.run_dir / rd.BEST, self.train_edges.device)
+            self.method.load_state_dict(best["method"])
+            if not best_val:
+                best_val = self.evaluate("val")
+            best_epoch = best["epoch"]
+        else:
+            best_epoch = epochs_run
+            save_atomic({"epoch": epochs_run, "method": self.method.state_dict()},
+                        self.run_dir / rd.BEST)
+            if self.has_val:
+                best_val = self.evaluate("val")
+        t_eval = time.perf_counter()
+        test = self.evaluate("test")
+        eval_s = time.perf_counter() - t_eval
+        return {
+            "test": test,
+            "val": best_val,
+            "best_epoch": best_epoch,
+            "epochs_trained": epochs_run,
+            "selection": ("best validation " + self.monitor) if self.has_val
+            else "last epoch (no validation split)",
+            "timing": {
+                "train_s_per_epoch": (sum(self.epoch_times) / len(self.epoch_times)
+                                      if self.epoch_times else 0.0),
+                "train_s_total": sum(self.epoch_times),
+                "test_eval_s": eval_s,
+                "total_s": time.perf_counter() - t_start,
+            },
+        }

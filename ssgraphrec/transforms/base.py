@@ -1,0 +1,116 @@
+"""Shared machinery of the augmentation transforms.
+
+Every augmentation is a ``torch_geometric.transforms.BaseTransform`` registered
+under a short name (``--aug edge_drop``), acting on one named edge type. It
+returns a new HeteroData and never mutates its input (PyG's ``BaseTransform``
+hands ``forward`` a shallow copy; we only ever assign new tensors). Edge
+subsets keep the original edge order and record the ids of the kept edges in
+``e_id``, so composed drops stay sorted and
+:meth:`ssgraphrec.sparse.BipartiteGraph.normalized_adjacency` builds the view
+without a re-sort.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+from torch_geometric.transforms import BaseTransform
+
+from ..data.schema import INTERACTS
+from ..errors import check_probability
+from ..registry import Registry
+
+AUGMENTATIONS: Registry[type[BaseTransform]] = Registry("augmentation")
+
+EdgeType = tuple[str, str, str]
+
+# Per-edge attributes that follow the edges when a subset is kept.
+EDGE_ATTRS = ("edge_weight", "edge_attr", "time", "position", "e_id")
+
+
+def register_augmentation(name: str):
+    """Class decorator: register ``cls`` under ``name`` and record it as ``cls.name``."""
+
+    def deco(cls):
+        cls.name = name
+        return AUGMENTATIONS.register(name)(cls)
+
+    return deco
+
+
+def make_augmentation(name: str, **params: Any) -> BaseTransform:
+    """Build the augmentation ``name``, passing only the ``params`` it accepts.
+
+    Methods call this with everything they know (``p``, ``num_layers``,
+    ``generator``); each transform takes what it needs.
+    """
+    cls = AUGMENTATIONS.get(name)
+    accepted = inspect.signature(cls.__init__).parameters
+    return cls(**{k: v for k, v in params.items() if k in accepted})
+
+
+def rand(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """``n`` uniform numbers drawn from ``generator`` and moved to ``device``."""
+    gen_device = generator.device if generator is not None else device
+    return torch.rand(n, generator=generator, device=gen_device).to(device)
+
+
+def random_subset_mask(n: int, keep: int, generator: torch.Generator | None,
+                       device: torch.device) -> Tensor:
+    """Boolean mask with exactly ``keep`` of ``n`` entries set, uniformly at random."""
+    gen_device = generator.device if generator is not None else device
+    chosen = torch.randperm(n, generator=generator, device=gen_device)[:keep].to(device)
+    mask = torch.zeros(n, dtype=torch.bool, device=device)
+    mask[chosen] = True
+    return mask
+
+
+def edge_ids(store) -> Tensor:
+    """Ids of the store's edges in the original graph (``arange`` if never subset)."""
+    if "e_id" in store:
+        return store.e_id
+    return torch.arange(store.edge_index.size(1), device=store.edge_index.device)
+
+
+def keep_edges(store, mask: Tensor) -> None:
+    """Replace the store's edges (and per-edge attributes) by the ``mask`` subset."""
+    e_id = edge_ids(store)
+    for key in EDGE_ATTRS:
+        if key in store and key != "e_id":
+            store[key] = store[key][mask]
+    store.edge_index = store.edge_index[:, mask]
+    store.e_id = e_id[mask]
+
+
+class EdgeAugmentation(BaseTransform):
+    """Base of augmentations that act on the edges of one edge type.
+
+    Args:
+        p: the augmentation's ratio, in [0, 1).
+        edge_type: the edge type acted on (default user-interacts-item).
+        generator: a seeded ``torch.Generator`` (default: PyTorch's global RNG).
+    """
+
+    name = "edge_augmentation"
+
+    def __init__(self, p: float = 0.1, edge_type: EdgeType = INTERACTS,
+                 generator: torch.Generator | None = None):
+        self.p = check_probability(f"{type(self).__name__} ratio p", p)
+        self.edge_type = tuple(edge_type)
+        self.generator = generator
+
+    def forward(self, data: HeteroData) -> HeteroData:
+        if self.edge_type not in data.edge_types:
+            raise KeyError(f"{type(self).__name__}: the data has no edge type {self.edge_type}")
+        self.augment(data, data[self.edge_type])
+        return data
+
+    def augment(self, data: HeteroData, store) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(p={self.p}, edge_type={self.edge_type})"
