@@ -65,7 +65,8 @@ def main() -> None:
                    "no early stopping. [default: 0.1]")
 @click.option("--patience", type=int, help="Early-stopping patience in epochs. [default: 10]")
 @click.option("--data-root", type=click.Path(), help="Data directory. [default: $SSGRAPHREC_DATA]")
-@click.option("--out", "-o", type=click.Path(), help="Run directory. [default: runs/<method>-<dataset>-<time>]")
+@click.option("--out", "-o", type=click.Path(),
+              help="Run directory. [default: runs/<method>-<dataset>-<time>]")
 @click.option("--resume", type=click.Path(), help="Continue the run in this directory.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @_fail_cleanly

@@ -4,8 +4,13 @@ import pytest
 import torch
 
 from ssgraphrec.errors import ConfigError
-from ssgraphrec.sparse import (BipartiteGraph, has_torch_sparse, normalized_adjacency_reference,
-                               propagate, resolve_backend)
+from ssgraphrec.sparse import (
+    BipartiteGraph,
+    has_torch_sparse,
+    normalized_adjacency_reference,
+    propagate,
+    resolve_backend,
+)
 
 
 def random_bipartite(num_users=7, num_items=9, num_edges=30, seed=0):

@@ -9,7 +9,7 @@ from torch_geometric.data import HeteroData
 from ..errors import ConfigError, SSGraphRecError, check_probability
 from .ids import IdMap
 from .readers.base import Interactions, RawDataset
-from .schema import ATTR, FOLLOWS, HAS_ATTR, ITEM, interaction_data, sort_pairs
+from .schema import ATTR, FOLLOWS, HAS_ATTR, interaction_data, sort_pairs
 from .split import SPLITS, latest_holdout, random_holdout
 
 

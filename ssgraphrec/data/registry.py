@@ -18,8 +18,13 @@ from torch_geometric.data import HeteroData
 from ..errors import SSGraphRecError
 from ..registry import Registry
 from .build import build_dataset
-from .readers import (RawDataset, read_line_format, read_recbole, read_triple_dataset,
-                      read_triple_split)
+from .readers import (
+    RawDataset,
+    read_line_format,
+    read_recbole,
+    read_triple_dataset,
+    read_triple_split,
+)
 from .readers.triples import read_triples
 from .synthetic import make_synthetic
 

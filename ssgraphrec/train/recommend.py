@@ -28,5 +28,5 @@ def recommend_for_user(run: Run, raw_user: str, k: int = 20) -> list[tuple[str, 
         scores[edges[1, edges[0] == user]] = -float("inf")
     top = torch.topk(scores, k)
     raw_items = run.data[ITEM].raw_id
-    return [(raw_items[i], float(s)) for i, s in zip(top.indices.tolist(), top.values.tolist())
+    return [(raw_items[i], float(s)) for i, s in zip(top.indices.tolist(), top.values.tolist(), strict=True)
             if s != -float("inf")]

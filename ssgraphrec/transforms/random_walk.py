@@ -6,8 +6,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from ..data.schema import INTERACTS
-from .base import (EdgeAugmentation, EdgeType, edge_ids, random_subset_mask,
-                   register_augmentation)
+from .base import EdgeAugmentation, EdgeType, edge_ids, random_subset_mask, register_augmentation
 
 
 @register_augmentation("random_walk")
