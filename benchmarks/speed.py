@@ -28,6 +28,7 @@ Results go to ``benchmarks/results/speed.json`` (``--out``); see
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gc
 import json
@@ -80,6 +81,13 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def _loadavg() -> float | None:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def timed(fn: Callable[[], object], reps: int, warmup: int = 1) -> tuple[list[float], object]:
@@ -167,22 +175,50 @@ def byte_model(num_nodes: int, nnz: int, dim: int, index_bytes: int, products: i
 
 
 # ---------------------------------------------------------------- propagation
-class _SpmmOut(torch.autograd.Function):
-    """Prototype (not in the package): int32 CSR and ``addmm(..., beta=0, out=)``.
+@contextlib.contextmanager
+def prototype_kernels():
+    """Prototype speed-up, patched in for the benchmark only (nothing in the package changes).
 
     ``torch.sparse.mm`` on an int64 CSR converts both index arrays to int32 on
-    every call (MKL) and zero-fills then copies its output; writing straight
-    into a fresh ``empty`` output with ``beta=0`` avoids all three.
+    every call (MKL), zero-fills a fresh output and copies the result into it.
+    The patch keeps the CSR in int32 and calls ``torch.addmm(out, A, x,
+    beta=0, out=out)`` on a fresh ``empty`` output, which avoids all three.
+    ``main`` turns the prototype rows off where ``ssgraphrec.sparse`` no longer
+    has the two private hooks.
     """
+    from ssgraphrec import sparse
 
-    @staticmethod
-    def forward(ctx, x: Tensor, csr: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.csr = csr
-        return _spmm_out(csr, x)
+    if not prototype_available():
+        raise RuntimeError("ssgraphrec.sparse no longer has _make_kernel/_apply_kernel; "
+                           "run with --no-prototype")
+    make, apply = sparse._make_kernel, sparse._apply_kernel
 
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return _spmm_out(ctx.csr, grad.contiguous()), None  # symmetric: A^T = A
+    def make_kernel(crow, col, value, size, backend):
+        if backend != "torch" or col.numel() >= 2**31:
+            return make(crow, col, value, size, backend)
+        return torch.sparse_csr_tensor(crow.int(), col.int(), value, (size, size))
+
+    def apply_kernel(kernel, x, backend):
+        if backend != "torch":
+            return apply(kernel, x, backend)
+        return _spmm_out(kernel, x)
+
+    sparse._make_kernel, sparse._apply_kernel = make_kernel, apply_kernel
+    try:
+        yield
+    finally:
+        sparse._make_kernel, sparse._apply_kernel = make, apply
+
+
+def prototype_available() -> bool:
+    from ssgraphrec import sparse
+
+    return hasattr(sparse, "_make_kernel") and hasattr(sparse, "_apply_kernel")
+
+
+def _patched(name: str):
+    """The prototype patch for variants named ``*prototype*``, else nothing."""
+    return prototype_kernels() if "prototype" in name else contextlib.nullcontext()
 
 
 def _spmm_out(csr: Tensor, x: Tensor) -> Tensor:
@@ -199,7 +235,7 @@ def lightgcn_mean(step: Callable[[Tensor], Tensor], x: Tensor, layers: int) -> T
     return total / (layers + 1)
 
 
-def bench_propagation(data, reps: int, slow_reps: int, bw: dict) -> dict:
+def bench_propagation(data, reps: int, slow_reps: int, bw: dict, prototype: bool = True) -> dict:
     from torch_geometric.nn import LGConv
 
     from ssgraphrec.data.schema import INTERACTS, num_items, num_users
@@ -279,36 +315,61 @@ def bench_propagation(data, reps: int, slow_reps: int, bw: dict) -> dict:
         variants.append(("torch_sparse", "ssgraphrec propagate on the torch_sparse backend "
                          "(SparseTensor)", make_ts, reps))
 
-    # prototype speed-up (benchmark-only)
+    # prototype speed-up: ours with the kernels of prototype_kernels() patched in
     def make_proto():
-        csr32 = torch.sparse_csr_tensor(adj.crow.int(), adj.col.int(), adj.value, (N, N))
-        return lambda h: _SpmmOut.apply(h, csr32)
+        adj_p = graph.normalized_adjacency(backend="torch")
+        return lambda h: propagate(adj_p, h)
 
-    variants.append(("prototype_int32_addmm_out", "NOT IN PACKAGE: int32 CSR + addmm(beta=0, "
-                     "out=empty) in a symmetric autograd.Function", make_proto, reps))
+    if prototype:
+        variants.append(("ours_prototype", "NOT IN PACKAGE: ours with int32 CSR and "
+                         "addmm(beta=0, out=empty) patched in (see prototype_kernels)",
+                         make_proto, reps))
 
+    # Build every variant, warm it up (its first call gives the outputs checked
+    # against ours), then time them round-robin, so that drifting load on a
+    # shared machine hits all of them alike.
+    fns: dict[str, Callable[[], tuple[Tensor, Tensor]]] = {}
     results: dict = {}
     ref_out = ref_grad = None
     for name, desc, make, n_reps in variants:
         gc.collect()
-        t0 = time.perf_counter()
-        step = make()
-        setup = time.perf_counter() - t0
-        times, (out, grad) = timed(fwd_bwd(step), n_reps)
-        entry = {"description": desc, "setup_ms": round(1e3 * setup, 2), **summary_ms(times)}
+        with _patched(name):
+            t0 = time.perf_counter()
+            step = make()
+            setup = time.perf_counter() - t0
+            fn = fwd_bwd(step)
+            t0 = time.perf_counter()
+            out, grad = fn()
+            first = time.perf_counter() - t0
         if ref_out is None:
             ref_out, ref_grad = out, grad
         d_out = float((out - ref_out).abs().max())
         d_grad = float((grad - ref_grad).abs().max())
-        entry.update({
+        fns[name] = fn
+        results[name] = {
+            "description": desc, "setup_ms": round(1e3 * setup, 2),
+            "first_call_ms": round(1e3 * first, 2), "reps": n_reps,
             "max_abs_diff_out": d_out, "max_abs_diff_grad": d_grad,
             "allclose": bool(torch.allclose(out, ref_out, rtol=1e-4, atol=1e-6)
                              and torch.allclose(grad, ref_grad, rtol=1e-4, atol=1e-5)),
-        })
-        results[name] = entry
-        log(f"[prop] {name:28s} {entry['median_ms']:9.1f} ms  (diff out {d_out:.1e}, "
-            f"grad {d_grad:.1e})")
-        del step, out, grad
+        }
+        log(f"[prop] {name:20s} built, first call {1e3 * first:8.1f} ms "
+            f"(max diff out {d_out:.1e}, grad {d_grad:.1e})")
+        del out, grad
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for r in range(max(v[3] for v in variants)):
+        for name, _, _, n_reps in variants:
+            if r >= n_reps:
+                continue
+            with _patched(name):
+                t0 = time.perf_counter()
+                fns[name]()
+                times[name].append(time.perf_counter() - t0)
+    for name in fns:
+        results[name].update(summary_ms(times[name]))
+        log(f"[prop] {name:20s} {results[name]['median_ms']:9.1f} ms median of "
+            f"{len(times[name])}")
+    del fns
     if not has_torch_sparse():
         results["torch_sparse"] = {"skipped": "torch_sparse is not installed"}
 
@@ -320,8 +381,13 @@ def bench_propagation(data, reps: int, slow_reps: int, bw: dict) -> dict:
     # Kernel only: the 6 raw SpMMs, without autograd or layer means.
     x = x0.clone()
     kern_times, _ = timed(lambda: [adj.matmul(x) for _ in range(6)], reps)
-    csr32 = torch.sparse_csr_tensor(adj.crow.int(), adj.col.int(), adj.value, (N, N))
-    kern32_times, _ = timed(lambda: [_spmm_out(csr32, x) for _ in range(6)], reps)
+    kernel_only = {"description": "6 x Adjacency.matmul (no autograd, no layer mean)",
+                   "ours": summary_ms(kern_times)}
+    if prototype:
+        with prototype_kernels():
+            adj_p = graph.normalized_adjacency(backend="torch")
+            kern32_times, _ = timed(lambda: [adj_p.matmul(x) for _ in range(6)], reps)
+        kernel_only["ours_prototype"] = summary_ms(kern32_times)
 
     model = byte_model(N, nnz, EMB_DIM, adj.col.element_size())
     model32 = byte_model(N, nnz, EMB_DIM, 4)
@@ -329,8 +395,22 @@ def bench_propagation(data, reps: int, slow_reps: int, bw: dict) -> dict:
     bound_ms = 1e3 * model["gather_bytes_total"] / best
     bound_once_ms = 1e3 * model["compulsory_bytes_total"] / best
     kern = statistics.median(kern_times) * 1e3
-    kern32 = statistics.median(kern32_times) * 1e3
-    proto = results["prototype_int32_addmm_out"]["median_ms"]
+    bound = {
+        **model,
+        "bandwidth_GBps": bw["best_GBps"],
+        "bound_ms": round(bound_ms, 2),
+        "compulsory_bound_ms": round(bound_once_ms, 2),
+        "ours_over_bound": round(ours / bound_ms, 2),
+        "ours_kernel_over_bound": round(kern / bound_ms, 2),
+        "ours_over_compulsory_bound": round(ours / bound_once_ms, 2),
+    }
+    if prototype:
+        bound32_ms = 1e3 * model32["gather_bytes_total"] / best
+        bound["prototype_bound_ms_int32"] = round(bound32_ms, 2)
+        bound["prototype_over_bound_int32"] = round(
+            results["ours_prototype"]["median_ms"] / bound32_ms, 2)
+        bound["prototype_kernel_over_bound_int32"] = round(
+            statistics.median(kern32_times) * 1e3 / bound32_ms, 2)
     return {
         "dataset": "gowalla", "num_nodes": N, "num_users": U, "num_items": I, "nnz": nnz,
         "dim": EMB_DIM, "layers": NUM_LAYERS, "reps": reps, "slow_reps": slow_reps,
@@ -339,24 +419,8 @@ def bench_propagation(data, reps: int, slow_reps: int, bw: dict) -> dict:
         "ratio_coo_over_ours": round(results["torch_coo"]["median_ms"] / ours, 2),
         "target_coo_over_ours": TARGET_COO_OVER_OURS,
         "target_met": results["torch_coo"]["median_ms"] / ours >= TARGET_COO_OVER_OURS,
-        "kernel_only": {
-            "description": "6 x Adjacency.matmul (no autograd, no layer mean)",
-            "ours": summary_ms(kern_times),
-            "prototype_int32_addmm_out": summary_ms(kern32_times),
-        },
-        "bandwidth_bound": {
-            **model,
-            "bandwidth_GBps": bw["best_GBps"],
-            "bound_ms": round(bound_ms, 2),
-            "compulsory_bound_ms": round(bound_once_ms, 2),
-            "ours_over_bound": round(ours / bound_ms, 2),
-            "ours_kernel_over_bound": round(kern / bound_ms, 2),
-            "ours_over_compulsory_bound": round(ours / bound_once_ms, 2),
-            "prototype_over_bound_int32": round(
-                proto / (1e3 * model32["gather_bytes_total"] / best), 2),
-            "prototype_kernel_over_bound_int32": round(
-                kern32 / (1e3 * model32["gather_bytes_total"] / best), 2),
-        },
+        "kernel_only": kernel_only,
+        "bandwidth_bound": bound,
     }
 
 
@@ -395,7 +459,10 @@ def _pyg_lightgcn_epoch_fn(data, batch_size: int, lr: float):
     return epoch
 
 
-def bench_epochs(root: Path, epochs: int, run_dir: Path) -> tuple[dict, dict]:
+def bench_epochs(root: Path, epochs: int, run_dir: Path,
+                 prototype: bool = True) -> tuple[dict, dict]:
+    """Seconds per epoch; all methods are built first, then trained round-robin
+    (one epoch each in turn) so that drifting load hits them alike."""
     from ssgraphrec.config import RunConfig
     from ssgraphrec.data.sampler import num_batches
     from ssgraphrec.data.schema import INTERACTS
@@ -409,44 +476,48 @@ def bench_epochs(root: Path, epochs: int, run_dir: Path) -> tuple[dict, dict]:
         "ours_sgl_ed": RunConfig(method="sgl", aug="edge_drop", params={"num_layers": 2},
                                  **common),
     }
-    out: dict = {}
-    trainers = {}
+    if prototype and epochs > 0:
+        configs["ours_lightgcn_prototype"] = configs["ours_lightgcn"]
+        configs["ours_sgl_ed_prototype"] = configs["ours_sgl_ed"]
+    trainers: dict = {}
+    jobs: dict = {}
     data = None
     for name, cfg in configs.items():
-        run = build(cfg)
+        with _patched(name):
+            run = build(cfg)
         data = run.data
         trainer = Trainer(run.method, run.data, run_dir, epochs=cfg.epochs,
                           generator=run.generator, progress=False)
         trainers[name] = trainer
-        if epochs == 0:  # only the trained-for-nothing trainers are wanted (eval only)
-            continue
-        times = []
-        losses = None
-        for ep in range(epochs + 1):
-            t0 = time.perf_counter()
-            losses = trainer.train_epoch(ep)
-            times.append(time.perf_counter() - t0)
-        out[name] = {"description": f"{cfg.method} ({run.method.cfg.num_layers} layers, batch "
-                     f"{run.method.cfg.batch_size}, lr {run.method.cfg.lr}, backend "
-                     f"{run.method.backend}) via Trainer.train_epoch",
-                     "warmup_s": round(times[0], 3), **_summary_s(times[1:]),
-                     "last_loss": {k: round(v, 5) for k, v in losses.items()}}
-        log(f"[epoch] {name:16s} {out[name]['median_s']:7.3f} s/epoch")
-    if epochs == 0:
+        mcfg = run.method.cfg
+        desc = (f"{cfg.method} ({mcfg.num_layers} layers, batch {mcfg.batch_size}, lr {mcfg.lr}, "
+                f"backend {run.method.backend}) via Trainer.train_epoch")
+        if "prototype" in name:
+            desc = "NOT IN PACKAGE: " + desc + ", prototype_kernels() patched in"
+        jobs[name] = (desc, trainer.train_epoch)
+    if epochs == 0:  # eval only: the trainers are all that is wanted
         return {}, trainers
 
-    fn = _pyg_lightgcn_epoch_fn(data, 2048, 1e-3)
-    times, losses = [], []
-    for _ in range(epochs + 1):
-        t0 = time.perf_counter()
-        losses.append(fn())
-        times.append(time.perf_counter() - t0)
-    out["pyg_lightgcn"] = {"description": "torch_geometric.nn.models.LightGCN (3 layers, 64 dims, "
-                           "LGConv with gcn_norm per layer), same BPR batches, Adam lr 1e-3, "
-                           "recommendation_loss(lambda_reg=1e-4)",
-                           "warmup_s": round(times[0], 3), **_summary_s(times[1:]),
-                           "last_loss": round(losses[-1], 5)}
-    log(f"[epoch] {'pyg_lightgcn':16s} {out['pyg_lightgcn']['median_s']:7.3f} s/epoch")
+    pyg_epoch = _pyg_lightgcn_epoch_fn(data, 2048, 1e-3)
+    jobs["pyg_lightgcn"] = ("torch_geometric.nn.models.LightGCN (3 layers, 64 dims, LGConv with "
+                            "gcn_norm per layer), same BPR batches, Adam lr 1e-3, "
+                            "recommendation_loss(lambda_reg=1e-4)", lambda ep: pyg_epoch())
+    times: dict[str, list[float]] = {name: [] for name in jobs}
+    losses: dict = {}
+    for ep in range(epochs + 1):
+        for name, (_, epoch_fn) in jobs.items():
+            with _patched(name):
+                t0 = time.perf_counter()
+                losses[name] = epoch_fn(ep)
+                times[name].append(time.perf_counter() - t0)
+            log(f"[epoch] {name:24s} epoch {ep} {times[name][-1]:7.3f} s")
+    out: dict = {}
+    for name, (desc, _) in jobs.items():
+        loss = losses[name]
+        out[name] = {"description": desc, "warmup_s": round(times[name][0], 3),
+                     **_summary_s(times[name][1:]),
+                     "last_loss": ({k: round(v, 5) for k, v in loss.items()}
+                                   if isinstance(loss, dict) else round(loss, 5))}
 
     train = data[INTERACTS].edge_index
     lg = out["ours_lightgcn"]["median_s"]
@@ -463,6 +534,13 @@ def bench_epochs(root: Path, epochs: int, run_dir: Path) -> tuple[dict, dict]:
         "target_sgl_over_lightgcn": TARGET_SGL_OVER_LIGHTGCN,
         "target_sgl_met": sgl_ratio <= TARGET_SGL_OVER_LIGHTGCN,
     }
+    if "ours_lightgcn_prototype" in out:
+        proto_lg = out["ours_lightgcn_prototype"]["median_s"]
+        result["prototype"] = {
+            "ratio_pyg_over_ours_lightgcn": round(out["pyg_lightgcn"]["median_s"] / proto_lg, 2),
+            "ratio_sgl_over_lightgcn": round(
+                out["ours_sgl_ed_prototype"]["median_s"] / proto_lg, 2),
+        }
     return result, trainers
 
 
@@ -494,7 +572,8 @@ def print_table(res: dict) -> None:
     env = res["environment"]
     print(f"\nssgraphrec speed benchmark  {env['date']}")
     print(f"torch {env['torch']}, torch_geometric {env['torch_geometric']}, "
-          f"{env['num_threads']} threads, {env['cpu_model']}")
+          f"{env['num_threads']} threads, {env['cpu_model']} ({env['cpu_count']} CPUs), "
+          f"load average {env['loadavg_1min_start']} -> {env.get('loadavg_1min_end')}")
     if "bandwidth" in res:
         bw = res["bandwidth"]
         print(f"memory bandwidth ({bw['array_mib']} MiB arrays): copy {bw['copy_GBps']} GB/s, "
@@ -515,14 +594,16 @@ def print_table(res: dict) -> None:
         print(f"   COO / ours = {p['ratio_coo_over_ours']:.2f}  (target >= "
               f"{p['target_coo_over_ours']:.0f}: {'met' if p['target_met'] else 'NOT met'})")
         k = p["kernel_only"]
-        print(f"   kernel only (6 SpMMs): ours {k['ours']['median_ms']:.1f} ms, prototype "
-              f"{k['prototype_int32_addmm_out']['median_ms']:.1f} ms")
+        print(f"   kernel only (6 SpMMs): ours {k['ours']['median_ms']:.1f} ms"
+              + (f", prototype {k['ours_prototype']['median_ms']:.1f} ms"
+                 if "ours_prototype" in k else ""))
         b = p["bandwidth_bound"]
         print(f"   byte model: {b['description']}")
         print(f"   = {b['gather_bytes_total'] / 1e6:.0f} MB -> bound {b['bound_ms']:.1f} ms at "
               f"{b['bandwidth_GBps']} GB/s; ours / bound = {b['ours_over_bound']:.2f} "
-              f"(kernel only {b['ours_kernel_over_bound']:.2f}; prototype "
-              f"{b['prototype_over_bound_int32']:.2f} with int32 indices)")
+              f"(kernel only {b['ours_kernel_over_bound']:.2f}"
+              + (f"; prototype {b['prototype_over_bound_int32']:.2f} against its int32 "
+                 "byte model)" if "prototype_over_bound_int32" in b else ")"))
         print(f"   compulsory traffic (each row of X read once) "
               f"{b['compulsory_bytes_total'] / 1e6:.0f} MB -> {b['compulsory_bound_ms']:.1f} ms; "
               f"ours / that = {b['ours_over_compulsory_bound']:.1f}")
@@ -532,13 +613,18 @@ def print_table(res: dict) -> None:
               f"{e['batches_per_epoch']} batches of 2048), median of {e['epochs_timed']} "
               "after 1 warm-up")
         for name, m in e["methods"].items():
-            print(f"   {name:16s} {m['median_s']:8.3f} s/epoch  (warm-up {m['warmup_s']:.3f} s)")
+            print(f"   {name:24s} {m['median_s']:8.3f} s/epoch  (warm-up {m['warmup_s']:.3f} s)")
         print(f"   PyG / ours LightGCN = {e['ratio_pyg_over_ours_lightgcn']:.2f}  (target >= "
               f"{e['target_pyg_over_ours_lightgcn']:.0f}: "
               f"{'met' if e['target_pyg_met'] else 'NOT met'})")
         print(f"   ours SGL / ours LightGCN = {e['ratio_sgl_over_lightgcn']:.2f}  (target <= "
               f"{e['target_sgl_over_lightgcn']:.0f}: "
               f"{'met' if e['target_sgl_met'] else 'NOT met'})")
+        if "prototype" in e:
+            pr = e["prototype"]
+            print(f"   with the prototype kernels: PyG / ours LightGCN = "
+                  f"{pr['ratio_pyg_over_ours_lightgcn']:.2f}, SGL / LightGCN = "
+                  f"{pr['ratio_sgl_over_lightgcn']:.2f}")
     if "eval" in res:
         print("\n3. Full-ranking evaluation of all test users (Trainer.evaluate('test'))")
         for r in res["eval"].values():
@@ -552,6 +638,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "speed.json"),
                         help="where the JSON results go (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads (default: torch's own choice); on a busy "
+                        "shared machine 1 thread is far less noisy than several")
+    parser.add_argument("--no-prototype", action="store_true",
+                        help="skip the rows that patch in the prototype kernels")
     parser.add_argument("--only", default="propagation,epochs,eval",
                         help="comma-separated sections to run (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -561,6 +652,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
 
     root = data_root()
+    prototype = not args.no_prototype and prototype_available()
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
+    load_start = _loadavg()
+    if load_start is not None and load_start > (os.cpu_count() or 1):
+        log(f"warning: load average {load_start:.1f} exceeds the {os.cpu_count()} CPUs; "
+            "other processes compete for the cores and timings will be noisy"
+            + ("" if torch.get_num_threads() == 1 else " (--threads 1 suffers least)"))
     from ssgraphrec.data import load_dataset
     from ssgraphrec.methods import LightGCN, LightGCNConfig
     from ssgraphrec.train.trainer import Trainer
@@ -573,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__, "torch_geometric": torch_geometric.__version__,
         "python": platform.python_version(), "num_threads": torch.get_num_threads(),
         "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "quick": args.quick,
-        "data_root": str(root),
+        "data_root": str(root), "loadavg_1min_start": load_start, "prototype_rows": prototype,
     }}
 
     with tempfile.TemporaryDirectory(prefix="ssgraphrec-speed-") as tmp:
@@ -586,11 +687,12 @@ def main(argv: list[str] | None = None) -> int:
             res["bandwidth"] = measure_bandwidth(512 * 2**20, reps=3 if args.quick else 5)
             log(f"[bw] copy {res['bandwidth']['copy_GBps']} GB/s, "
                 f"triad {res['bandwidth']['triad_GBps']} GB/s")
-            res["propagation"] = bench_propagation(gowalla, reps, slow_reps, res["bandwidth"])
+            res["propagation"] = bench_propagation(gowalla, reps, slow_reps, res["bandwidth"],
+                                                   prototype=prototype)
         trainers = {}
         if sections & {"epochs", "eval"}:
             res_epochs, trainers = bench_epochs(root, epochs if "epochs" in sections else 0,
-                                                Path(tmp))
+                                                Path(tmp), prototype=prototype)
             if "epochs" in sections:
                 res["epochs"] = res_epochs
         if "eval" in sections:
@@ -604,6 +706,7 @@ def main(argv: list[str] | None = None) -> int:
                                            1 if args.quick else 3),
             }
             res["eval"]["gowalla"]["note"] = "untrained LightGCN (timing does not depend on it)"
+    res["environment"]["loadavg_1min_end"] = _loadavg()
     res["environment"]["total_s"] = round(time.perf_counter() - t_start, 1)
 
     out = Path(args.out)

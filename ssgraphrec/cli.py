@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -80,6 +81,11 @@ def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, 
         run_dir, results = run_training(None, resume=resume, epochs=epochs,
                                         progress=not no_progress)
     else:
+        if out and any((Path(out) / f).exists() for f in (
+                "results.json", "metrics.jsonl", "last.pt", "best.pt")):
+            # Training into an old run would mix its metrics and checkpoints with ours.
+            raise SSGraphRecError(f"--out {out} already holds a run; continue it with "
+                                  "--resume, or pick another --out")
         cfg = RunConfig()
         if config_file:
             apply(cfg, load_yaml(config_file))

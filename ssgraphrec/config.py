@@ -67,10 +67,48 @@ def apply(cfg: RunConfig, values: dict[str, Any]) -> RunConfig:
         elif key.startswith("method.") or key not in RUN_FIELDS:
             cfg.params[key.removeprefix("method.")] = value
         else:
-            setattr(cfg, key, value)
-    if isinstance(cfg.eval_ks, (int, str)):
-        cfg.eval_ks = [int(k) for k in str(cfg.eval_ks).split(",")]
+            setattr(cfg, key, _check_run_value(key, value))
+    ks = cfg.eval_ks
+    try:
+        if isinstance(ks, (int, str)) and not isinstance(ks, bool):
+            ks = str(ks).split(",")
+        if not isinstance(ks, (list, tuple)):
+            raise TypeError(ks)
+        cfg.eval_ks = [_as_int(k) for k in ks]
+    except (TypeError, ValueError):
+        raise ConfigError(f"eval_ks must be a list of integers such as [10, 20], "
+                          f"got {cfg.eval_ks!r}") from None
     return cfg
+
+
+# Run fields that are not optional (None is not allowed), and the type of each scalar field.
+_REQUIRED = {"method", "dataset", "epochs", "seed", "device", "sparse_backend", "val_ratio",
+             "patience", "monitor", "eval_batch_size"}
+_TYPES = {"epochs": int, "seed": int, "patience": int, "eval_batch_size": int,
+          "batch_size": int, "lr": float, "test_ratio": float, "val_ratio": float,
+          "method": str, "dataset": str, "aug": str, "device": str, "sparse_backend": str,
+          "split": str, "monitor": str, "data_root": str}
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(value)
+    return int(value)
+
+
+def _check_run_value(key: str, value: Any) -> Any:
+    """``value`` for the run field ``key``, or a :class:`ConfigError` if it has the wrong type."""
+    typ = _TYPES.get(key)
+    if typ is None or (value is None and key not in _REQUIRED):
+        return value
+    if typ is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if typ is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"setting {key}={value!r}: expected {'a' if typ is not int else 'an'} "
+                      f"{typ.__name__}")
 
 
 def parse_overrides(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -91,7 +129,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
     return values

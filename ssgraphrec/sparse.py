@@ -280,3 +280,18 @@ def view_adjacency(graph: BipartiteGraph, store, backend: str = "torch") -> Adja
     if "layer_e_id" in store:
         return [graph.normalized_adjacency(e, backend) for e in store.layer_e_id]
     return graph.normalized_adjacency(store.e_id if "e_id" in store else None, backend)
+
+
+def adjacency_from_edges(edge_index: Tensor, value: Tensor, size: int, *, symmetric: bool = False,
+                         backend: str = "torch") -> Adjacency:
+    """:class:`Adjacency` of the square ``size x size`` matrix with entries ``value`` at ``edge_index``.
+
+    ``edge_index`` must be sorted by (row, column) without duplicates (as a
+    coalesced sparse COO tensor's indices are); rows without entries are
+    all-zero. ``symmetric`` is a promise the caller makes (a row-normalized
+    matrix such as the MHCN motif channels is not symmetric).
+    """
+    row, col = edge_index[0].long(), edge_index[1].long()
+    crow = torch.zeros(size + 1, dtype=torch.long, device=row.device)
+    crow[1:] = torch.cumsum(torch.bincount(row, minlength=size), 0)
+    return Adjacency(crow, col, value, size, symmetric=symmetric, backend=backend)

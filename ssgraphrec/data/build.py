@@ -110,7 +110,10 @@ def build_dataset(raw: RawDataset, *, split: str = "random", test_ratio: float =
 def _concat(a: Interactions | None, b: Interactions | None) -> Interactions:
     assert a is not None and b is not None
     w = None if a.weight is None or b.weight is None else np.concatenate([a.weight, b.weight])
-    return Interactions(a.user + b.user, a.item + b.item, w, None, a.source)
+    def join(x, y):
+        return np.concatenate([x, y]) if isinstance(x, np.ndarray) else list(x) + list(y)
+
+    return Interactions(join(a.user, b.user), join(a.item, b.item), w, None, a.source)
 
 
 def _map(table: Interactions, users: IdMap, items: IdMap, integer_ids: bool):

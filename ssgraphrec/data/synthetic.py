@@ -23,10 +23,10 @@ from .readers.base import Interactions, RawDataset
 class SyntheticConfig:
     """Size and structure of the synthetic dataset."""
 
-    num_users: int = 3000
-    num_items: int = 2000
+    num_users: int = 6000
+    num_items: int = 3000
     num_communities: int = 10
-    mean_interactions: float = 30.0
+    mean_interactions: float = 40.0
     in_community: float = 0.8
     popularity_exponent: float = 0.8
     social: bool = True
@@ -35,7 +35,7 @@ class SyntheticConfig:
 
 
 def make_synthetic(cfg: SyntheticConfig | None = None, seed: int = 0) -> RawDataset:
-    """Generate the synthetic dataset (raw ids are the decimal contiguous ids)."""
+    """Generate the synthetic dataset (integer ids, already contiguous)."""
     cfg = cfg or SyntheticConfig()
     gen = torch.Generator().manual_seed(seed)
     U, I, C = cfg.num_users, cfg.num_items, cfg.num_communities
@@ -57,8 +57,7 @@ def make_synthetic(cfg: SyntheticConfig | None = None, seed: int = 0) -> RawData
     time = torch.rand(user.numel(), generator=gen, dtype=torch.float64).numpy()
     raw = RawDataset(
         "synthetic",
-        interactions=Interactions([str(u) for u in user.tolist()], [str(i) for i in item.tolist()],
-                                  None, time, source="synthetic"),
+        interactions=Interactions(user.numpy(), item.numpy(), None, time, source="synthetic"),
         integer_ids=True,
     )
     if cfg.social:
@@ -71,8 +70,7 @@ def make_synthetic(cfg: SyntheticConfig | None = None, seed: int = 0) -> RawData
         order = torch.argsort(user_comm, stable=True).numpy()
         edges = np.asarray(list(g.edges()), dtype=np.int64).reshape(-1, 2)
         src, dst = order[edges[:, 0]], order[edges[:, 1]]
-        both_src, both_dst = np.concatenate([src, dst]), np.concatenate([dst, src])
-        raw.social = ([str(s) for s in both_src.tolist()], [str(d) for d in both_dst.tolist()])
+        raw.social = (np.concatenate([src, dst]), np.concatenate([dst, src]))
         raw.social_source = "synthetic stochastic block model"
     return raw
 

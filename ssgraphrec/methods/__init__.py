@@ -3,7 +3,11 @@
 from .base import METHODS, BPRBatch, Method, MethodConfig, register_method
 from .lightgcn import LightGCN, LightGCNConfig
 from .mostpop import MostPop
+from .ncl import NCL, NCLConfig
 from .sgl import SGL, SGLConfig
+from .simgcl import SimGCL, SimGCLConfig
+from .xsimgcl import XSimGCL, XSimGCLConfig
 
 __all__ = ["METHODS", "BPRBatch", "LightGCN", "LightGCNConfig", "Method", "MethodConfig",
-           "MostPop", "SGL", "SGLConfig", "register_method"]
+           "MostPop", "NCL", "NCLConfig", "SGL", "SGLConfig", "SimGCL", "SimGCLConfig", "XSimGCL",
+           "XSimGCLConfig", "register_method"]

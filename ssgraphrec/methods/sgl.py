@@ -27,6 +27,12 @@ class SGLConfig(LightGCNConfig):
 
     ``aug`` is one augmentation name or several joined by commas (composed in
     order): ``edge_drop`` (SGL-ED), ``node_drop`` (SGL-ND), ``random_walk`` (SGL-RW).
+
+    ``ssl_mode`` chooses how the contrastive term is scaled: ``"separate"`` is
+    Eq. 10-12 as the authors' code computes it (a user InfoNCE and an item
+    InfoNCE, each summed over the batch's distinct users / items, and the whole
+    objective, BPR included, divided by the batch size); ``"joint"`` is one
+    InfoNCE over the batch's users and items together, averaged (SELFRec's form).
     """
 
     batch_size: int = 2048
@@ -34,6 +40,7 @@ class SGLConfig(LightGCNConfig):
     drop_ratio: float = 0.1
     temperature: float = 0.2
     ssl_weight: float = 0.1
+    ssl_mode: str = "separate"
 
 
 @register_method("sgl")
@@ -57,6 +64,8 @@ class SGL(LightGCN):
         check_probability("drop_ratio", cfg.drop_ratio)
         if cfg.temperature <= 0:
             raise ConfigError(f"temperature must be positive, got {cfg.temperature}")
+        if cfg.ssl_mode not in ("separate", "joint"):
+            raise ConfigError(f"ssl_mode must be 'separate' or 'joint', got {cfg.ssl_mode!r}")
         names = [n.strip() for n in str(cfg.aug).split(",") if n.strip()]
         if not names:
             raise ConfigError("SGL needs at least one augmentation (--aug)")
@@ -84,7 +93,12 @@ class SGL(LightGCN):
         u = torch.unique(batch.users)
         i = torch.unique(batch.pos_items)
         (u1, i1), (u2, i2) = (self.encoder(a) for a in self.view_adjs)
-        ssl = info_nce(u1[u], u2[u], self.cfg.temperature) + info_nce(i1[i], i2[i],
-                                                                      self.cfg.temperature)
+        tau = self.cfg.temperature
+        if self.cfg.ssl_mode == "joint":
+            ssl = info_nce(torch.cat([u1[u], i1[i]]), torch.cat([u2[u], i2[i]]), tau)
+        else:
+            batch_size = batch.users.numel()
+            ssl = (u.numel() * info_nce(u1[u], u2[u], tau)
+                   + i.numel() * info_nce(i1[i], i2[i], tau)) / batch_size
         terms["ssl"] = self.cfg.ssl_weight * ssl
         return terms

@@ -1,5 +1,8 @@
 """Encoders and heads."""
 
+from .kmeans import KMeansResult, kmeans
 from .lightgcn import LightGCNEncoder
+from .perturb import UniformNoise, row_column_shuffle, row_shuffle, uniform_noise
 
-__all__ = ["LightGCNEncoder"]
+__all__ = ["KMeansResult", "LightGCNEncoder", "UniformNoise", "kmeans", "row_column_shuffle",
+           "row_shuffle", "uniform_noise"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -39,19 +39,45 @@ class LightGCNEncoder(nn.Module):
         """Layer-0 embeddings of all nodes, users first."""
         return torch.cat([self.user_emb, self.item_emb], 0)
 
-    def layers(self, adj: Adjacency | Sequence[Adjacency]) -> list[Tensor]:
-        """``[E^(0), ..., E^(K)]``; a list of adjacencies gives one per layer."""
+    def layers(self, adj: Adjacency | Sequence[Adjacency],
+               perturb: Callable[[Tensor], Tensor] | None = None,
+               num_layers: int | None = None) -> list[Tensor]:
+        r"""``[E^(0), ..., E^(K)]``; a list of adjacencies gives one per layer.
+
+        Args:
+            adj: the normalized adjacency, or one per layer.
+            perturb: applied to each propagated layer before it feeds the next,
+                :math:`\mathbf{E}^{(k)} \leftarrow \mathrm{perturb}(\hat{\mathbf{A}}
+                \mathbf{E}^{(k-1)})` for ``k >= 1`` (the ego layer is left as it is);
+                e.g. :class:`ssgraphrec.nn.perturb.UniformNoise` for SimGCL's
+                perturbed encoder (Yu et al., SIGIR 2022, Eq. 8).
+            num_layers: how many layers to propagate (default ``K``); NCL needs
+                more when its contrasted layer lies deeper than ``K``.
+        """
         h = self.ego()
         out = [h]
-        for k in range(self.num_layers):
+        for k in range(self.num_layers if num_layers is None else num_layers):
             a = adj[k] if isinstance(adj, Sequence) else adj
             h = propagate(a, h)
+            if perturb is not None:
+                h = perturb(h)
             out.append(h)
         return out
 
     def forward(self, adj: Adjacency | Sequence[Adjacency]) -> tuple[Tensor, Tensor]:
         """Final (user, item) embeddings: the mean over layers 0..K."""
-        layers = self.layers(adj)
+        return self.readout(self.layers(adj))
+
+    def readout(self, layers: Sequence[Tensor], skip_ego: bool = False) -> tuple[Tensor, Tensor]:
+        r"""(user, item) mean of ``layers``; ``skip_ego`` averages layers 1..K only.
+
+        SimGCL and XSimGCL drop :math:`\mathbf{E}^{(0)}` from the mean (Yu et
+        al., SIGIR 2022, Sec. 3.1: "we skip the input embedding E(0) in all the
+        three encoders").
+        """
+        layers = layers[1:] if skip_ego else layers
+        if not layers:
+            raise ValueError("readout: no layers to average (skip_ego needs at least one layer)")
         total = layers[0]
         for h in layers[1:]:
             total = total + h

@@ -18,10 +18,14 @@ from ...errors import DataFormatError, SSGraphRecError
 
 @dataclass
 class Interactions:
-    """User-item interactions with raw ids, one entry per row of the source."""
+    """User-item interactions with raw ids, one entry per row of the source.
 
-    user: list[str]
-    item: list[str]
+    Ids are strings, or integer arrays when the dataset's ids are already
+    contiguous integers (``RawDataset.integer_ids``).
+    """
+
+    user: list[str] | np.ndarray
+    item: list[str] | np.ndarray
     weight: np.ndarray | None = None
     time: np.ndarray | None = None
     source: str = ""
@@ -42,7 +46,7 @@ class RawDataset:
     interactions: Interactions | None = None
     train: Interactions | None = None
     test: Interactions | None = None
-    social: tuple[list[str], list[str]] | None = None
+    social: tuple[list[str] | np.ndarray, list[str] | np.ndarray] | None = None
     social_source: str = ""
     item_attributes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     item_features: dict[str, dict[str, float]] = field(default_factory=dict)

@@ -1,0 +1,100 @@
+"""Embedding-level perturbations: noise for contrastive views, shuffles as corruptions.
+
+These act on tensors, not on graphs (DESIGN.md, "Transforms"): graph
+augmentations live in :mod:`ssgraphrec.transforms`.
+
+* :func:`uniform_noise` / :class:`UniformNoise`: the directed uniform noise of
+  SimGCL and XSimGCL (Yu et al., SIGIR 2022, Eq. 7; TKDE 2023).
+* :func:`row_shuffle` / :func:`row_column_shuffle`: the corruption functions
+  that MHCN (Yu et al., WWW 2021, Sec. 3.3) and DHCN (Xia et al., AAAI 2021)
+  use to build negative examples for their mutual-information objectives.
+
+All randomness comes from an optional seeded ``torch.Generator``; a generator
+on another device than the tensor is allowed (the numbers are drawn on the
+generator's device and moved).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import ConfigError
+
+
+def _rand_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    gen_device = generator.device if generator is not None else x.device
+    return torch.rand(x.shape, generator=generator, device=gen_device,
+                      dtype=x.dtype).to(x.device)
+
+
+def _randperm(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    gen_device = generator.device if generator is not None else device
+    return torch.randperm(n, generator=generator, device=gen_device).to(device)
+
+
+def check_eps(eps: float) -> float:
+    """``eps`` if it is a non-negative number, else a :class:`ConfigError`."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not float(eps) >= 0.0:
+        raise ConfigError(f"noise magnitude eps must be >= 0, got {eps!r}")
+    return float(eps)
+
+
+def uniform_noise(x: Tensor, eps: float, generator: torch.Generator | None = None) -> Tensor:
+    r"""SimGCL's noise :math:`\Delta` for each row of ``x`` (not added to ``x``).
+
+    Yu et al., "Are Graph Augmentations Necessary? Simple Graph Contrastive
+    Learning for Recommendation", SIGIR 2022, Sec. 3.1, Eq. 7:
+    :math:`\Delta = \bar\Delta \odot \mathrm{sign}(\mathbf{e})` with
+    :math:`\bar\Delta \sim U(0, 1)^d` and :math:`\|\Delta\|_2 = \epsilon`, so the
+    noise lies in the same hyperoctant as the embedding and has norm ``eps``.
+
+    The authors' code normalises :math:`\bar\Delta` before multiplying by the
+    sign; here the product is normalised, so that :math:`\|\Delta\|_2 = \epsilon`
+    holds exactly as the paper states also for rows with some zero entries (the
+    two agree whenever no entry is exactly zero). An all-zero row (an isolated
+    node) gets zero noise.
+    """
+    eps = check_eps(eps)
+    direction = _rand_like(x, generator) * torch.sign(x)
+    return F.normalize(direction, dim=-1) * eps
+
+
+class UniformNoise:
+    """Callable ``x -> x + uniform_noise(x, eps)``, for ``LightGCNEncoder.layers(perturb=...)``.
+
+    Args:
+        eps: the noise norm :math:`\\epsilon` (>= 0).
+        generator: a seeded generator (default: PyTorch's global RNG).
+    """
+
+    def __init__(self, eps: float, generator: torch.Generator | None = None):
+        self.eps = check_eps(eps)
+        self.generator = generator
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return x + uniform_noise(x, self.eps, self.generator)
+
+    def __repr__(self) -> str:
+        return f"UniformNoise(eps={self.eps})"
+
+
+def row_shuffle(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """``x`` with its rows in a random order: each node gets another node's embedding.
+
+    The corruption of MHCN (Yu et al., WWW 2021, Sec. 3.3, following DGI,
+    Velickovic et al. ICLR 2019) for negative examples.
+    """
+    return x[_randperm(x.size(0), generator, x.device)]
+
+
+def row_column_shuffle(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """``x`` with its columns, then its rows, in random orders.
+
+    MHCN's corruption of the sub-hypergraph representations (Yu et al., WWW
+    2021, Sec. 3.3; the authors' ``row_column_shuffle``): a column permutation
+    scrambles the features of every row, a row permutation then moves rows.
+    """
+    x = x[:, _randperm(x.size(1), generator, x.device)]
+    return x[_randperm(x.size(0), generator, x.device)]

@@ -1,0 +1,202 @@
+"""Bad input on the command line: a non-zero exit, one clear line, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ssgraphrec.cli import main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _threads(one_torch_thread):
+    pass
+
+
+def assert_clean_failure(result, *needles: str) -> str:
+    """The command failed with one ``Error:`` line holding every needle; returns that line."""
+    assert result.exit_code != 0, result.output
+    # A user error leaves through click (SystemExit); anything else is a crash.
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("Error: "), result.output
+    # Besides the error, only the "training ..." banner and epoch logs may appear.
+    assert all(line.startswith(("training ", "epoch ")) for line in lines[:-1]), lines
+    assert not result.stdout.strip(), result.stdout
+    message = lines[-1]
+    for needle in needles:
+        assert needle.lower() in message.lower(), message
+    return message
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    """Runs that get as far as a run directory must not write into the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def small(tmp_path) -> Path:
+    """A triples file big enough to train on: 30 users, 6 rows each, over 40 items."""
+    path = tmp_path / "small.txt"
+    path.write_text("".join(f"u{u} i{(u * 5 + k * 3) % 40}\n" for u in range(30)
+                            for k in range(6)))
+    return path
+
+
+def train(*args: str):
+    return run("train", "--epochs", "1", "--no-progress", "--out", "run", *args)
+
+
+def test_unknown_method():
+    assert_clean_failure(train("--method", "sgll"), "unknown method 'sgll'",
+                         "did you mean 'sgl'", "lightgcn")
+
+
+def test_unknown_augmentation(small):
+    assert_clean_failure(train("--dataset", str(small), "--aug", "edge_dorp"),
+                         "unknown augmentation 'edge_dorp'", "edge_drop")
+    assert_clean_failure(train("--dataset", str(small), "--aug", "edge_drop,nope"),
+                         "unknown augmentation 'nope'")
+
+
+def test_drop_ratio_outside_0_1(small):
+    assert_clean_failure(train("--dataset", str(small), "--set", "drop_ratio=1.5"),
+                         "drop_ratio", "[0, 1)", "1.5")
+
+
+def test_unknown_setting():
+    msg = assert_clean_failure(train("--set", "unknown_key=1"), "unknown setting 'unknown_key'")
+    assert "drop_ratio" in msg and "epochs" in msg  # it lists what is known
+
+
+def test_cutoff_larger_than_the_item_count():
+    assert_clean_failure(train("--method", "mostpop", "--set", "eval_ks=[10,20,100000]"),
+                         "K=100000", "larger than the number of items (2000)")
+    # Without K=20 the default monitor ndcg@20 is not computed: also a clear error.
+    assert_clean_failure(train("--method", "mostpop", "--set", "eval_ks=[10,100000]",
+                               "--out", "run2"), "ndcg@20", "100000")
+
+
+def test_empty_test_split(tmp_path):
+    path = tmp_path / "single.txt"
+    path.write_text("".join(f"user{u} item{u}\n" for u in range(30)))  # one row per user
+    assert_clean_failure(train("--method", "lightgcn", "--dataset", str(path)),
+                         "test split is empty")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_cuda_without_cuda(device):
+    assert_clean_failure(train("--device", device), f"--device {device}", "no CUDA device",
+                         "--device cpu")
+
+
+def test_unknown_device():
+    assert_clean_failure(train("--device", "tpu"), "unknown device 'tpu'")
+
+
+def test_missing_dataset_path(tmp_path):
+    missing = tmp_path / "nowhere" / "ratings.txt"
+    assert_clean_failure(train("--dataset", str(missing)), str(missing),
+                         "not an existing path")
+
+
+@pytest.mark.parametrize("files, bad, line, expected", [
+    ({"bad.txt": "u1 i1 1\nu1 i2 1\nu2 i1 1 9\n"}, "bad.txt", 3, "2 or 3"),
+    ({"bad.txt": "u1 i1 1\nu2 i1 lots\n"}, "bad.txt", 2, "numeric weight"),
+    ({"lg/train.txt": "0 1 2 3\n1 2 3 4\n1 5\n", "lg/test.txt": "0 4\n"},
+     "lg/train.txt", 3, "one line per user"),
+    ({"lg/train.txt": "0 1 2 3\n1 2 x 4\n", "lg/test.txt": "0 4\n"},
+     "lg/train.txt", 2, "integer item id"),
+    ({"rb/x.inter": "user_id:token\titem_id:int\nu1\t1\n"}, "rb/x.inter", 1, "name:type"),
+])
+def test_malformed_data_file_given_by_path(tmp_path, files, bad, line, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    target = tmp_path / (bad if len(files) == 1 and "/" not in bad else bad.split("/")[0])
+    assert_clean_failure(train("--method", "mostpop", "--dataset", str(target)),
+                         str(tmp_path / bad), f"line {line}:", expected)
+
+
+def test_aug_for_a_method_without_augmentations():
+    assert_clean_failure(train("--method", "lightgcn", "--aug", "edge_drop"),
+                         "method 'lightgcn' takes no augmentation")
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("eval_ks=abc", "eval_ks must be a list of integers"),
+    ("eval_ks=[5,x]", "eval_ks must be a list of integers"),
+    ("epochs=abc", "epochs='abc': expected an int"),
+    ("seed=1.5", "seed=1.5: expected an int"),
+    ("val_ratio=1.5", "val_ratio must be a probability"),
+    ("lr=fast", "lr='fast'"),
+    ("temperature=0", "temperature must be positive"),
+    ("split=temporal", "unknown split 'temporal'"),
+    ("monitor=ndcg@50", "monitor 'ndcg@50' is not a computed metric"),
+    ("noequals", "--set expects key=value"),
+    ("params=3", "'params' must be a mapping"),
+])
+def test_bad_set_values(small, override, needle):
+    assert_clean_failure(train("--dataset", str(small), "--set", override), needle)
+
+
+def test_negative_epochs_and_batch_size():
+    assert_clean_failure(train("--epochs", "-1"), "--epochs must be >= 0")
+    assert_clean_failure(train("--method", "lightgcn", "--batch-size", "0"),
+                         "batch size must be >= 1")
+
+
+def test_loo_split_of_data_without_timestamps(small):
+    assert_clean_failure(train("--dataset", str(small), "--split", "loo"),
+                         "leave-one-out split needs timestamps")
+
+
+def test_bad_config_files(tmp_path):
+    assert_clean_failure(train("--config", str(tmp_path / "none.yaml")),
+                         "config file not found", "none.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("method: sgl\nepochs: [1,\n")
+    assert_clean_failure(train("--config", str(broken)), "broken.yaml", "not valid YAML")
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- method\n- sgl\n")
+    assert_clean_failure(train("--config", str(listed)), "expected a mapping")
+
+
+def test_commands_on_a_folder_that_is_not_a_run(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for args in (["evaluate", "empty"], ["recommend", "empty", "--user", "0"],
+                 ["train", "--resume", "empty", "--no-progress"]):
+        assert_clean_failure(run(*args), "not a run directory", "no config.yaml")
+
+
+def test_data_info_of_an_unknown_dataset():
+    assert_clean_failure(run("data", "info", "movielens-1b"), "unknown dataset 'movielens-1b'",
+                         "synthetic")
+
+
+def test_registered_dataset_missing_from_the_data_root(tmp_path):
+    assert_clean_failure(run("data", "info", "gowalla", "--data-root", str(tmp_path)),
+                         "dataset 'gowalla' not found", str(tmp_path / "gowalla"))
+
+
+def test_the_installed_command_exits_1_without_a_traceback():
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "ssgraphrec.cli", "train", "--method", "nope"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("Error: unknown method 'nope'")
+    assert proc.stdout == ""

@@ -1,0 +1,272 @@
+"""The command line, end to end on the built-in synthetic data with tiny settings.
+
+One small SGL run (2 epochs, embedding size 8, one layer, big batches) is
+shared by the tests that read, evaluate, recommend from or resume a run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from ssgraphrec.cli import main
+from ssgraphrec.data import DATASETS, INTERACTS, ITEM, USER, load_dataset, summary
+from ssgraphrec.methods import METHODS
+from ssgraphrec.transforms import AUGMENTATIONS
+
+TINY = ["--no-progress", "--batch-size", "8192", "--set", "emb_dim=8", "--set", "num_layers=1"]
+KS_METRICS = [f"{m}@{k}" for m in ("recall", "ndcg", "precision", "hit") for k in (10, 20)]
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _threads(one_torch_thread):
+    pass
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+@pytest.fixture(scope="module")
+def sgl_training(tmp_path_factory) -> tuple[Path, str]:
+    """A 2-epoch SGL run on the synthetic data: (run directory, what ``train`` printed)."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    result = invoke("train", "--epochs", "2", "--out", str(out), *TINY)
+    return out, result.stdout
+
+
+@pytest.fixture(scope="module")
+def sgl_run(sgl_training) -> Path:
+    return sgl_training[0]
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    """The synthetic data as the runs above split it (seed 2020, validation 0.1)."""
+    return load_dataset("synthetic", seed=2020, val_ratio=0.1)
+
+
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory) -> Path:
+    """A small triples file: 120 users with 6-15 rows over 80 items, popularity skewed."""
+    rng = np.random.default_rng(0)
+    p = 1.0 / np.arange(1, 81)
+    rows = [f"u{u} i{i} 1\n" for u in range(120)
+            for i in rng.choice(80, rng.integers(6, 16), replace=False, p=p / p.sum())]
+    path = tmp_path_factory.mktemp("small") / "small.txt"
+    path.write_text("".join(rows))
+    return path
+
+
+def table_values(output: str) -> dict[str, float]:
+    """The metric table the CLI prints, as ``{"recall@10": 0.1234, ...}``."""
+    lines = output.splitlines()
+    header = next(k for k, line in enumerate(lines) if line.strip().startswith("@"))
+    ks = [int(t[1:]) for t in lines[header].split()]
+    values = {}
+    for line in lines[header + 1:]:
+        m = re.match(r"^\s*(recall|ndcg|precision|hit)((?:\s+[\d.]+)+)\s*$", line)
+        if not m:
+            break
+        for k, v in zip(ks, m.group(2).split(), strict=True):
+            values[f"{m.group(1)}@{k}"] = float(v)
+    return values
+
+
+def test_train_writes_the_run_directory(sgl_run):
+    assert {p.name for p in sgl_run.iterdir()} >= {"config.yaml", "metrics.jsonl",
+                                                   "results.json", "best.pt", "last.pt"}
+    records = [json.loads(line) for line in (sgl_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    for r in records:
+        assert set(r["loss"]) == {"bpr", "reg", "ssl"}
+        assert all(v == v and v >= 0 for v in r["loss"].values())  # finite, not NaN
+        assert 0.0 <= r["val"]["ndcg@20"] <= 1.0
+    results = json.loads((sgl_run / "results.json").read_text())
+    assert results["method"] == "sgl" and results["dataset"] == "synthetic"
+    assert results["epochs_trained"] == 2 and results["best_epoch"] in (1, 2)
+    for name in KS_METRICS:
+        assert 0.0 <= results["test"][name] <= 1.0, name
+    assert results["test"]["hit@20"] >= results["test"]["hit@10"]
+    assert results["data"]["users"] == 3000 and results["data"]["items"] == 2000
+    config = yaml.safe_load((sgl_run / "config.yaml").read_text())
+    assert config["method"] == "sgl" and config["epochs"] == 2
+    assert config["params"]["emb_dim"] == 8 and config["params"]["num_layers"] == 1
+    assert config["params"]["batch_size"] == 8192 and config["params"]["aug"] == "edge_drop"
+    best = torch.load(sgl_run / "best.pt", weights_only=False)
+    assert best["epoch"] == results["best_epoch"]
+    assert best["method"]["encoder.user_emb"].shape == (3000, 8)
+
+
+def test_train_prints_the_test_metrics(sgl_training):
+    run, printed = sgl_training
+    results = json.loads((run / "results.json").read_text())
+    values = table_values(printed)
+    assert set(values) == set(KS_METRICS)
+    for name in KS_METRICS:
+        assert values[name] == pytest.approx(results["test"][name], abs=5e-5), name
+    assert f"run directory: {run}" in printed
+
+
+def test_evaluate_reproduces_the_saved_test_metrics(sgl_run):
+    results = json.loads((sgl_run / "results.json").read_text())
+    out = invoke("evaluate", str(sgl_run)).output
+    printed = table_values(out)
+    assert printed["recall@20"] == pytest.approx(results["test"]["recall@20"], abs=5e-5)
+    for name in KS_METRICS:
+        assert printed[name] == pytest.approx(results["test"][name], abs=5e-5), name
+    assert f"epoch {results['best_epoch']}" in out
+
+
+def test_recommend_gives_k_new_items(sgl_run, synthetic):
+    out = invoke("recommend", str(sgl_run), "--user", "0", "-k", "5").output
+    rows = [line.split() for line in out.splitlines() if line.strip()]
+    assert [int(r[0]) for r in rows] == [1, 2, 3, 4, 5]
+    items = [r[1] for r in rows]
+    scores = [float(r[2]) for r in rows]
+    assert len(set(items)) == 5
+    assert scores == sorted(scores, reverse=True)
+    data = synthetic
+    results = json.loads((sgl_run / "results.json").read_text())
+    assert summary(data)["fingerprint"] == results["data"]["fingerprint"]
+    user = data[USER].raw_id.index("0")
+    store = data[INTERACTS]
+    owned = {data[ITEM].raw_id[i] for e in (store.edge_index, store.val_edge_index)
+             for i in e[1, e[0] == user].tolist()}
+    assert len(owned) >= 3
+    assert not set(items) & owned
+    assert set(items) <= set(data[ITEM].raw_id)
+
+
+def test_recommend_unknown_user(sgl_run):
+    result = CliRunner().invoke(main, ["recommend", str(sgl_run), "--user", "nobody"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "user 'nobody' is not in the dataset" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_resume_continues_from_last_checkpoint(sgl_run, tmp_path):
+    run = tmp_path / "resumed"
+    shutil.copytree(sgl_run, run)
+    before = (run / "metrics.jsonl").read_text().splitlines()
+    out = invoke("train", "--resume", str(run), "--epochs", "3", "--no-progress").output
+    after = (run / "metrics.jsonl").read_text().splitlines()
+    # Two old epochs kept, one new epoch 3 appended: it continued, it did not restart.
+    assert after[:2] == before
+    assert [json.loads(line)["epoch"] for line in after] == [1, 2, 3]
+    results = json.loads((run / "results.json").read_text())
+    assert results["epochs_trained"] == 3
+    assert yaml.safe_load((run / "config.yaml").read_text())["params"]["emb_dim"] == 8
+    assert "test metrics of sgl on synthetic" in out
+
+
+def test_out_directory_of_an_existing_run_is_refused(sgl_run):
+    stamp = (sgl_run / "metrics.jsonl").read_text()
+    result = CliRunner().invoke(main, ["train", "--method", "mostpop", "--out", str(sgl_run),
+                                       "--no-progress"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "already holds a run" in result.output and "--resume" in result.output
+    assert (sgl_run / "metrics.jsonl").read_text() == stamp
+
+
+def test_mostpop_ranks_by_training_popularity(tmp_path, small_file):
+    out = tmp_path / "pop"
+    invoke("train", "--method", "mostpop", "--dataset", str(small_file), "--out", str(out),
+           "--no-progress")
+    results = json.loads((out / "results.json").read_text())
+    assert results["method"] == "mostpop" and results["epochs_trained"] == 0
+    assert not (out / "metrics.jsonl").exists()  # nothing to train
+    for name in KS_METRICS:
+        assert 0.0 < results["test"][name] <= 1.0
+    # Its top items for u0 are the most popular training items that u0 does not have.
+    data = load_dataset(str(small_file), seed=2020, val_ratio=0.1)
+    assert summary(data)["fingerprint"] == results["data"]["fingerprint"]
+    store = data[INTERACTS]
+    pop = torch.bincount(store.edge_index[1], minlength=data[ITEM].num_nodes).float()
+    for e in (store.edge_index, store.val_edge_index):
+        pop[e[1, e[0] == 0]] = -1
+    out_lines = invoke("recommend", str(out), "--user", "u0", "-k", "3").output.splitlines()
+    scores = [float(line.split()[2]) for line in out_lines]
+    assert scores == pop.sort(descending=True).values[:3].tolist()
+    top = out_lines[0].split()
+    assert top[1] == data[ITEM].raw_id[int(pop.argmax())]
+
+
+def test_config_file_and_set_overrides_take_effect(tmp_path, small_file):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("method: lightgcn\nepochs: 5\nseed: 7\nval_ratio: 0.2\n"
+                   "params:\n  emb_dim: 4\n  reg: 0.5\n")
+    out = tmp_path / "cfg"
+    invoke("train", "--config", str(cfg), "--epochs", "0", "--set", "seed=11",
+           "--dataset", str(small_file),
+           "--set", "num_layers=1", "--set", "lr=0.005", "--set", "eval_ks=[5,10,20]",
+           "--out", str(out), "--no-progress")
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["method"] == "lightgcn"  # from the file
+    assert saved["epochs"] == 0  # the option beats the file
+    assert saved["seed"] == 11  # --set beats the file
+    assert saved["val_ratio"] == 0.2
+    assert saved["eval_ks"] == [5, 10, 20]
+    assert saved["params"]["emb_dim"] == 4 and saved["params"]["reg"] == 0.5
+    assert saved["params"]["num_layers"] == 1 and saved["params"]["lr"] == 0.005
+    results = json.loads((out / "results.json").read_text())
+    assert "recall@5" in results["test"]
+    assert results["seed"] == 11
+    assert results["data"]["val"] > 0
+    state = torch.load(out / "best.pt", weights_only=False)["method"]
+    assert state["encoder.user_emb"].shape == (120, 4)
+
+
+def test_methods_lists_one_line_per_method():
+    lines = invoke("methods").output.strip().splitlines()
+    assert len(lines) == len(METHODS.items())
+    assert [line.split()[0] for line in lines] == list(METHODS)
+    assert {"sgl", "lightgcn", "mostpop"} <= {line.split()[0] for line in lines}
+
+
+def test_augs_lists_one_line_per_augmentation():
+    lines = invoke("augs").output.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(AUGMENTATIONS)
+    assert {"edge_drop", "node_drop", "random_walk"} <= set(AUGMENTATIONS)
+
+
+def test_data_list_lists_one_line_per_dataset(monkeypatch, tmp_path):
+    monkeypatch.setenv("SSGRAPHREC_DATA", str(tmp_path))
+    (tmp_path / "gowalla").mkdir()
+    lines = invoke("data", "list").output.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(DATASETS)
+    status = {line.split()[0]: line for line in lines}
+    assert status["synthetic"].endswith("(built in)")
+    assert status["gowalla"].endswith("(present)")
+    assert f"absent from {tmp_path}" in status["ml-100k"]
+
+
+def test_data_info_synthetic():
+    out = invoke("data", "info", "synthetic").output
+    info = dict(line.split(None, 1) for line in out.strip().splitlines())
+    assert list(info) == ["name", "users", "items", "train", "val", "test", "social_links",
+                          "fingerprint"]
+    assert info["name"] == "synthetic"
+    assert info["users"] == "3000" and info["items"] == "2000"
+    assert all(int(info[k]) > 0 for k in ("train", "val", "test", "social_links"))
+
+
+def test_data_info_of_a_path(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("a x\na y\nb x\nb y\nb z\n")
+    out = invoke("data", "info", str(path)).output
+    info = dict(line.split(None, 1) for line in out.strip().splitlines())
+    # a: 2 rows -> 1 test, 1 train; b: 3 rows -> 1 test, then 1 of the 2 left for validation.
+    assert (info["users"], info["items"]) == ("2", "3")
+    assert (info["train"], info["val"], info["test"]) == ("2", "1", "2")
