@@ -81,12 +81,14 @@ def test_unknown_setting():
     assert "drop_ratio" in msg and "epochs" in msg  # it lists what is known
 
 
-def test_cutoff_larger_than_the_item_count():
-    assert_clean_failure(train("--method", "mostpop", "--set", "eval_ks=[10,20,100000]"),
-                         "K=100000", "larger than the number of items (2000)")
+def test_cutoff_larger_than_the_item_count(small):
+    assert_clean_failure(train("--method", "mostpop", "--dataset", str(small),
+                               "--set", "eval_ks=[10,20,100000]"),
+                         "K=100000", "larger than the number of items (40)")
     # Without K=20 the default monitor ndcg@20 is not computed: also a clear error.
-    assert_clean_failure(train("--method", "mostpop", "--set", "eval_ks=[10,100000]",
-                               "--out", "run2"), "ndcg@20", "100000")
+    assert_clean_failure(train("--method", "mostpop", "--dataset", str(small),
+                               "--set", "eval_ks=[10,100000]", "--out", "run2"),
+                         "ndcg@20", "100000")
 
 
 def test_empty_test_split(tmp_path):

@@ -1,7 +1,9 @@
-"""The command line, end to end on the built-in synthetic data with tiny settings.
+"""The command line, end to end with tiny settings, so that each call takes seconds.
 
-One small SGL run (2 epochs, embedding size 8, one layer, big batches) is
-shared by the tests that read, evaluate, recommend from or resume a run.
+One small SGL run (2 epochs, embedding size 8, one layer) on a generated
+triples file is shared by the tests that read, evaluate, recommend from or
+resume a run; the built-in synthetic data (the default dataset, a few times
+bigger) is used where no training is needed.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ import yaml
 from click.testing import CliRunner
 
 from ssgraphrec.cli import main
-from ssgraphrec.data import DATASETS, INTERACTS, ITEM, USER, load_dataset, summary
+from ssgraphrec.data import DATASETS, INTERACTS, ITEM, USER, SyntheticConfig, load_dataset, summary
 from ssgraphrec.methods import METHODS
 from ssgraphrec.transforms import AUGMENTATIONS
 
-TINY = ["--no-progress", "--batch-size", "8192", "--set", "emb_dim=8", "--set", "num_layers=1"]
+TINY = ["--no-progress", "--batch-size", "512", "--set", "emb_dim=8", "--set", "num_layers=1"]
 KS_METRICS = [f"{m}@{k}" for m in ("recall", "ndcg", "precision", "hit") for k in (10, 20)]
-
+N_USERS, N_ITEMS = 200, 120
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -39,34 +41,35 @@ def invoke(*args: str):
 
 
 @pytest.fixture(scope="module")
-def sgl_training(tmp_path_factory) -> tuple[Path, str]:
-    """A 2-epoch SGL run on the synthetic data: (run directory, what ``train`` printed)."""
+def small_file(tmp_path_factory) -> Path:
+    """A triples file: 200 users with 8-20 rows each over 120 items, popularity skewed."""
+    rng = np.random.default_rng(0)
+    p = 1.0 / np.arange(1, N_ITEMS + 1) ** 0.7
+    rows = [f"u{u} i{i} 1\n" for u in range(N_USERS)
+            for i in rng.choice(N_ITEMS, rng.integers(8, 21), replace=False, p=p / p.sum())]
+    path = tmp_path_factory.mktemp("small") / "small.txt"
+    path.write_text("".join(rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_data(small_file):
+    """The file's data as the runs split it (default seed 2020, validation 0.1)."""
+    return load_dataset(str(small_file), seed=2020, val_ratio=0.1)
+
+
+@pytest.fixture(scope="module")
+def sgl_training(tmp_path_factory, small_file) -> tuple[Path, str]:
+    """A 2-epoch SGL run: (run directory, what ``train`` printed)."""
     out = tmp_path_factory.mktemp("cli") / "run"
-    result = invoke("train", "--epochs", "2", "--out", str(out), *TINY)
+    result = invoke("train", "--epochs", "2", "--dataset", str(small_file), "--out", str(out),
+                    *TINY)
     return out, result.stdout
 
 
 @pytest.fixture(scope="module")
 def sgl_run(sgl_training) -> Path:
     return sgl_training[0]
-
-
-@pytest.fixture(scope="module")
-def synthetic():
-    """The synthetic data as the runs above split it (seed 2020, validation 0.1)."""
-    return load_dataset("synthetic", seed=2020, val_ratio=0.1)
-
-
-@pytest.fixture(scope="module")
-def small_file(tmp_path_factory) -> Path:
-    """A small triples file: 120 users with 6-15 rows over 80 items, popularity skewed."""
-    rng = np.random.default_rng(0)
-    p = 1.0 / np.arange(1, 81)
-    rows = [f"u{u} i{i} 1\n" for u in range(120)
-            for i in rng.choice(80, rng.integers(6, 16), replace=False, p=p / p.sum())]
-    path = tmp_path_factory.mktemp("small") / "small.txt"
-    path.write_text("".join(rows))
-    return path
 
 
 def table_values(output: str) -> dict[str, float]:
@@ -84,7 +87,7 @@ def table_values(output: str) -> dict[str, float]:
     return values
 
 
-def test_train_writes_the_run_directory(sgl_run):
+def test_train_writes_the_run_directory(sgl_run, small_file):
     assert {p.name for p in sgl_run.iterdir()} >= {"config.yaml", "metrics.jsonl",
                                                    "results.json", "best.pt", "last.pt"}
     records = [json.loads(line) for line in (sgl_run / "metrics.jsonl").read_text().splitlines()]
@@ -94,19 +97,21 @@ def test_train_writes_the_run_directory(sgl_run):
         assert all(v == v and v >= 0 for v in r["loss"].values())  # finite, not NaN
         assert 0.0 <= r["val"]["ndcg@20"] <= 1.0
     results = json.loads((sgl_run / "results.json").read_text())
-    assert results["method"] == "sgl" and results["dataset"] == "synthetic"
+    assert results["method"] == "sgl" and results["dataset"].endswith("small.txt")
     assert results["epochs_trained"] == 2 and results["best_epoch"] in (1, 2)
     for name in KS_METRICS:
         assert 0.0 <= results["test"][name] <= 1.0, name
     assert results["test"]["hit@20"] >= results["test"]["hit@10"]
-    assert results["data"]["users"] == 3000 and results["data"]["items"] == 2000
+    assert results["data"]["users"] == N_USERS
+    assert results["data"]["items"] == len({line.split()[1] for line in
+                                            small_file.read_text().splitlines()})
     config = yaml.safe_load((sgl_run / "config.yaml").read_text())
     assert config["method"] == "sgl" and config["epochs"] == 2
     assert config["params"]["emb_dim"] == 8 and config["params"]["num_layers"] == 1
-    assert config["params"]["batch_size"] == 8192 and config["params"]["aug"] == "edge_drop"
+    assert config["params"]["batch_size"] == 512 and config["params"]["aug"] == "edge_drop"
     best = torch.load(sgl_run / "best.pt", weights_only=False)
     assert best["epoch"] == results["best_epoch"]
-    assert best["method"]["encoder.user_emb"].shape == (3000, 8)
+    assert best["method"]["encoder.user_emb"].shape == (N_USERS, 8)
 
 
 def test_train_prints_the_test_metrics(sgl_training):
@@ -129,22 +134,22 @@ def test_evaluate_reproduces_the_saved_test_metrics(sgl_run):
     assert f"epoch {results['best_epoch']}" in out
 
 
-def test_recommend_gives_k_new_items(sgl_run, synthetic):
-    out = invoke("recommend", str(sgl_run), "--user", "0", "-k", "5").output
+def test_recommend_gives_k_new_items(sgl_run, small_data):
+    out = invoke("recommend", str(sgl_run), "--user", "u0", "-k", "5").output
     rows = [line.split() for line in out.splitlines() if line.strip()]
     assert [int(r[0]) for r in rows] == [1, 2, 3, 4, 5]
     items = [r[1] for r in rows]
     scores = [float(r[2]) for r in rows]
     assert len(set(items)) == 5
     assert scores == sorted(scores, reverse=True)
-    data = synthetic
+    data = small_data
     results = json.loads((sgl_run / "results.json").read_text())
     assert summary(data)["fingerprint"] == results["data"]["fingerprint"]
-    user = data[USER].raw_id.index("0")
+    user = data[USER].raw_id.index("u0")
     store = data[INTERACTS]
     owned = {data[ITEM].raw_id[i] for e in (store.edge_index, store.val_edge_index)
              for i in e[1, e[0] == user].tolist()}
-    assert len(owned) >= 3
+    assert len(owned) >= 5
     assert not set(items) & owned
     assert set(items) <= set(data[ITEM].raw_id)
 
@@ -168,7 +173,23 @@ def test_resume_continues_from_last_checkpoint(sgl_run, tmp_path):
     results = json.loads((run / "results.json").read_text())
     assert results["epochs_trained"] == 3
     assert yaml.safe_load((run / "config.yaml").read_text())["params"]["emb_dim"] == 8
-    assert "test metrics of sgl on synthetic" in out
+    assert "test metrics of sgl on " in out and "small.txt" in out
+
+
+def test_resumed_run_equals_an_uninterrupted_one(sgl_run, small_file, tmp_path):
+    run = tmp_path / "resumed"
+    shutil.copytree(sgl_run, run)
+    invoke("train", "--resume", str(run), "--epochs", "3", "--no-progress")
+    straight = tmp_path / "straight"
+    invoke("train", "--epochs", "3", "--dataset", str(small_file), "--out", str(straight), *TINY)
+    a, b = ([json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+            for d in (run, straight))
+    for ra, rb in zip(a, b, strict=True):
+        assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-5)
+        assert ra["val"]["ndcg@20"] == pytest.approx(rb["val"]["ndcg@20"], abs=1e-6)
+    ta, tb = (json.loads((d / "results.json").read_text())["test"] for d in (run, straight))
+    for name in KS_METRICS:
+        assert ta[name] == pytest.approx(tb[name], abs=1e-6), name
 
 
 def test_out_directory_of_an_existing_run_is_refused(sgl_run):
@@ -180,7 +201,7 @@ def test_out_directory_of_an_existing_run_is_refused(sgl_run):
     assert (sgl_run / "metrics.jsonl").read_text() == stamp
 
 
-def test_mostpop_ranks_by_training_popularity(tmp_path, small_file):
+def test_mostpop_ranks_by_training_popularity(tmp_path, small_file, small_data):
     out = tmp_path / "pop"
     invoke("train", "--method", "mostpop", "--dataset", str(small_file), "--out", str(out),
            "--no-progress")
@@ -190,7 +211,7 @@ def test_mostpop_ranks_by_training_popularity(tmp_path, small_file):
     for name in KS_METRICS:
         assert 0.0 < results["test"][name] <= 1.0
     # Its top items for u0 are the most popular training items that u0 does not have.
-    data = load_dataset(str(small_file), seed=2020, val_ratio=0.1)
+    data = small_data
     assert summary(data)["fingerprint"] == results["data"]["fingerprint"]
     store = data[INTERACTS]
     pop = torch.bincount(store.edge_index[1], minlength=data[ITEM].num_nodes).float()
@@ -201,6 +222,19 @@ def test_mostpop_ranks_by_training_popularity(tmp_path, small_file):
     assert scores == pop.sort(descending=True).values[:3].tolist()
     top = out_lines[0].split()
     assert top[1] == data[ITEM].raw_id[int(pop.argmax())]
+
+
+def test_mostpop_on_the_default_synthetic_data(tmp_path):
+    out = tmp_path / "syn"
+    printed = invoke("train", "--method", "mostpop", "--out", str(out), "--no-progress").output
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset"] == "synthetic"
+    assert results["data"]["users"] == SyntheticConfig().num_users
+    assert results["data"]["items"] == SyntheticConfig().num_items
+    assert results["data"]["social_links"] > 0
+    assert set(table_values(printed)) == set(KS_METRICS)
+    assert results["test"]["users_evaluated"] + results["test"]["users_skipped"] == \
+        SyntheticConfig().num_users
 
 
 def test_config_file_and_set_overrides_take_effect(tmp_path, small_file):
@@ -225,7 +259,7 @@ def test_config_file_and_set_overrides_take_effect(tmp_path, small_file):
     assert results["seed"] == 11
     assert results["data"]["val"] > 0
     state = torch.load(out / "best.pt", weights_only=False)["method"]
-    assert state["encoder.user_emb"].shape == (120, 4)
+    assert state["encoder.user_emb"].shape == (N_USERS, 4)
 
 
 def test_methods_lists_one_line_per_method():
@@ -258,7 +292,8 @@ def test_data_info_synthetic():
     assert list(info) == ["name", "users", "items", "train", "val", "test", "social_links",
                           "fingerprint"]
     assert info["name"] == "synthetic"
-    assert info["users"] == "3000" and info["items"] == "2000"
+    assert info["users"] == str(SyntheticConfig().num_users)
+    assert info["items"] == str(SyntheticConfig().num_items)
     assert all(int(info[k]) > 0 for k in ("train", "val", "test", "social_links"))
 
 

@@ -12,8 +12,9 @@ from torch_geometric.data import HeteroData
 
 from ..config import RunConfig, apply, method_config
 from ..data import load_dataset
-from ..data.schema import summary
+from ..data.schema import INTERACTS, summary
 from ..errors import SSGraphRecError
+from ..eval.ranking import check_cutoffs
 from ..methods import METHODS, Method
 from ..sparse import resolve_backend
 from . import run_dir as rd
@@ -46,6 +47,10 @@ def build(cfg: RunConfig) -> Run:
     seed_everything(cfg.seed)
     data = load_dataset(cfg.dataset, split=cfg.split, test_ratio=cfg.test_ratio,
                         val_ratio=cfg.val_ratio, seed=cfg.seed, root=cfg.data_root)
+    check_cutoffs(cfg.eval_ks, int(data["item"].num_nodes))
+    if data[INTERACTS].test_edge_index.size(1) == 0:
+        raise SSGraphRecError(f"the test split of {cfg.dataset!r} is empty: nothing to evaluate "
+                              "(every user has a single interaction, or the test file is empty)")
     data = data.to(device)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     method = cls(data, mcfg, backend=cfg.sparse_backend, generator=generator).to(device)
