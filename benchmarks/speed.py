@@ -90,28 +90,62 @@ def _loadavg() -> float | None:
         return None
 
 
-def timed(fn: Callable[[], object], reps: int, warmup: int = 1) -> tuple[list[float], object]:
-    """Seconds of ``reps`` calls after ``warmup`` calls; also the first call's result."""
+class Stopwatch:
+    """Wall-clock and process CPU seconds of a ``with`` block.
+
+    With one thread the CPU time hardly depends on other processes competing
+    for the cores, so it is the steadier figure on a busy machine; with
+    several threads it adds up all threads (spin-waits included).
+    """
+
+    def __enter__(self) -> Stopwatch:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = time.process_time() - self._cpu
+
+    @property
+    def sample(self) -> tuple[float, float]:
+        return self.wall, self.cpu
+
+
+Samples = list[tuple[float, float]]  # (wall s, cpu s) per repetition
+
+
+def timed(fn: Callable[[], object], reps: int, warmup: int = 1) -> tuple[Samples, object]:
+    """(wall, cpu) seconds of ``reps`` calls after ``warmup`` calls, and the first result."""
     first = None
     for k in range(warmup):
         res = fn()
         if k == 0:
             first = res
-    times = []
+    samples: Samples = []
     for _ in range(reps):
-        t0 = time.perf_counter()
-        res = fn()
-        times.append(time.perf_counter() - t0)
+        with Stopwatch() as sw:
+            res = fn()
+        samples.append(sw.sample)
         if first is None:
             first = res
         del res
-    return times, first
+    return samples, first
 
 
-def summary_ms(times: list[float]) -> dict:
-    return {"median_ms": round(1e3 * statistics.median(times), 2),
-            "min_ms": round(1e3 * min(times), 2),
-            "times_ms": [round(1e3 * t, 2) for t in times]}
+def summary_ms(samples: Samples) -> dict:
+    wall, cpu = [w for w, _ in samples], [c for _, c in samples]
+    return {"median_ms": round(1e3 * statistics.median(wall), 2),
+            "min_ms": round(1e3 * min(wall), 2),
+            "cpu_median_ms": round(1e3 * statistics.median(cpu), 2),
+            "times_ms": [round(1e3 * t, 2) for t in wall],
+            "cpu_times_ms": [round(1e3 * t, 2) for t in cpu]}
+
+
+def summary_s(samples: Samples) -> dict:
+    wall, cpu = [w for w, _ in samples], [c for _, c in samples]
+    return {"median_s": round(statistics.median(wall), 4), "min_s": round(min(wall), 4),
+            "cpu_median_s": round(statistics.median(cpu), 4),
+            "times_s": [round(t, 4) for t in wall], "cpu_times_s": [round(t, 4) for t in cpu]}
 
 
 def log(msg: str) -> None:
@@ -356,15 +390,14 @@ def bench_propagation(data, reps: int, slow_reps: int, bw: dict, prototype: bool
         log(f"[prop] {name:20s} built, first call {1e3 * first:8.1f} ms "
             f"(max diff out {d_out:.1e}, grad {d_grad:.1e})")
         del out, grad
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    times: dict[str, Samples] = {name: [] for name in fns}
     for r in range(max(v[3] for v in variants)):
         for name, _, _, n_reps in variants:
             if r >= n_reps:
                 continue
-            with _patched(name):
-                t0 = time.perf_counter()
+            with _patched(name), Stopwatch() as sw:
                 fns[name]()
-                times[name].append(time.perf_counter() - t0)
+            times[name].append(sw.sample)
     for name in fns:
         results[name].update(summary_ms(times[name]))
         log(f"[prop] {name:20s} {results[name]['median_ms']:9.1f} ms median of "
@@ -374,9 +407,11 @@ def bench_propagation(data, reps: int, slow_reps: int, bw: dict, prototype: bool
         results["torch_sparse"] = {"skipped": "torch_sparse is not installed"}
 
     ours = results["ours"]["median_ms"]
+    ours_cpu = results["ours"]["cpu_median_ms"]
     for entry in results.values():
         if "median_ms" in entry:
             entry["ratio_over_ours"] = round(entry["median_ms"] / ours, 2)
+            entry["cpu_ratio_over_ours"] = round(entry["cpu_median_ms"] / ours_cpu, 2)
 
     # Kernel only: the 6 raw SpMMs, without autograd or layer means.
     x = x0.clone()
@@ -394,13 +429,14 @@ def bench_propagation(data, reps: int, slow_reps: int, bw: dict, prototype: bool
     best = bw["best_GBps"] * 1e9
     bound_ms = 1e3 * model["gather_bytes_total"] / best
     bound_once_ms = 1e3 * model["compulsory_bytes_total"] / best
-    kern = statistics.median(kern_times) * 1e3
+    kern = kernel_only["ours"]["median_ms"]
     bound = {
         **model,
         "bandwidth_GBps": bw["best_GBps"],
         "bound_ms": round(bound_ms, 2),
         "compulsory_bound_ms": round(bound_once_ms, 2),
         "ours_over_bound": round(ours / bound_ms, 2),
+        "ours_cpu_over_bound": round(ours_cpu / bound_ms, 2),
         "ours_kernel_over_bound": round(kern / bound_ms, 2),
         "ours_over_compulsory_bound": round(ours / bound_once_ms, 2),
     }
@@ -410,13 +446,14 @@ def bench_propagation(data, reps: int, slow_reps: int, bw: dict, prototype: bool
         bound["prototype_over_bound_int32"] = round(
             results["ours_prototype"]["median_ms"] / bound32_ms, 2)
         bound["prototype_kernel_over_bound_int32"] = round(
-            statistics.median(kern32_times) * 1e3 / bound32_ms, 2)
+            kernel_only["ours_prototype"]["median_ms"] / bound32_ms, 2)
     return {
         "dataset": "gowalla", "num_nodes": N, "num_users": U, "num_items": I, "nnz": nnz,
         "dim": EMB_DIM, "layers": NUM_LAYERS, "reps": reps, "slow_reps": slow_reps,
         "graph_build_ms": round(1e3 * t_graph, 2), "adjacency_build_ms": round(1e3 * t_adj, 2),
         "variants": results,
         "ratio_coo_over_ours": round(results["torch_coo"]["median_ms"] / ours, 2),
+        "cpu_ratio_coo_over_ours": results["torch_coo"]["cpu_ratio_over_ours"],
         "target_coo_over_ours": TARGET_COO_OVER_OURS,
         "target_met": results["torch_coo"]["median_ms"] / ours >= TARGET_COO_OVER_OURS,
         "kernel_only": kernel_only,
@@ -502,20 +539,19 @@ def bench_epochs(root: Path, epochs: int, run_dir: Path,
     jobs["pyg_lightgcn"] = ("torch_geometric.nn.models.LightGCN (3 layers, 64 dims, LGConv with "
                             "gcn_norm per layer), same BPR batches, Adam lr 1e-3, "
                             "recommendation_loss(lambda_reg=1e-4)", lambda ep: pyg_epoch())
-    times: dict[str, list[float]] = {name: [] for name in jobs}
+    times: dict[str, Samples] = {name: [] for name in jobs}
     losses: dict = {}
     for ep in range(epochs + 1):
         for name, (_, epoch_fn) in jobs.items():
-            with _patched(name):
-                t0 = time.perf_counter()
+            with _patched(name), Stopwatch() as sw:
                 losses[name] = epoch_fn(ep)
-                times[name].append(time.perf_counter() - t0)
-            log(f"[epoch] {name:24s} epoch {ep} {times[name][-1]:7.3f} s")
+            times[name].append(sw.sample)
+            log(f"[epoch] {name:24s} epoch {ep} {sw.wall:7.3f} s (cpu {sw.cpu:7.3f} s)")
     out: dict = {}
     for name, (desc, _) in jobs.items():
         loss = losses[name]
-        out[name] = {"description": desc, "warmup_s": round(times[name][0], 3),
-                     **_summary_s(times[name][1:]),
+        out[name] = {"description": desc, "warmup_s": round(times[name][0][0], 3),
+                     **summary_s(times[name][1:]),
                      "last_loss": ({k: round(v, 5) for k, v in loss.items()}
                                    if isinstance(loss, dict) else round(loss, 5))}
 
@@ -523,11 +559,16 @@ def bench_epochs(root: Path, epochs: int, run_dir: Path,
     lg = out["ours_lightgcn"]["median_s"]
     pyg_ratio = out["pyg_lightgcn"]["median_s"] / lg
     sgl_ratio = out["ours_sgl_ed"]["median_s"] / lg
+    def cpu_ratio(a: str, b: str) -> float:
+        return round(out[a]["cpu_median_s"] / out[b]["cpu_median_s"], 2)
+
     result = {
         "dataset": "lastfm-80-20", "train_edges": int(train.size(1)),
         "batches_per_epoch": num_batches(train.size(1), 2048), "epochs_timed": epochs,
         "methods": out,
         "ratio_pyg_over_ours_lightgcn": round(pyg_ratio, 2),
+        "cpu_ratio_pyg_over_ours_lightgcn": cpu_ratio("pyg_lightgcn", "ours_lightgcn"),
+        "cpu_ratio_sgl_over_lightgcn": cpu_ratio("ours_sgl_ed", "ours_lightgcn"),
         "target_pyg_over_ours_lightgcn": TARGET_PYG_OVER_OURS_EPOCH,
         "target_pyg_met": pyg_ratio >= TARGET_PYG_OVER_OURS_EPOCH,
         "ratio_sgl_over_lightgcn": round(sgl_ratio, 2),
@@ -540,13 +581,15 @@ def bench_epochs(root: Path, epochs: int, run_dir: Path,
             "ratio_pyg_over_ours_lightgcn": round(out["pyg_lightgcn"]["median_s"] / proto_lg, 2),
             "ratio_sgl_over_lightgcn": round(
                 out["ours_sgl_ed_prototype"]["median_s"] / proto_lg, 2),
+            "cpu_ratio_pyg_over_ours_lightgcn": cpu_ratio("pyg_lightgcn",
+                                                          "ours_lightgcn_prototype"),
+            "cpu_ratio_sgl_over_lightgcn": cpu_ratio("ours_sgl_ed_prototype",
+                                                     "ours_lightgcn_prototype"),
+            "cpu_ratio_lightgcn_over_prototype": cpu_ratio("ours_lightgcn",
+                                                           "ours_lightgcn_prototype"),
+            "cpu_ratio_sgl_over_prototype": cpu_ratio("ours_sgl_ed", "ours_sgl_ed_prototype"),
         }
     return result, trainers
-
-
-def _summary_s(times: list[float]) -> dict:
-    return {"median_s": round(statistics.median(times), 4), "min_s": round(min(times), 4),
-            "times_s": [round(t, 4) for t in times]}
 
 
 # ---------------------------------------------------------------- evaluation
@@ -560,8 +603,8 @@ def bench_eval(trainer, name: str, reps: int) -> dict:
     res = {"dataset": name, "users_evaluated": metrics["users_evaluated"],
            "num_items": int(trainer.method.num_items),
            "test_pairs": int(store.test_edge_index.size(1)),
-           "embeddings_s": round(statistics.median(emb_times), 4),
-           **_summary_s(times),
+           "embeddings_s": round(statistics.median(w for w, _ in emb_times), 4),
+           **summary_s(times),
            "recall@20": round(metrics["recall@20"], 5), "ndcg@20": round(metrics["ndcg@20"], 5)}
     log(f"[eval] {name:14s} {res['median_s']:7.3f} s (embeddings {res['embeddings_s']:.3f} s)")
     return res
@@ -582,16 +625,18 @@ def print_table(res: dict) -> None:
         p = res["propagation"]
         print(f"\n1. Propagation, {p['dataset']} ({p['num_nodes']} nodes, {p['nnz']} nnz, "
               f"d={p['dim']}), {p['layers']} layers forward + backward")
-        print(f"   {'variant':28s} {'median ms':>10s} {'min ms':>9s} {'x ours':>7s} "
-              f"{'max|dOut|':>10s} {'max|dGrad|':>10s}  ok")
+        print(f"   {'variant':20s} {'median ms':>10s} {'min ms':>9s} {'x ours':>7s} "
+              f"{'cpu ms':>9s} {'x ours':>7s} {'max|dOut|':>10s} {'max|dGrad|':>10s}  ok")
         for name, e in p["variants"].items():
             if "skipped" in e:
-                print(f"   {name:28s} skipped: {e['skipped']}")
+                print(f"   {name:20s} skipped: {e['skipped']}")
                 continue
-            print(f"   {name:28s} {e['median_ms']:10.1f} {e['min_ms']:9.1f} "
-                  f"{e['ratio_over_ours']:7.2f} {e['max_abs_diff_out']:10.1e} "
+            print(f"   {name:20s} {e['median_ms']:10.1f} {e['min_ms']:9.1f} "
+                  f"{e['ratio_over_ours']:7.2f} {e['cpu_median_ms']:9.1f} "
+                  f"{e['cpu_ratio_over_ours']:7.2f} {e['max_abs_diff_out']:10.1e} "
                   f"{e['max_abs_diff_grad']:10.1e}  {'yes' if e['allclose'] else 'NO'}")
-        print(f"   COO / ours = {p['ratio_coo_over_ours']:.2f}  (target >= "
+        print(f"   COO / ours = {p['ratio_coo_over_ours']:.2f} wall, "
+              f"{p['cpu_ratio_coo_over_ours']:.2f} cpu  (target >= "
               f"{p['target_coo_over_ours']:.0f}: {'met' if p['target_met'] else 'NOT met'})")
         k = p["kernel_only"]
         print(f"   kernel only (6 SpMMs): ours {k['ours']['median_ms']:.1f} ms"
@@ -612,24 +657,31 @@ def print_table(res: dict) -> None:
         print(f"\n2. Training epoch, {e['dataset']} ({e['train_edges']} pairs, "
               f"{e['batches_per_epoch']} batches of 2048), median of {e['epochs_timed']} "
               "after 1 warm-up")
+        print(f"   {'method':24s} {'s/epoch':>8s} {'cpu s':>8s} {'warm-up s':>10s}")
         for name, m in e["methods"].items():
-            print(f"   {name:24s} {m['median_s']:8.3f} s/epoch  (warm-up {m['warmup_s']:.3f} s)")
-        print(f"   PyG / ours LightGCN = {e['ratio_pyg_over_ours_lightgcn']:.2f}  (target >= "
+            print(f"   {name:24s} {m['median_s']:8.3f} {m['cpu_median_s']:8.3f} "
+                  f"{m['warmup_s']:10.3f}")
+        print(f"   PyG / ours LightGCN = {e['ratio_pyg_over_ours_lightgcn']:.2f} wall, "
+              f"{e['cpu_ratio_pyg_over_ours_lightgcn']:.2f} cpu  (target >= "
               f"{e['target_pyg_over_ours_lightgcn']:.0f}: "
               f"{'met' if e['target_pyg_met'] else 'NOT met'})")
-        print(f"   ours SGL / ours LightGCN = {e['ratio_sgl_over_lightgcn']:.2f}  (target <= "
+        print(f"   ours SGL / ours LightGCN = {e['ratio_sgl_over_lightgcn']:.2f} wall, "
+              f"{e['cpu_ratio_sgl_over_lightgcn']:.2f} cpu  (target <= "
               f"{e['target_sgl_over_lightgcn']:.0f}: "
               f"{'met' if e['target_sgl_met'] else 'NOT met'})")
         if "prototype" in e:
             pr = e["prototype"]
             print(f"   with the prototype kernels: PyG / ours LightGCN = "
-                  f"{pr['ratio_pyg_over_ours_lightgcn']:.2f}, SGL / LightGCN = "
-                  f"{pr['ratio_sgl_over_lightgcn']:.2f}")
+                  f"{pr['ratio_pyg_over_ours_lightgcn']:.2f} wall, "
+                  f"{pr['cpu_ratio_pyg_over_ours_lightgcn']:.2f} cpu; SGL / LightGCN = "
+                  f"{pr['ratio_sgl_over_lightgcn']:.2f} wall, "
+                  f"{pr['cpu_ratio_sgl_over_lightgcn']:.2f} cpu")
     if "eval" in res:
         print("\n3. Full-ranking evaluation of all test users (Trainer.evaluate('test'))")
         for r in res["eval"].values():
-            print(f"   {r['dataset']:14s} {r['median_s']:8.3f} s  ({r['users_evaluated']} users x "
-                  f"{r['num_items']} items; of which embeddings {r['embeddings_s']:.3f} s)")
+            print(f"   {r['dataset']:14s} {r['median_s']:8.3f} s (cpu {r['cpu_median_s']:.3f} s; "
+                  f"{r['users_evaluated']} users x "
+                  f"{r['num_items']} items; embeddings {r['embeddings_s']:.3f} s of it)")
     print()
 
 

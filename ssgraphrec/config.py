@@ -30,6 +30,7 @@ class RunConfig:
     lr: float | None = None
     seed: int = 2020
     device: str = "auto"
+    threads: int | None = None
     sparse_backend: str = "auto"
     split: str | None = None
     test_ratio: float | None = None
@@ -84,7 +85,7 @@ def apply(cfg: RunConfig, values: dict[str, Any]) -> RunConfig:
 # Run fields that are not optional (None is not allowed), and the type of each scalar field.
 _REQUIRED = {"method", "dataset", "epochs", "seed", "device", "sparse_backend", "val_ratio",
              "patience", "monitor", "eval_batch_size"}
-_TYPES = {"epochs": int, "seed": int, "patience": int, "eval_batch_size": int,
+_TYPES = {"threads": int, "epochs": int, "seed": int, "patience": int, "eval_batch_size": int,
           "batch_size": int, "lr": float, "test_ratio": float, "val_ratio": float,
           "method": str, "dataset": str, "aug": str, "device": str, "sparse_backend": str,
           "split": str, "monitor": str, "data_root": str}

@@ -110,6 +110,9 @@ def _make_kernel(crow: Tensor, col: Tensor, value: Tensor, size: int, backend: s
 
         return SparseTensor(rowptr=crow, col=col, value=value, sparse_sizes=(size, size),
                             is_sorted=True, trust_data=True)
+    if col.numel() < 2**31 and size < 2**31:
+        # 32-bit indices: PyTorch's CPU kernel would otherwise convert them on every product.
+        crow, col = crow.int(), col.int()
     with warnings.catch_warnings():  # CSR is "beta" in PyTorch; we rely on sparse.mm only
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_csr_tensor(crow, col, value, (size, size))
@@ -120,6 +123,11 @@ def _apply_kernel(kernel, x: Tensor, backend: str) -> Tensor:
         from torch_sparse import matmul
 
         return matmul(kernel, x, reduce="sum")
+    if x.device.type == "cpu":
+        # Write the product straight into a fresh tensor (beta=0 ignores its contents),
+        # saving the zero-fill and the copy that torch.sparse.mm makes on the CPU.
+        out = x.new_empty(kernel.size(0), x.size(1))
+        return torch.addmm(out, kernel, x, beta=0, out=out)
     return torch.sparse.mm(kernel, x)
 
 
@@ -270,16 +278,75 @@ def normalized_adjacency_reference(edge_index: Tensor, num_users: int, num_items
     return dinv[:, None] * a * dinv[None, :]
 
 
+def bipartite_adjacency(edge_index: Tensor, num_users: int, num_items: int,
+                        edge_weight: Tensor | None = None, backend: str = "torch",
+                        dtype: torch.dtype = torch.float32) -> Adjacency:
+    """Symmetric normalized adjacency of an explicit user-item edge list.
+
+    For views that *add* edges (e.g. :class:`ssgraphrec.transforms.GraphDiffusion`),
+    which the subset path of :meth:`BipartiteGraph.normalized_adjacency` cannot
+    express. Cost: a fresh :class:`BipartiteGraph`, i.e. two sorts of the view's
+    ``E'`` edges (``O(E' log E')``), where a subset view needs only masks and
+    prefix sums (``O(E)``); paid once per view per epoch.
+    """
+    return BipartiteGraph(edge_index, num_users, num_items, edge_weight).normalized_adjacency(
+        backend=backend, dtype=dtype)
+
+
+def _edges_of_ids(graph: BipartiteGraph, store, e_id: Tensor) -> tuple[Tensor, Tensor | None]:
+    """``[2, len(e_id)]`` edges with ids ``e_id`` and their weights (``None`` if unweighted).
+
+    Ids below ``graph.num_edges`` name the graph's edges; larger ids name edges a
+    transform added, looked up in the store's ``e_id`` / ``edge_index``
+    (weight 1).
+    """
+    E = graph.num_edges
+    e_id = e_id.to(graph.device)
+    orig = e_id < E
+    user = torch.empty_like(e_id)
+    item = torch.empty_like(e_id)
+    user[orig], item[orig] = graph.user[e_id[orig]], graph.item[e_id[orig]]
+    added = ~orig
+    if bool(added.any()):
+        store_ids = store.e_id.to(graph.device)
+        pos = (store_ids >= E).nonzero().view(-1)
+        table = torch.full((int(store_ids.max()) - E + 1,), -1, dtype=torch.long,
+                           device=graph.device)
+        table[store_ids[pos] - E] = pos
+        wanted = e_id[added] - E
+        if bool((wanted >= table.numel()).any()) or bool((table[wanted] < 0).any()):
+            raise ValueError("view_adjacency: an added edge id has no edge in the store")
+        where = table[wanted]
+        ei = store.edge_index.to(graph.device)
+        user[added], item[added] = ei[0, where], ei[1, where]
+    weight = None
+    if graph.weight is not None:
+        weight = torch.ones(e_id.numel(), dtype=graph.weight.dtype, device=graph.device)
+        weight[orig] = graph.weight[e_id[orig]]
+    return torch.stack([user, item]), weight
+
+
+def _ids_adjacency(graph: BipartiteGraph, store, e_id: Tensor, backend: str) -> Adjacency:
+    if e_id.numel() == 0 or int(e_id.max()) < graph.num_edges:
+        return graph.normalized_adjacency(e_id, backend)  # a subset: no sort needed
+    edges, weight = _edges_of_ids(graph, store, e_id)
+    return bipartite_adjacency(edges, graph.num_users, graph.num_items, weight, backend)
+
+
 def view_adjacency(graph: BipartiteGraph, store, backend: str = "torch") -> Adjacency | list[Adjacency]:
     """Adjacency of an augmented view's edge store (see :mod:`ssgraphrec.transforms`).
 
     A store with ``layer_e_id`` (random walk) gives one adjacency per layer; a
     store with ``e_id`` gives the adjacency of those edges; otherwise the
-    whole graph's.
+    whole graph's. Edge ids ``>= graph.num_edges`` are edges a transform added
+    (graph diffusion); a view with any of them is built from its explicit
+    edge list (:func:`bipartite_adjacency`), a pure subset without a sort.
     """
     if "layer_e_id" in store:
-        return [graph.normalized_adjacency(e, backend) for e in store.layer_e_id]
-    return graph.normalized_adjacency(store.e_id if "e_id" in store else None, backend)
+        return [_ids_adjacency(graph, store, e, backend) for e in store.layer_e_id]
+    if "e_id" in store:
+        return _ids_adjacency(graph, store, store.e_id, backend)
+    return graph.normalized_adjacency(None, backend)
 
 
 def adjacency_from_edges(edge_index: Tensor, value: Tensor, size: int, *, symmetric: bool = False,

@@ -51,7 +51,7 @@ def write(tmp_path: Path) -> Callable[[str, str], Path]:
     return _write
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """Run a module's tiny workloads on one thread.
 

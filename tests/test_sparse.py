@@ -93,3 +93,16 @@ def test_backend_names_are_checked():
     if not has_torch_sparse():
         with pytest.raises(ConfigError, match="not installed"):
             resolve_backend("torch_sparse")
+
+
+def test_isolated_nodes_get_zero_rows_after_propagation():
+    # user 2 and item 3 have no edges; their rows must be exactly zero (the CPU kernel
+    # writes into an uninitialised output tensor).
+    ei = torch.tensor([[0, 0, 1], [0, 1, 2]])
+    graph = BipartiteGraph(ei, 3, 4)
+    adj = graph.normalized_adjacency()
+    x = torch.full((7, 3), float("nan"))
+    x[[0, 1, 3, 4, 5]] = torch.randn(5, 3)
+    y = propagate(adj, torch.nan_to_num(x, nan=1.0))
+    assert torch.equal(y[2], torch.zeros(3)) and torch.equal(y[3 + 3], torch.zeros(3))
+    assert torch.allclose(y, adj.to_dense() @ torch.nan_to_num(x, nan=1.0), atol=1e-6)

@@ -69,20 +69,24 @@ def evaluate_ranking(score: ScoreFn, target: Tensor, exclude: Sequence[Tensor], 
     t_ptr = user_pointer(target, num_users)
     ex = [(e, user_pointer(e, num_users)) for e in exclude]
     counts = t_ptr.diff()
+    target_keys = torch.sort(target[0] * num_items + target[1]).values
     users_all = (counts > 0).nonzero().view(-1)
     sums: dict[str, Tensor] = {}
     covered = {k: torch.zeros(num_items, dtype=torch.bool, device=device) for k in ks}
     for start in range(0, users_all.numel(), batch_size):
         users = users_all[start:start + batch_size]
-        scores = score(users).float().clone()
+        scores = score(users).float()
+        if scores._base is not None:  # never write into a view of the caller's tensors
+            scores = scores.clone()
         for e, ptr in ex:
             rows, cols = gather_rows(e, ptr, users)
             scores[rows, cols] = -float("inf")
         top = torch.topk(scores, ks[-1], dim=1).indices
-        rel = torch.zeros_like(scores, dtype=torch.bool)
-        rows, cols = gather_rows(target, t_ptr, users)
-        rel[rows, cols] = True
-        per_user = ranking_metrics(rel.gather(1, top), counts[users], ks)
+        # A ranked item is a hit when (user, item) is a held-out pair: binary search in
+        # the sorted keys instead of a dense [B, num_items] relevance matrix.
+        query = users[:, None] * num_items + top
+        pos = torch.searchsorted(target_keys, query).clamp(max=target_keys.numel() - 1)
+        per_user = ranking_metrics(target_keys[pos] == query, counts[users], ks)
         for name, values in per_user.items():
             sums[name] = sums.get(name, 0.0) + values.sum()
         for k in ks:

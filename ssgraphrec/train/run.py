@@ -44,6 +44,10 @@ def build(cfg: RunConfig) -> Run:
         raise SSGraphRecError(f"--epochs must be >= 0, got {cfg.epochs}")
     if mcfg.batch_size < 1:
         raise SSGraphRecError(f"batch size must be >= 1, got {mcfg.batch_size}")
+    if cfg.threads is not None:
+        if cfg.threads < 1:
+            raise SSGraphRecError(f"--threads must be >= 1, got {cfg.threads}")
+        torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     data = load_dataset(cfg.dataset, split=cfg.split, test_ratio=cfg.test_ratio,
                         val_ratio=cfg.val_ratio, seed=cfg.seed, root=cfg.data_root)

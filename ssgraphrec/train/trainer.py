@@ -63,6 +63,7 @@ class Trainer:
         self.stopper = EarlyStopping(patience if self.has_val else 0)
         self.optimizer = (torch.optim.Adam(method.parameters(), lr=method.cfg.lr)
                           if method.trainable else None)
+        self.sampler = NegativeSampler(self.train_edges, num_items(data))
         self.start_epoch = 0
         self.epoch_times: list[float] = []
 
@@ -110,7 +111,7 @@ class Trainer:
         method = self.method
         method.train()
         method.on_epoch_start(epoch)
-        sampler = NegativeSampler(self.train_edges, num_items(self.data))
+        sampler = self.sampler
         batch_size = method.cfg.batch_size
         n = num_batches(self.train_edges.size(1), batch_size)
         totals: dict[str, float] = {}
