@@ -118,12 +118,15 @@ def _make_kernel(crow: Tensor, col: Tensor, value: Tensor, size: int, backend: s
         return torch.sparse_csr_tensor(crow, col, value, (size, size))
 
 
-def _apply_kernel(kernel, x: Tensor, backend: str) -> Tensor:
+def _apply_kernel(kernel, x: Tensor, backend: str, into_new: bool | None = None) -> Tensor:
+    """``kernel @ x``; ``into_new`` (default: on the CPU) selects the write-into path."""
     if backend == "torch_sparse":
         from torch_sparse import matmul
 
         return matmul(kernel, x, reduce="sum")
-    if x.device.type == "cpu":
+    if into_new is None:
+        into_new = x.device.type == "cpu"
+    if into_new:
         # Write the product straight into a fresh tensor (beta=0 ignores its contents),
         # saving the zero-fill and the copy that torch.sparse.mm makes on the CPU.
         out = x.new_empty(kernel.size(0), x.size(1))

@@ -106,3 +106,14 @@ def test_isolated_nodes_get_zero_rows_after_propagation():
     y = propagate(adj, torch.nan_to_num(x, nan=1.0))
     assert torch.equal(y[2], torch.zeros(3)) and torch.equal(y[3 + 3], torch.zeros(3))
     assert torch.allclose(y, adj.to_dense() @ torch.nan_to_num(x, nan=1.0), atol=1e-6)
+
+
+def test_cpu_write_into_path_equals_the_plain_sparse_mm_used_on_cuda():
+    from ssgraphrec.sparse import _apply_kernel
+
+    graph = BipartiteGraph(random_bipartite(seed=4), 7, 9)
+    adj = graph.normalized_adjacency()
+    x = torch.randn(16, 8)
+    a = _apply_kernel(adj._kernel, x, "torch", into_new=True)
+    b = _apply_kernel(adj._kernel, x, "torch", into_new=False)
+    assert torch.allclose(a, b, atol=1e-6)
