@@ -117,3 +117,20 @@ def test_cpu_write_into_path_equals_the_plain_sparse_mm_used_on_cuda():
     a = _apply_kernel(adj._kernel, x, "torch", into_new=True)
     b = _apply_kernel(adj._kernel, x, "torch", into_new=False)
     assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_lightgcn_encoder_is_the_layer_mean_of_dense_propagation():
+    from ssgraphrec.nn import LightGCNEncoder
+
+    graph = BipartiteGraph(random_bipartite(seed=5), 7, 9)
+    adj = graph.normalized_adjacency()
+    enc = LightGCNEncoder(7, 9, emb_dim=4, num_layers=3)
+    dense = adj.to_dense()
+    e0 = enc.ego().detach()
+    expected = (e0 + dense @ e0 + dense @ dense @ e0 + dense @ dense @ dense @ e0) / 4
+    users, items = enc(adj)
+    assert torch.allclose(torch.cat([users, items]), expected, atol=1e-6)
+    (users.sum() + items.sum()).backward()
+    ones = torch.ones(16, 1)
+    grad = (ones + dense @ ones + dense @ dense @ ones + dense @ dense @ dense @ ones) / 4
+    assert torch.allclose(enc.user_emb.grad, grad[:7].expand(7, 4), atol=1e-5)
