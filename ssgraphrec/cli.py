@@ -55,6 +55,8 @@ def main() -> None:
 @click.option("--batch-size", type=int, help="Training batch size. [default: the paper's]")
 @click.option("--lr", type=float, help="Learning rate. [default: the paper's]")
 @click.option("--device", help="cpu, cuda, cuda:N or auto. [default: auto]")
+@click.option("--threads", type=int,
+              help="CPU threads for PyTorch. [default: PyTorch's, one per core]")
 @click.option("--seed", type=int, help="Seed of the split, the model and the sampling.")
 @click.option("--sparse-backend", type=click.Choice(["auto", "torch", "torch_sparse"]),
               help="Sparse propagation kernel. [default: auto]")
@@ -71,7 +73,7 @@ def main() -> None:
 @click.option("--resume", type=click.Path(), help="Continue the run in this directory.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @_fail_cleanly
-def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, device, seed,
+def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, device, threads, seed,
           sparse_backend, split, test_ratio, val_ratio, patience, data_root, out, resume,
           no_progress) -> None:
     """Train a method and report test metrics of the best validation epoch."""
@@ -91,7 +93,7 @@ def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, 
             apply(cfg, load_yaml(config_file))
         options: dict[str, Any] = {
             "method": method, "aug": aug, "dataset": dataset, "epochs": epochs,
-            "batch_size": batch_size, "lr": lr, "device": device, "seed": seed,
+            "batch_size": batch_size, "lr": lr, "device": device, "threads": threads, "seed": seed,
             "sparse_backend": sparse_backend, "split": split, "test_ratio": test_ratio,
             "val_ratio": val_ratio, "patience": patience, "data_root": data_root,
         }
@@ -195,6 +197,101 @@ def data_info(name, data_root) -> None:
 
     for key, value in summary(load_dataset(name, root=data_root)).items():
         click.echo(f"{key:<26} {value}")
+
+
+@main.group()
+def bench() -> None:
+    """Leaderboards: quality over seeds, and speed (see docs/benchmarks.md)."""
+
+
+@bench.command("quality")
+@click.option("--methods", default="mostpop,lightgcn,sgl", show_default=True,
+              help="Comma-separated method names.")
+@click.option("--datasets", default="lastfm", show_default=True,
+              help="Comma-separated dataset names or paths.")
+@click.option("--epochs", type=int, default=50, show_default=True,
+              help="Maximum epochs per run (early stopping on validation NDCG@20).")
+@click.option("--seeds", type=int, default=3, show_default=True,
+              help="Number of seeds; each seed fixes the split, the initialisation and sampling.")
+@click.option("--first-seed", type=int, default=2020, show_default=True,
+              help="Seeds are first-seed, first-seed + 1, ...")
+@click.option("--out", "-o", type=click.Path(), default="benchmarks/results/quality",
+              show_default=True, help="Output folder (tables, plot, runs/).")
+@click.option("--device", help="cpu, cuda, cuda:N or auto. [default: auto]")
+@click.option("--threads", type=int, help="CPU threads for PyTorch. [default: PyTorch's]")
+@click.option("--data-root", type=click.Path(), help="Data directory. [default: $SSGRAPHREC_DATA]")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="A run setting (all cells), a method setting (the methods that have it) "
+                   "or METHOD.KEY=VALUE (one method). Repeatable.")
+@_fail_cleanly
+def bench_quality(methods, datasets, epochs, seeds, first_seed, out, device, threads, data_root,
+                  overrides) -> None:
+    """Train every (method, dataset, seed) cell and table test Recall@20 / NDCG@20.
+
+    Resumes: finished cells are read back, interrupted ones continue.
+    """
+    from .bench.quality import QualitySpec, command_line, parse_names, run_quality
+
+    if seeds < 1:
+        raise SSGraphRecError(f"--seeds must be >= 1, got {seeds}")
+    if threads is not None and threads < 1:
+        raise SSGraphRecError(f"--threads must be >= 1, got {threads}")
+    spec = QualitySpec(parse_names(methods), parse_names(datasets),
+                       list(range(first_seed, first_seed + seeds)), epochs, Path(out),
+                       parse_overrides(overrides), device, data_root, threads)
+    command = command_line("quality", {
+        "methods": ",".join(spec.methods), "datasets": ",".join(spec.datasets),
+        "epochs": epochs, "seeds": seeds, "first_seed": first_seed, "out": out,
+        "device": device, "threads": threads, "data_root": data_root, "set": overrides})
+    report = run_quality(spec, log=lambda msg: click.echo(msg, err=True), command=command)
+    click.echo(report.markdown.read_text())
+    click.echo(f"written: {report.markdown}, {report.csv}, {report.json}"
+               + (f", {report.plot}" if report.plot else " (no plot)"), err=True)
+    if report.failed:
+        raise click.ClickException(f"{len(report.failed)} cell(s) failed (listed in "
+                                   f"{report.markdown}); run the same command again to retry them")
+
+
+@bench.command("speed")
+@click.option("--methods", help="Comma-separated method names. [default: every method]")
+@click.option("--dataset", default="lastfm-80-20", show_default=True,
+              help="Dataset name or path.")
+@click.option("--epochs", type=int, default=2, show_default=True,
+              help="Timed epochs, after one untimed warm-up epoch.")
+@click.option("--eval-reps", type=int, default=3, show_default=True,
+              help="Timed full-ranking evaluations (median reported).")
+@click.option("--out", "-o", type=click.Path(), default="benchmarks/results/speed",
+              show_default=True, help="Output folder (speed.md, speed.json).")
+@click.option("--device", help="cpu, cuda, cuda:N or auto. [default: auto]")
+@click.option("--threads", type=int, help="CPU threads for PyTorch. [default: PyTorch's]")
+@click.option("--data-root", type=click.Path(), help="Data directory. [default: $SSGRAPHREC_DATA]")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="As for 'bench quality': a run setting, a method setting, or "
+                   "METHOD.KEY=VALUE. Repeatable.")
+@click.option("--same-process", is_flag=True,
+              help="Measure all methods in this process (faster start; memory figures then "
+                   "carry over from one method to the next).")
+@_fail_cleanly
+def bench_speed(methods, dataset, epochs, eval_reps, out, device, threads, data_root, overrides,
+                same_process) -> None:
+    """Seconds per epoch, evaluation seconds and peak memory, per method."""
+    from .bench.quality import command_line, parse_names
+    from .bench.speed import SpeedSpec, run_speed
+    from .methods import METHODS
+
+    if threads is not None and threads < 1:
+        raise SSGraphRecError(f"--threads must be >= 1, got {threads}")
+    names = parse_names(methods) if methods else list(METHODS)
+    spec = SpeedSpec(names, dataset, epochs, eval_reps, device=device, threads=threads,
+                     data_root=data_root, overrides=parse_overrides(overrides))
+    command = command_line("speed", {
+        "methods": ",".join(names), "dataset": dataset, "epochs": epochs,
+        "eval_reps": eval_reps, "out": out, "device": device, "threads": threads,
+        "data_root": data_root, "set": overrides, "same_process": same_process})
+    md, js, _ = run_speed(spec, Path(out), isolate=not same_process,
+                          log=lambda msg: click.echo(msg, err=True), command=command)
+    click.echo(md.read_text())
+    click.echo(f"written: {md}, {js}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,6 +23,8 @@ from .device import resolve_device
 from .seed import seed_everything
 from .trainer import Trainer
 
+VIEW_SEED_OFFSET = 7919
+
 
 @dataclass
 class Run:
@@ -57,7 +59,10 @@ def build(cfg: RunConfig) -> Run:
                               "(every user has a single interaction, or the test file is empty)")
     data = data.to(device)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    method = cls(data, mcfg, backend=cfg.sparse_backend, generator=generator).to(device)
+    # Views draw from their own stream, so that every method of a seed sees the same
+    # training batches and negatives.
+    view_generator = torch.Generator(device=device).manual_seed(cfg.seed + VIEW_SEED_OFFSET)
+    method = cls(data, mcfg, backend=cfg.sparse_backend, generator=view_generator).to(device)
     return Run(cfg, data, method, device, generator)
 
 

@@ -89,6 +89,8 @@ class Trainer:
             "optimizer": self.optimizer.state_dict() if self.optimizer else None,
             "early_stopping": self.stopper.state_dict(),
             "generator": self.generator.get_state(),
+            "method_generator": (self.method.generator.get_state()
+                                 if self.method.generator is not None else None),
             "torch_rng": torch.get_rng_state(),
             "epoch_times": self.epoch_times,
         }
@@ -102,6 +104,8 @@ class Trainer:
         self.stopper.load_state_dict(state["early_stopping"])
         self.generator.set_state(state["generator"].cpu() if hasattr(state["generator"], "cpu")
                                  else state["generator"])
+        if state.get("method_generator") is not None and self.method.generator is not None:
+            self.method.generator.set_state(state["method_generator"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
         self.epoch_times = list(state.get("epoch_times", []))
         self.start_epoch = state["epoch"] + 1

@@ -1,0 +1,376 @@
+"""Aggregate per-seed results into leaderboard rows; write Markdown, CSV and a plot.
+
+Everything here works on plain data (:class:`CellResult`), so that the
+aggregation can be checked on hand-made numbers without training anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .references import Match, Protocol, Reference, lookup, metric_label
+
+#: The metrics of the quality table, all on the test split.
+METRICS: tuple[str, ...] = ("recall@20", "ndcg@20")
+#: The validation metric plotted per epoch.
+CURVE_METRIC = "ndcg@20"
+#: Relative gains are reported against this method when it is benchmarked too.
+BASELINE = "lightgcn"
+
+
+@dataclass
+class CellResult:
+    """The outcome of one (dataset, method, seed) cell.
+
+    Attributes:
+        dataset, method, seed: the cell.
+        status: ``trained``, ``resumed``, ``cached`` (results.json was there)
+            or ``failed``.
+        test: test metrics of the selected epoch (empty when failed).
+        run_dir: the cell's run directory.
+        results: the whole ``results.json`` (empty when failed).
+        error: the error message of a failed cell.
+        curve: ``(epoch, validation metric)`` pairs from ``metrics.jsonl``.
+    """
+
+    dataset: str
+    method: str
+    seed: int
+    status: str
+    test: dict[str, float] = field(default_factory=dict)
+    run_dir: str = ""
+    results: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    curve: list[tuple[int, float]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+
+@dataclass
+class Row:
+    """One (dataset, method) line of the leaderboard: statistics over seeds."""
+
+    dataset: str
+    method: str
+    seeds: list[int]
+    failed: list[int]
+    values: dict[str, list[float]]
+    mean: dict[str, float]
+    std: dict[str, float]
+    gain_mean: dict[str, float] = field(default_factory=dict)
+    gain_std: dict[str, float] = field(default_factory=dict)
+    epochs_trained: float = math.nan
+    best_epoch: float = math.nan
+    train_s_per_epoch: float = math.nan
+    references: dict[str, list[Match]] = field(default_factory=dict)
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and *sample* standard deviation (n - 1); std is NaN for fewer than 2 values."""
+    vals = [float(v) for v in values]
+    if not vals:
+        return math.nan, math.nan
+    mean = statistics.fmean(vals)
+    return mean, (statistics.stdev(vals) if len(vals) > 1 else math.nan)
+
+
+def aggregate(cells: Iterable[CellResult], metrics: Sequence[str] = METRICS,
+              protocols: dict[str, Protocol] | None = None, baseline: str = BASELINE
+              ) -> list[Row]:
+    """One :class:`Row` per (dataset, method), in the order cells first name them.
+
+    Means and standard deviations are over the seeds whose cell succeeded.
+    ``gain_*`` is the relative gain over ``baseline`` in percent, paired by
+    seed (the same seed means the same split): mean and sample std over seeds of
+    ``100 * (ours / baseline - 1)``. With ``protocols`` (dataset -> our
+    protocol), each row carries the published figures for each metric.
+    """
+    cells = list(cells)
+    groups: dict[tuple[str, str], list[CellResult]] = {}
+    for cell in cells:
+        groups.setdefault((cell.dataset, cell.method), []).append(cell)
+    rows = []
+    for (dataset, method), group in groups.items():
+        ok = sorted((c for c in group if c.ok), key=lambda c: c.seed)
+        values = {m: [float(c.test[m]) for c in ok if m in c.test] for m in metrics}
+        row = Row(dataset, method, [c.seed for c in ok],
+                  sorted(c.seed for c in group if not c.ok), values,
+                  {m: mean_std(v)[0] for m, v in values.items()},
+                  {m: mean_std(v)[1] for m, v in values.items()})
+        row.epochs_trained = _mean(c.results.get("epochs_trained") for c in ok)
+        row.best_epoch = _mean(c.results.get("best_epoch") for c in ok)
+        row.train_s_per_epoch = _mean(c.results.get("timing", {}).get("train_s_per_epoch")
+                                      for c in ok if c.results.get("epochs_trained"))
+        if protocols is not None and dataset in protocols:
+            row.references = {m: lookup(method, dataset, m, protocols[dataset]) for m in metrics}
+        rows.append(row)
+    by_key = {(r.dataset, r.method): r for r in rows}
+    base_cells = {(c.dataset, c.seed): c for c in cells if c.method == baseline and c.ok}
+    for row in rows:
+        if row.method == baseline or (row.dataset, baseline) not in by_key:
+            continue
+        for m in metrics:
+            gains = []
+            for seed, value in zip(row.seeds, row.values[m], strict=False):
+                base = base_cells.get((row.dataset, seed))
+                if base is not None and base.test.get(m):
+                    gains.append(100.0 * (value / float(base.test[m]) - 1.0))
+            if gains:
+                row.gain_mean[m], row.gain_std[m] = mean_std(gains)
+    return rows
+
+
+def _mean(values: Iterable[Any]) -> float:
+    vals = [float(v) for v in values if isinstance(v, (int, float))]
+    return statistics.fmean(vals) if vals else math.nan
+
+
+def fmt_mean_std(mean: float, std: float, digits: int = 4) -> str:
+    """``0.1234 ± 0.0056``; just the mean when std is NaN (one seed); ``–`` when no value."""
+    if math.isnan(mean):
+        return "–"
+    if math.isnan(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def fmt_gain(mean: float | None, std: float | None) -> str:
+    """``+3.1% ± 1.2``."""
+    if mean is None or math.isnan(mean):
+        return "–"
+    text = f"{mean:+.1f}%"
+    return text if std is None or math.isnan(std) else f"{text} ± {std:.1f}"
+
+
+def _fmt_number(x: float, digits: int = 1) -> str:
+    return "–" if math.isnan(x) else f"{x:.{digits}f}"
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` atomically (a temporary file, then a rename), with the umask's permissions.
+
+    Tables are meant to be read and committed, so unlike the private files of
+    a run directory they get the usual permissions (``rw-r--r--`` with umask 022).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- Markdown
+class _Footnotes:
+    """Numbers published figures in the order a table cites them."""
+
+    def __init__(self) -> None:
+        self.refs: list[Match] = []
+
+    def cite(self, match: Match) -> int:
+        for k, m in enumerate(self.refs, 1):
+            if m.reference == match.reference:
+                return k
+        self.refs.append(match)
+        return len(self.refs)
+
+    def lines(self) -> list[str]:
+        out = []
+        for k, m in enumerate(self.refs, 1):
+            verdict = ("comparable: same K, split and budget" if m.comparable
+                       else f"**{m.label}**")
+            out.append(f"[{k}] {m.reference.describe()}. {verdict}.")
+        return out
+
+
+def _published_cell(matches: list[Match], notes: _Footnotes) -> str:
+    parts = []
+    for m in matches:
+        shown = [t for t in m.tags if t != "approx."]
+        text = ("~" if m.reference.approximate else "") + f"{m.reference.value:g}"
+        if shown:
+            text += f" ({', '.join(shown)})"
+        parts.append(f"{text} [{notes.cite(m)}]")
+    return "; ".join(parts) if parts else "–"
+
+
+def markdown_table(rows: Sequence[Row], metrics: Sequence[str] = METRICS,
+                   baseline: str = BASELINE) -> tuple[str, list[str]]:
+    """The Markdown table of ``rows`` (one dataset) and its footnotes."""
+    notes = _Footnotes()
+    labels = [metric_label(m) for m in metrics]
+    has_gain = any(r.gain_mean for r in rows)
+    head = (["method", "seeds"] + [f"test {lab}" for lab in labels]
+            + ([f"{lab} vs {baseline}" for lab in labels] if has_gain else [])
+            + [f"published {lab.split('@')[0]}" for lab in labels]
+            + ["epochs (best)", "s/epoch"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        seeds = str(len(r.seeds)) + (f" ({len(r.failed)} failed)" if r.failed else "")
+        cells = [r.method, seeds] + [fmt_mean_std(r.mean[m], r.std[m]) for m in metrics]
+        if has_gain:
+            cells += [fmt_gain(r.gain_mean.get(m), r.gain_std.get(m)) if r.method != baseline
+                      else "–" for m in metrics]
+        cells += [_published_cell(r.references.get(m, []), notes) for m in metrics]
+        epochs = ("–" if math.isnan(r.epochs_trained) or not r.epochs_trained
+                  else f"{r.epochs_trained:.3g} ({r.best_epoch:.3g})")
+        cells += [epochs, _fmt_number(r.train_s_per_epoch, 2)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines), notes.lines()
+
+
+def markdown_report(rows: Sequence[Row], *, protocols: dict[str, Protocol],
+                    header: Sequence[str], other: Sequence[Reference] = (),
+                    warnings: Sequence[str] = (), failures: Sequence[CellResult] = (),
+                    plot: str | None = None, metrics: Sequence[str] = METRICS) -> str:
+    """The whole ``quality.md``: header lines, one table per dataset, references, failures."""
+    out = ["# Quality leaderboard", "", *header, ""]
+    datasets = list(dict.fromkeys(r.dataset for r in rows))
+    for dataset in datasets:
+        part = [r for r in rows if r.dataset == dataset]
+        table, notes = markdown_table(part, metrics)
+        proto = protocols.get(dataset)
+        out += [f"## {dataset}", ""]
+        if proto is not None:
+            out += [f"Protocol: {proto.describe()}.", ""]
+        out += [table, ""]
+        if notes:
+            out += ["Published figures:", ""] + [f"- {n}" for n in notes] + [""]
+    if other:
+        out += ["## Published figures for these methods on other data", "",
+                "Not comparable with any row above (different data):", ""]
+        out += [f"- {r.describe()}" for r in other] + [""]
+    if plot:
+        out += ["## Validation curves", "", f"![validation {metric_label(CURVE_METRIC)} per epoch]"
+                f"({plot})", ""]
+    if warnings:
+        out += ["## Warnings", ""] + [f"- {w}" for w in warnings] + [""]
+    if failures:
+        out += ["## Failed cells", ""]
+        out += [f"- {c.dataset} / {c.method} / seed {c.seed}: {c.error}" for c in failures]
+        out += [""]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- CSV
+def csv_text(rows: Sequence[Row], protocols: dict[str, Protocol],
+             metrics: Sequence[str] = METRICS) -> str:
+    """One CSV line per (dataset, method); published figures beside each metric.
+
+    Several published figures for one metric are joined with `` | ``.
+    """
+    fields = ["dataset", "method", "protocol", "seeds", "failed_seeds"]
+    for m in metrics:
+        fields += [f"{m}_mean", f"{m}_std", f"{m}_values", f"{m}_gain_pct_mean",
+                   f"{m}_gain_pct_std", f"{m}_published", f"{m}_published_metric",
+                   f"{m}_published_comparable", f"{m}_published_label",
+                   f"{m}_published_source"]
+    fields += ["epochs_trained_mean", "best_epoch_mean", "train_s_per_epoch_mean"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        proto = protocols.get(r.dataset)
+        line: dict[str, Any] = {
+            "dataset": r.dataset, "method": r.method,
+            "protocol": proto.describe() if proto else "",
+            "seeds": " ".join(map(str, r.seeds)), "failed_seeds": " ".join(map(str, r.failed)),
+            "epochs_trained_mean": _csv_num(r.epochs_trained),
+            "best_epoch_mean": _csv_num(r.best_epoch),
+            "train_s_per_epoch_mean": _csv_num(r.train_s_per_epoch),
+        }
+        for m in metrics:
+            matches = r.references.get(m, [])
+            line |= {
+                f"{m}_mean": _csv_num(r.mean[m]), f"{m}_std": _csv_num(r.std[m]),
+                f"{m}_values": " ".join(f"{v:.6f}" for v in r.values[m]),
+                f"{m}_gain_pct_mean": _csv_num(r.gain_mean.get(m, math.nan)),
+                f"{m}_gain_pct_std": _csv_num(r.gain_std.get(m, math.nan)),
+                f"{m}_published": " | ".join(f"{x.reference.value:g}" for x in matches),
+                f"{m}_published_metric": " | ".join(x.reference.metric for x in matches),
+                f"{m}_published_comparable": " | ".join(str(x.comparable).lower()
+                                                        for x in matches),
+                f"{m}_published_label": " | ".join(x.label or "comparable" for x in matches),
+                f"{m}_published_source": " | ".join(x.reference.source for x in matches),
+            }
+        writer.writerow(line)
+    return buf.getvalue()
+
+
+def _csv_num(x: float) -> str:
+    return "" if x is None or math.isnan(x) else f"{x:.6g}"
+
+
+# ---------------------------------------------------------------- plot
+def plot_curves(cells: Sequence[CellResult], path: Path,
+                log: Callable[[str], None] = print) -> Path | None:
+    """Validation NDCG@20 per epoch, one panel per dataset, one line per method.
+
+    A line is the mean over seeds at each epoch (a band: min to max over
+    seeds); methods with nothing to train (no epochs) are a dashed level at
+    their validation value. Returns None, saying so through ``log``, when
+    matplotlib is not installed or there is nothing to plot.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        log("matplotlib is not installed (pip install 'ssgraphrec[plot]'): skipped the plot")
+        return None
+    datasets = list(dict.fromkeys(c.dataset for c in cells if c.ok))
+    if not datasets:
+        log("no finished cells: skipped the plot")
+        return None
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
+    drawn = False
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        methods = list(dict.fromkeys(c.method for c in cells if c.dataset == dataset and c.ok))
+        for method in methods:
+            group = [c for c in cells if c.dataset == dataset and c.method == method and c.ok]
+            by_epoch: dict[int, list[float]] = {}
+            for c in group:
+                for epoch, value in c.curve:
+                    by_epoch.setdefault(epoch, []).append(value)
+            if by_epoch:
+                epochs = sorted(by_epoch)
+                mean = [statistics.fmean(by_epoch[e]) for e in epochs]
+                line, = ax.plot(epochs, mean, marker="o", markersize=3, label=method)
+                if len(group) > 1:
+                    ax.fill_between(epochs, [min(by_epoch[e]) for e in epochs],
+                                    [max(by_epoch[e]) for e in epochs],
+                                    color=line.get_color(), alpha=0.15, linewidth=0)
+                drawn = True
+            else:
+                level = [c.results.get("val", {}).get(CURVE_METRIC) for c in group]
+                level = [v for v in level if isinstance(v, (int, float))]
+                if level:
+                    ax.axhline(statistics.fmean(level), linestyle="--", color="grey",
+                               label=f"{method} (no training)")
+                    drawn = True
+        ax.set_title(dataset)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"validation {metric_label(CURVE_METRIC)}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if not drawn:
+        plt.close(fig)
+        log(f"no validation {metric_label(CURVE_METRIC)} in any run (val_ratio=0?): "
+            "skipped the plot")
+        return None
+    fig.suptitle(f"validation {metric_label(CURVE_METRIC)}: mean over seeds (band: min-max)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

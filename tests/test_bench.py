@@ -1,0 +1,291 @@
+"""The leaderboards: aggregation, resuming, published-figure labels, the CLI, end to end.
+
+Training is either faked (a stand-in for ``train`` that counts its calls) or
+tiny (a generated 60-user triples folder, embedding size 8, one layer, one
+epoch), so the whole file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ssgraphrec.bench import quality
+from ssgraphrec.bench.quality import QualitySpec, plan, run_quality
+from ssgraphrec.bench.references import Protocol, lookup, other_data
+from ssgraphrec.bench.speed import SpeedSpec, run_speed
+from ssgraphrec.bench.table import CellResult, aggregate, fmt_mean_std, markdown_table, mean_std
+from ssgraphrec.cli import main
+from ssgraphrec.errors import SSGraphRecError
+from ssgraphrec.train import run_dir as rd
+
+TINY_SETTINGS = {"emb_dim": 8, "num_layers": 1, "batch_size": 256}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _threads(one_torch_thread):
+    pass
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """A folder with ``ratings.txt``: 60 users x 8-14 ``user item`` rows over 40 items."""
+    rng = np.random.default_rng(0)
+    p = 1.0 / np.arange(1, 41) ** 0.8
+    rows = [f"u{u} i{i}\n" for u in range(60)
+            for i in rng.choice(40, rng.integers(8, 15), replace=False, p=p / p.sum())]
+    folder = tmp_path_factory.mktemp("data") / "tiny"
+    folder.mkdir()
+    (folder / "ratings.txt").write_text("".join(rows))
+    return folder
+
+
+def cell(method: str, seed: int, recall: float, ndcg: float, dataset: str = "d") -> CellResult:
+    return CellResult(dataset, method, seed, "trained", {"recall@20": recall, "ndcg@20": ndcg},
+                      results={"epochs_trained": 4, "best_epoch": 3,
+                               "timing": {"train_s_per_epoch": 2.0}})
+
+
+# ---------------------------------------------------------------- aggregation
+def test_mean_std_is_sample_std():
+    assert mean_std([0.1, 0.2, 0.3]) == pytest.approx((0.2, 0.1))
+    mean, std = mean_std([0.5])
+    assert mean == 0.5 and math.isnan(std)
+    assert fmt_mean_std(0.2, 0.1) == "0.2000 ± 0.1000"
+    assert fmt_mean_std(0.5, math.nan) == "0.5000"
+
+
+def test_aggregate_over_seeds_with_paired_gain_and_failures():
+    cells = [cell("lightgcn", 1, 0.10, 0.05), cell("lightgcn", 2, 0.20, 0.10),
+             cell("lightgcn", 3, 0.30, 0.15),
+             cell("sgl", 1, 0.11, 0.05), cell("sgl", 2, 0.24, 0.10), cell("sgl", 3, 0.30, 0.15),
+             CellResult("d", "mostpop", 1, "failed", error="boom"), cell("mostpop", 2, 0.04, 0.02)]
+    rows = {r.method: r for r in aggregate(cells)}
+    lgc = rows["lightgcn"]
+    assert lgc.seeds == [1, 2, 3]
+    assert lgc.mean["recall@20"] == pytest.approx(0.2)
+    assert lgc.std["recall@20"] == pytest.approx(0.1)
+    assert lgc.mean["ndcg@20"] == pytest.approx(0.1)
+    assert lgc.std["ndcg@20"] == pytest.approx(0.05)
+    assert not lgc.gain_mean  # no gain of the baseline over itself
+    # sgl / lightgcn - 1 per seed: +10%, +20%, 0% -> mean 10, sample std 10
+    assert rows["sgl"].gain_mean["recall@20"] == pytest.approx(10.0)
+    assert rows["sgl"].gain_std["recall@20"] == pytest.approx(10.0)
+    pop = rows["mostpop"]
+    assert pop.seeds == [2] and pop.failed == [1]
+    assert pop.mean["recall@20"] == pytest.approx(0.04) and math.isnan(pop.std["recall@20"])
+    assert lgc.epochs_trained == 4 and lgc.train_s_per_epoch == 2.0
+
+
+# ---------------------------------------------------------------- references
+def test_reference_at_other_k_and_split_is_labelled():
+    ours = Protocol("random", test=0.1, val=0.1, epochs=5)
+    matches = lookup("lightgcn", "lastfm", "recall@20", ours)
+    assert len(matches) == 1
+    m = matches[0]
+    assert m.reference.value == 0.2064 and m.reference.metric == "recall@10"
+    assert not m.comparable
+    assert "K: published Recall@10, ours Recall@20" in m.label
+    assert "split: published random per-user split 80:10:10" in m.label
+    assert "ours random per-user split 81:9:10" in m.label
+    assert m.tags == ["@10", "other split"]
+    # the same K and an exact 8:1:1 split compare (the source states no epoch budget)
+    same = lookup("lightgcn", "lastfm", "ndcg@10", Protocol("random", test=0.1, val=1 / 9))
+    assert [x.comparable for x in same] == [True] and same[0].reference.value == 0.1972
+    # another split of the same data is still the same data, labelled as another split
+    fixed = lookup("lightgcn", "lastfm-80-20", "recall@10", Protocol("fixed", val=0.1))
+    assert len(fixed) == 1 and fixed[0].tags == ["other split"]
+
+
+def test_reference_budget_and_other_data():
+    gowalla = lookup("lightgcn", "gowalla", "ndcg@20", Protocol("fixed", val=0.1, epochs=5))
+    by_source = {m.reference.source: m for m in gowalla}
+    assert {m.reference.value for m in gowalla} == {0.1547, 0.15539}
+    pt, tf = by_source["LightGCN-PyTorch README"], by_source["official LightGCN (TensorFlow) log"]
+    assert "budget: published about 1,000 epochs, ours 5" in pt.label
+    assert pt.tags == ["other split", "other budget"]
+    assert tf.tags == ["other split"]  # that source states no epoch budget
+    assert all("published the dataset's fixed train/test files, no validation split" in m.label
+               for m in gowalla)
+    exact = lookup("lightgcn", "gowalla", "recall@20", Protocol("fixed", val=0.0, epochs=1000))
+    assert all(m.comparable for m in exact)
+    assert lookup("sgl", "ml-100k", "recall@20", Protocol("random", test=0.2, val=0.1)) == []
+    other = other_data(["sgl", "lightgcn"], ["ml-100k"])
+    assert {(r.method, r.dataset) for r in other} >= {("sgl", "ml-1m"), ("lightgcn", "ml-1m")}
+
+
+def test_table_shows_label_beside_published_figure():
+    rows = aggregate([cell("lightgcn", 1, 0.2, 0.1, dataset="lastfm")],
+                     protocols={"lastfm": Protocol("random", test=0.1, val=0.1, epochs=5)})
+    table, notes = markdown_table(rows)
+    assert "0.2064 (@10, other split) [1]" in table
+    assert "0.1972 (@10, other split) [2]" in table
+    assert notes[0].startswith("[1] LightGCN, lastfm, Recall@10 = 0.2064")
+    assert "**not comparable: K: published Recall@10, ours Recall@20" in notes[0]
+
+
+# ---------------------------------------------------------------- resuming
+def fake_train(calls: list):
+    """A stand-in for ``train``: records its call and writes config.yaml and results.json."""
+
+    def _train(cfg, out=None, *, resume=None, epochs=None, progress=True, log=None):
+        run = Path(resume or out)
+        calls.append(("resume" if resume else "new", run.parent.name, run.name))
+        run.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            rd.write_config(run, cfg.to_dict())
+        results = {"test": {"recall@20": 0.3, "ndcg@20": 0.2}, "val": {"ndcg@20": 0.1},
+                   "epochs_trained": 1, "best_epoch": 1, "data": {"fingerprint": "f"}}
+        rd.write_results(run, results)
+        return run, results
+
+    return _train
+
+
+def test_resume_skips_finished_cells_and_continues_interrupted(tiny, tmp_path, monkeypatch):
+    spec = QualitySpec(["mostpop", "lightgcn"], [str(tiny)], [1, 2], 1, tmp_path / "q",
+                       dict(TINY_SETTINGS))
+    cells = {(c.method, c.seed): c for c in plan(spec)}
+    assert {c.state for c in cells.values()} == {"new"}
+    done, cut = cells["lightgcn", 1], cells["lightgcn", 2]
+    for c in (done, cut):
+        c.run_dir.mkdir(parents=True)
+        rd.write_config(c.run_dir, {**c.cfg.to_dict(), "params": {"emb_dim": 8, "num_layers": 1}})
+    rd.write_results(done.run_dir, {"test": {"recall@20": 0.5, "ndcg@20": 0.4},
+                                    "data": {"fingerprint": "f"}})
+    (cut.run_dir / rd.LAST).write_bytes(b"checkpoint")
+    (cut.run_dir / rd.METRICS).write_text('{"epoch": 1, "val": {"ndcg@20": 0.1}}\n{"epo')
+    calls: list = []
+    monkeypatch.setattr(quality, "train", fake_train(calls))
+    report = run_quality(spec, log=lambda msg: None)
+    assert sorted(calls) == [("new", "mostpop", "seed1"), ("new", "mostpop", "seed2"),
+                             ("resume", "lightgcn", "seed2")]
+    status = {(c.method, c.seed): c.status for c in report.cells}
+    assert status == {("mostpop", 1): "trained", ("mostpop", 2): "trained",
+                      ("lightgcn", 1): "cached", ("lightgcn", 2): "resumed"}
+    lgc = next(c for c in report.cells if (c.method, c.seed) == ("lightgcn", 1))
+    assert lgc.test["recall@20"] == 0.5  # read back, not retrained
+    assert next(c for c in report.cells if c.seed == 2 and c.method == "lightgcn").curve == [(1, 0.1)]
+    # everything is done now: a second run trains nothing
+    calls.clear()
+    run_quality(spec, log=lambda msg: None)
+    assert calls == []
+
+
+def test_cell_with_other_settings_is_an_error_before_training(tiny, tmp_path, monkeypatch):
+    spec = QualitySpec(["lightgcn"], [str(tiny)], [1], 1, tmp_path / "q", dict(TINY_SETTINGS))
+    (c,) = plan(spec)
+    c.run_dir.mkdir(parents=True)
+    rd.write_config(c.run_dir, {**c.cfg.to_dict(), "epochs": 7,
+                                "params": {"emb_dim": 16, "num_layers": 1, "reg": 1e-4}})
+    rd.write_results(c.run_dir, {"test": {"recall@20": 0.5, "ndcg@20": 0.4}})
+    calls: list = []
+    monkeypatch.setattr(quality, "train", fake_train(calls))
+    with pytest.raises(SSGraphRecError, match=r"epochs=7 \(asked 1\), emb_dim=16 \(now 8\)"):
+        run_quality(spec, log=lambda msg: None)
+    assert calls == []
+
+
+def test_set_scoping(tiny, tmp_path):
+    spec = QualitySpec(["mostpop", "lightgcn", "sgl"], [str(tiny)], [1], 1, tmp_path,
+                       {"emb_dim": 8, "sgl.drop_ratio": 0.2, "patience": 3})
+    cfgs = {c.method: c.cfg for c in plan(spec)}
+    assert cfgs["mostpop"].params == {} and cfgs["mostpop"].patience == 3
+    assert cfgs["lightgcn"].params == {"emb_dim": 8}
+    assert cfgs["sgl"].params == {"emb_dim": 8, "drop_ratio": 0.2}
+    with pytest.raises(SSGraphRecError, match="none of the methods"):
+        plan(QualitySpec(["mostpop"], [str(tiny)], [1], 1, tmp_path, {"emb_dim": 8}))
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_rejects_unknown_methods_before_training(tiny, tmp_path, monkeypatch):
+    calls: list = []
+    monkeypatch.setattr(quality, "train", fake_train(calls))
+    result = CliRunner().invoke(main, ["bench", "quality", "--methods", "lightgcn,nosuch,bogus",
+                                       "--datasets", str(tiny), "--out", str(tmp_path / "q")])
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: unknown methods 'nosuch', 'bogus'; known: ")
+    assert "lightgcn" in lines[0] and "Traceback" not in result.output
+    assert calls == [] and not (tmp_path / "q").exists()
+
+
+def test_cli_end_to_end_tiny(tiny, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # the command must work without it
+    out = tmp_path / "q"
+    args = ["bench", "quality", "--methods", "mostpop,lightgcn", "--datasets", str(tiny),
+            "--epochs", "1", "--seeds", "2", "--out", str(out), "--device", "cpu",
+            "--set", "emb_dim=8", "--set", "num_layers=1", "--set", "batch_size=256"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "skipped the plot" in result.output
+    md = (out / "quality.md").read_text()
+    assert "| mostpop | 2 |" in md and "| lightgcn | 2 |" in md
+    assert "Command: `" in md and "--methods mostpop,lightgcn" in md
+    rows = list(csv.DictReader((out / "quality.csv").open()))
+    assert [r["method"] for r in rows] == ["mostpop", "lightgcn"]
+    for r in rows:
+        values = [float(v) for v in r["recall@20_values"].split()]
+        assert len(values) == 2 and float(r["recall@20_mean"]) == pytest.approx(
+            np.mean(values), abs=1e-5)
+    for seed in (2020, 2021):
+        assert (out / "runs" / "tiny" / "lightgcn" / f"seed{seed}" / rd.RESULTS).is_file()
+    strict = json.loads((out / "quality.json").read_text(),
+                        parse_constant=lambda c: pytest.fail(f"{c} in quality.json"))
+    cells = strict["cells"]
+    fps = {(c["seed"], c["fingerprint"]) for c in cells}
+    assert len(fps) == 2  # one split per seed, shared by both methods
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "4 already done" in again.output
+
+
+def test_speed_in_process(tiny, tmp_path):
+    md, js, results = run_speed(SpeedSpec(["mostpop", "lightgcn"], str(tiny), epochs=1,
+                                          eval_reps=1, device="cpu", overrides=TINY_SETTINGS),
+                                tmp_path / "s", isolate=False, log=lambda msg: None)
+    rows = {r["method"]: r for r in results["methods"]}
+    assert rows["mostpop"]["epoch_s"] is None and rows["lightgcn"]["epoch_s"] > 0
+    assert rows["lightgcn"]["sparse_backend"] in ("torch", "torch_sparse")
+    assert rows["lightgcn"]["threads"] == 1 and rows["lightgcn"]["peak_rss_mib"] > 0
+    assert "| lightgcn | " in md.read_text() and json.loads(js.read_text())["methods"]
+
+
+class _Interrupt(KeyboardInterrupt):
+    """Ctrl-C in the middle of a cell."""
+
+
+def test_interrupted_real_run_resumes_from_its_last_epoch(tiny, tmp_path):
+    spec = QualitySpec(["lightgcn"], [str(tiny)], [1], 3, tmp_path / "q",
+                       {**TINY_SETTINGS, "patience": 10}, device="cpu")
+
+    def stop_in_epoch_2(msg: str) -> None:
+        if "epoch   2 |" in msg:  # logged before epoch 2's checkpoint is written
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        run_quality(spec, log=stop_in_epoch_2)
+    (c,) = plan(spec)
+    assert c.state == "interrupted" and not (c.run_dir / rd.RESULTS).exists()
+    report = run_quality(spec, log=lambda msg: None)
+    assert [x.status for x in report.cells] == ["resumed"]
+    assert [e for e, _ in report.cells[0].curve] == [1, 2, 3]
+    assert report.cells[0].results["epochs_trained"] == 3
+
+
+def test_plot_of_validation_curves(tmp_path):
+    pytest.importorskip("matplotlib")
+    from ssgraphrec.bench.table import plot_curves
+
+    cells = [CellResult("d", "lightgcn", s, "trained", curve=[(1, 0.1 + s / 100), (2, 0.2)])
+             for s in (1, 2)]
+    cells.append(CellResult("d", "mostpop", 1, "trained", results={"val": {"ndcg@20": 0.15}}))
+    path = plot_curves(cells, tmp_path / "p.png", log=lambda msg: None)
+    assert path is not None and path.read_bytes()[:4] == b"\x89PNG"
