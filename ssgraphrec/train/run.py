@@ -55,8 +55,9 @@ def build(cfg: RunConfig) -> Run:
                         val_ratio=cfg.val_ratio, seed=cfg.seed, root=cfg.data_root)
     check_cutoffs(cfg.eval_ks, int(data["item"].num_nodes))
     if data[INTERACTS].test_edge_index.size(1) == 0:
-        raise SSGraphRecError(f"the test split of {cfg.dataset!r} is empty: nothing to evaluate "
-                              "(every user has a single interaction, or the test file is empty)")
+        raise SSGraphRecError(f"the test split is empty for dataset {cfg.dataset!r}: nothing to "
+                              "evaluate (every user has a single interaction, or the test file "
+                              "is empty)")
     data = data.to(device)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     # Views draw from their own stream, so that every method of a seed sees the same
