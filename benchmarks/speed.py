@@ -28,7 +28,6 @@ Results go to ``benchmarks/results/speed.json`` (``--out``); see
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import gc
 import json
@@ -209,57 +208,6 @@ def byte_model(num_nodes: int, nnz: int, dim: int, index_bytes: int, products: i
 
 
 # ---------------------------------------------------------------- propagation
-@contextlib.contextmanager
-def prototype_kernels():
-    """Prototype speed-up, patched in for the benchmark only (nothing in the package changes).
-
-    ``torch.sparse.mm`` on an int64 CSR converts both index arrays to int32 on
-    every call (MKL), zero-fills a fresh output and copies the result into it.
-    The patch keeps the CSR in int32 and calls ``torch.addmm(out, A, x,
-    beta=0, out=out)`` on a fresh ``empty`` output, which avoids all three.
-    ``main`` turns the prototype rows off where ``ssgraphrec.sparse`` no longer
-    has the two private hooks.
-    """
-    from ssgraphrec import sparse
-
-    if not prototype_available():
-        raise RuntimeError("ssgraphrec.sparse no longer has _make_kernel/_apply_kernel; "
-                           "run with --no-prototype")
-    make, apply = sparse._make_kernel, sparse._apply_kernel
-
-    def make_kernel(crow, col, value, size, backend):
-        if backend != "torch" or col.numel() >= 2**31:
-            return make(crow, col, value, size, backend)
-        return torch.sparse_csr_tensor(crow.int(), col.int(), value, (size, size))
-
-    def apply_kernel(kernel, x, backend):
-        if backend != "torch":
-            return apply(kernel, x, backend)
-        return _spmm_out(kernel, x)
-
-    sparse._make_kernel, sparse._apply_kernel = make_kernel, apply_kernel
-    try:
-        yield
-    finally:
-        sparse._make_kernel, sparse._apply_kernel = make, apply
-
-
-def prototype_available() -> bool:
-    from ssgraphrec import sparse
-
-    return hasattr(sparse, "_make_kernel") and hasattr(sparse, "_apply_kernel")
-
-
-def _patched(name: str):
-    """The prototype patch for variants named ``*prototype*``, else nothing."""
-    return prototype_kernels() if "prototype" in name else contextlib.nullcontext()
-
-
-def _spmm_out(csr: Tensor, x: Tensor) -> Tensor:
-    out = x.new_empty(csr.size(0), x.size(1))
-    return torch.addmm(out, csr, x, beta=0.0, out=out)
-
-
 def lightgcn_mean(step: Callable[[Tensor], Tensor], x: Tensor, layers: int) -> Tensor:
     """Mean of E0..EK with E(k+1) = step(E(k)), summed as LightGCNEncoder does."""
     h, total = x, x
@@ -269,7 +217,7 @@ def lightgcn_mean(step: Callable[[Tensor], Tensor], x: Tensor, layers: int) -> T
     return total / (layers + 1)
 
 
-def bench_propagation(data, reps: int, slow_reps: int, bw: dict, prototype: bool = True) -> dict:
+def bench_propagation(data, reps: int, slow_reps: int, bw: dict) -> dict:
     from torch_geometric.nn import LGConv
 
     from ssgraphrec.data.schema import INTERACTS, num_items, num_users
@@ -349,16 +297,6 @@ def bench_propagation(data, reps: int, slow_reps: int, bw: dict, prototype: bool
         variants.append(("torch_sparse", "ssgraphrec propagate on the torch_sparse backend "
                          "(SparseTensor)", make_ts, reps))
 
-    # prototype speed-up: ours with the kernels of prototype_kernels() patched in
-    def make_proto():
-        adj_p = graph.normalized_adjacency(backend="torch")
-        return lambda h: propagate(adj_p, h)
-
-    if prototype:
-        variants.append(("ours_prototype", "NOT IN PACKAGE: ours with int32 CSR and "
-                         "addmm(beta=0, out=empty) patched in (see prototype_kernels)",
-                         make_proto, reps))
-
     # Build every variant, warm it up (its first call gives the outputs checked
     # against ours), then time them round-robin, so that drifting load on a
     # shared machine hits all of them alike.
@@ -367,14 +305,13 @@ def bench_propagation(data, reps: int, slow_reps: int, bw: dict, prototype: bool
     ref_out = ref_grad = None
     for name, desc, make, n_reps in variants:
         gc.collect()
-        with _patched(name):
-            t0 = time.perf_counter()
-            step = make()
-            setup = time.perf_counter() - t0
-            fn = fwd_bwd(step)
-            t0 = time.perf_counter()
-            out, grad = fn()
-            first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        step = make()
+        setup = time.perf_counter() - t0
+        fn = fwd_bwd(step)
+        t0 = time.perf_counter()
+        out, grad = fn()
+        first = time.perf_counter() - t0
         if ref_out is None:
             ref_out, ref_grad = out, grad
         d_out = float((out - ref_out).abs().max())
@@ -395,7 +332,7 @@ def bench_propagation(data, reps: int, slow_reps: int, bw: dict, prototype: bool
         for name, _, _, n_reps in variants:
             if r >= n_reps:
                 continue
-            with _patched(name), Stopwatch() as sw:
+            with Stopwatch() as sw:
                 fns[name]()
             times[name].append(sw.sample)
     for name in fns:
@@ -418,14 +355,8 @@ def bench_propagation(data, reps: int, slow_reps: int, bw: dict, prototype: bool
     kern_times, _ = timed(lambda: [adj.matmul(x) for _ in range(6)], reps)
     kernel_only = {"description": "6 x Adjacency.matmul (no autograd, no layer mean)",
                    "ours": summary_ms(kern_times)}
-    if prototype:
-        with prototype_kernels():
-            adj_p = graph.normalized_adjacency(backend="torch")
-            kern32_times, _ = timed(lambda: [adj_p.matmul(x) for _ in range(6)], reps)
-        kernel_only["ours_prototype"] = summary_ms(kern32_times)
 
     model = byte_model(N, nnz, EMB_DIM, adj.col.element_size())
-    model32 = byte_model(N, nnz, EMB_DIM, 4)
     best = bw["best_GBps"] * 1e9
     bound_ms = 1e3 * model["gather_bytes_total"] / best
     bound_once_ms = 1e3 * model["compulsory_bytes_total"] / best
@@ -440,13 +371,6 @@ def bench_propagation(data, reps: int, slow_reps: int, bw: dict, prototype: bool
         "ours_kernel_over_bound": round(kern / bound_ms, 2),
         "ours_over_compulsory_bound": round(ours / bound_once_ms, 2),
     }
-    if prototype:
-        bound32_ms = 1e3 * model32["gather_bytes_total"] / best
-        bound["prototype_bound_ms_int32"] = round(bound32_ms, 2)
-        bound["prototype_over_bound_int32"] = round(
-            results["ours_prototype"]["median_ms"] / bound32_ms, 2)
-        bound["prototype_kernel_over_bound_int32"] = round(
-            kernel_only["ours_prototype"]["median_ms"] / bound32_ms, 2)
     return {
         "dataset": "gowalla", "num_nodes": N, "num_users": U, "num_items": I, "nnz": nnz,
         "dim": EMB_DIM, "layers": NUM_LAYERS, "reps": reps, "slow_reps": slow_reps,
@@ -496,8 +420,7 @@ def _pyg_lightgcn_epoch_fn(data, batch_size: int, lr: float):
     return epoch
 
 
-def bench_epochs(root: Path, epochs: int, run_dir: Path,
-                 prototype: bool = True) -> tuple[dict, dict]:
+def bench_epochs(root: Path, epochs: int, run_dir: Path) -> tuple[dict, dict]:
     """Seconds per epoch; all methods are built first, then trained round-robin
     (one epoch each in turn) so that drifting load hits them alike."""
     from ssgraphrec.config import RunConfig
@@ -513,15 +436,11 @@ def bench_epochs(root: Path, epochs: int, run_dir: Path,
         "ours_sgl_ed": RunConfig(method="sgl", aug="edge_drop", params={"num_layers": 2},
                                  **common),
     }
-    if prototype and epochs > 0:
-        configs["ours_lightgcn_prototype"] = configs["ours_lightgcn"]
-        configs["ours_sgl_ed_prototype"] = configs["ours_sgl_ed"]
     trainers: dict = {}
     jobs: dict = {}
     data = None
     for name, cfg in configs.items():
-        with _patched(name):
-            run = build(cfg)
+        run = build(cfg)
         data = run.data
         trainer = Trainer(run.method, run.data, run_dir, epochs=cfg.epochs,
                           generator=run.generator, progress=False)
@@ -529,8 +448,6 @@ def bench_epochs(root: Path, epochs: int, run_dir: Path,
         mcfg = run.method.cfg
         desc = (f"{cfg.method} ({mcfg.num_layers} layers, batch {mcfg.batch_size}, lr {mcfg.lr}, "
                 f"backend {run.method.backend}) via Trainer.train_epoch")
-        if "prototype" in name:
-            desc = "NOT IN PACKAGE: " + desc + ", prototype_kernels() patched in"
         jobs[name] = (desc, trainer.train_epoch)
     if epochs == 0:  # eval only: the trainers are all that is wanted
         return {}, trainers
@@ -543,7 +460,7 @@ def bench_epochs(root: Path, epochs: int, run_dir: Path,
     losses: dict = {}
     for ep in range(epochs + 1):
         for name, (_, epoch_fn) in jobs.items():
-            with _patched(name), Stopwatch() as sw:
+            with Stopwatch() as sw:
                 losses[name] = epoch_fn(ep)
             times[name].append(sw.sample)
             log(f"[epoch] {name:24s} epoch {ep} {sw.wall:7.3f} s (cpu {sw.cpu:7.3f} s)")
@@ -575,20 +492,6 @@ def bench_epochs(root: Path, epochs: int, run_dir: Path,
         "target_sgl_over_lightgcn": TARGET_SGL_OVER_LIGHTGCN,
         "target_sgl_met": sgl_ratio <= TARGET_SGL_OVER_LIGHTGCN,
     }
-    if "ours_lightgcn_prototype" in out:
-        proto_lg = out["ours_lightgcn_prototype"]["median_s"]
-        result["prototype"] = {
-            "ratio_pyg_over_ours_lightgcn": round(out["pyg_lightgcn"]["median_s"] / proto_lg, 2),
-            "ratio_sgl_over_lightgcn": round(
-                out["ours_sgl_ed_prototype"]["median_s"] / proto_lg, 2),
-            "cpu_ratio_pyg_over_ours_lightgcn": cpu_ratio("pyg_lightgcn",
-                                                          "ours_lightgcn_prototype"),
-            "cpu_ratio_sgl_over_lightgcn": cpu_ratio("ours_sgl_ed_prototype",
-                                                     "ours_lightgcn_prototype"),
-            "cpu_ratio_lightgcn_over_prototype": cpu_ratio("ours_lightgcn",
-                                                           "ours_lightgcn_prototype"),
-            "cpu_ratio_sgl_over_prototype": cpu_ratio("ours_sgl_ed", "ours_sgl_ed_prototype"),
-        }
     return result, trainers
 
 
@@ -639,16 +542,12 @@ def print_table(res: dict) -> None:
               f"{p['cpu_ratio_coo_over_ours']:.2f} cpu  (target >= "
               f"{p['target_coo_over_ours']:.0f}: {'met' if p['target_met'] else 'NOT met'})")
         k = p["kernel_only"]
-        print(f"   kernel only (6 SpMMs): ours {k['ours']['median_ms']:.1f} ms"
-              + (f", prototype {k['ours_prototype']['median_ms']:.1f} ms"
-                 if "ours_prototype" in k else ""))
+        print(f"   kernel only (6 SpMMs): ours {k['ours']['median_ms']:.1f} ms")
         b = p["bandwidth_bound"]
         print(f"   byte model: {b['description']}")
         print(f"   = {b['gather_bytes_total'] / 1e6:.0f} MB -> bound {b['bound_ms']:.1f} ms at "
               f"{b['bandwidth_GBps']} GB/s; ours / bound = {b['ours_over_bound']:.2f} "
-              f"(kernel only {b['ours_kernel_over_bound']:.2f}"
-              + (f"; prototype {b['prototype_over_bound_int32']:.2f} against its int32 "
-                 "byte model)" if "prototype_over_bound_int32" in b else ")"))
+              f"(kernel only {b['ours_kernel_over_bound']:.2f})")
         print(f"   compulsory traffic (each row of X read once) "
               f"{b['compulsory_bytes_total'] / 1e6:.0f} MB -> {b['compulsory_bound_ms']:.1f} ms; "
               f"ours / that = {b['ours_over_compulsory_bound']:.1f}")
@@ -669,13 +568,6 @@ def print_table(res: dict) -> None:
               f"{e['cpu_ratio_sgl_over_lightgcn']:.2f} cpu  (target <= "
               f"{e['target_sgl_over_lightgcn']:.0f}: "
               f"{'met' if e['target_sgl_met'] else 'NOT met'})")
-        if "prototype" in e:
-            pr = e["prototype"]
-            print(f"   with the prototype kernels: PyG / ours LightGCN = "
-                  f"{pr['ratio_pyg_over_ours_lightgcn']:.2f} wall, "
-                  f"{pr['cpu_ratio_pyg_over_ours_lightgcn']:.2f} cpu; SGL / LightGCN = "
-                  f"{pr['ratio_sgl_over_lightgcn']:.2f} wall, "
-                  f"{pr['cpu_ratio_sgl_over_lightgcn']:.2f} cpu")
     if "eval" in res:
         print("\n3. Full-ranking evaluation of all test users (Trainer.evaluate('test'))")
         for r in res["eval"].values():
@@ -693,8 +585,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads (default: torch's own choice); on a busy "
                         "shared machine 1 thread is far less noisy than several")
-    parser.add_argument("--no-prototype", action="store_true",
-                        help="skip the rows that patch in the prototype kernels")
     parser.add_argument("--only", default="propagation,epochs,eval",
                         help="comma-separated sections to run (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -704,7 +594,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
 
     root = data_root()
-    prototype = not args.no_prototype and prototype_available()
     if args.threads is not None:
         if args.threads < 1:
             parser.error("--threads must be >= 1")
@@ -726,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__, "torch_geometric": torch_geometric.__version__,
         "python": platform.python_version(), "num_threads": torch.get_num_threads(),
         "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "quick": args.quick,
-        "data_root": str(root), "loadavg_1min_start": load_start, "prototype_rows": prototype,
+        "data_root": str(root), "loadavg_1min_start": load_start,
     }}
 
     with tempfile.TemporaryDirectory(prefix="ssgraphrec-speed-") as tmp:
@@ -739,12 +628,10 @@ def main(argv: list[str] | None = None) -> int:
             res["bandwidth"] = measure_bandwidth(512 * 2**20, reps=3 if args.quick else 5)
             log(f"[bw] copy {res['bandwidth']['copy_GBps']} GB/s, "
                 f"triad {res['bandwidth']['triad_GBps']} GB/s")
-            res["propagation"] = bench_propagation(gowalla, reps, slow_reps, res["bandwidth"],
-                                                   prototype=prototype)
+            res["propagation"] = bench_propagation(gowalla, reps, slow_reps, res["bandwidth"])
         trainers = {}
         if sections & {"epochs", "eval"}:
-            res_epochs, trainers = bench_epochs(root, epochs if "epochs" in sections else 0,
-                                                Path(tmp), prototype=prototype)
+            res_epochs, trainers = bench_epochs(root, epochs if "epochs" in sections else 0, Path(tmp))
             if "epochs" in sections:
                 res["epochs"] = res_epochs
         if "eval" in sections:
