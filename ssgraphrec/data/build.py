@@ -101,7 +101,10 @@ def build_dataset(raw: RawDataset, *, split: str = "random", test_ratio: float =
         data.test_dropped_unknown_user = dropped_user
     data.split = split
     if social is not None:
-        data[FOLLOWS].edge_index = social
+        links, loops, repeats = social
+        data[FOLLOWS].edge_index = links
+        data.social_self_loops_removed = loops
+        data.social_duplicates_merged = repeats
     if raw.item_attributes:
         _add_item_attributes(data, raw, items)
     return data
@@ -145,8 +148,14 @@ def _map_fixed(raw: RawDataset, users: IdMap, items: IdMap):
     return tu, ti, users.lookup(raw.test.user), items.lookup(raw.test.item)
 
 
-def _map_social(raw: RawDataset, users: IdMap) -> torch.Tensor:
-    """Social links in the user id space; users only seen here become new users."""
+def _map_social(raw: RawDataset, users: IdMap) -> tuple[torch.Tensor, int, int]:
+    """Social links in the user id space; users only seen here become new users.
+
+    Returns the links sorted by (source, target), the number of self-loops
+    removed and the number of repeated links merged (a link ``a b`` and its
+    reverse ``b a`` are two links, not a repeat). An empty social file gives
+    no links.
+    """
     assert raw.social is not None
     src, dst = raw.social
     if raw.integer_ids:
@@ -155,9 +164,12 @@ def _map_social(raw: RawDataset, users: IdMap) -> torch.Tensor:
         users.add(str(x) for x in range(len(users), top + 1))
     else:
         s, d = users.add(src), users.add(dst)
-    edges = torch.stack([torch.from_numpy(s), torch.from_numpy(d)])
-    edges = edges[:, edges[0] != edges[1]]
-    return sort_pairs(edges, max(len(users), 1))
+    edges = torch.stack([torch.from_numpy(np.asarray(s, np.int64)),
+                         torch.from_numpy(np.asarray(d, np.int64))]).view(2, -1)
+    loops = edges[0] == edges[1]
+    edges = edges[:, ~loops]
+    out = sort_pairs(edges, max(len(users), 1))
+    return out, int(loops.sum()), int(edges.size(1) - out.size(1))
 
 
 def _add_item_attributes(data: HeteroData, raw: RawDataset, items: IdMap) -> None:

@@ -58,7 +58,8 @@ register_dataset("gowalla", DatasetSpec(
     "Gowalla check-ins, the fixed LightGCN/SGL train/test split",
     "gowalla", read_line_format, split="fixed", source="LightGCN line format"))
 register_dataset("lastfm", DatasetSpec(
-    "LastFM artists with social links (MHCN/SEPT data), split 8:1:1 by default",
+    "LastFM artists with social links (MHCN/SEPT data); 10% test per user "
+    "(--val-ratio 0.1112 for 8:1:1, see docs/social.md)",
     "lastfm", read_triple_dataset, split="random", test_ratio=0.1,
     source="QRec/SELFRec triples"))
 register_dataset("lastfm-80-20", DatasetSpec(

@@ -109,6 +109,10 @@ def summary(data: HeteroData) -> dict[str, int | str]:
     }
     if FOLLOWS in data.edge_types:
         out["social_links"] = int(data[FOLLOWS].edge_index.size(1))
+        # What reading the social file cleaned up, reported when it did anything.
+        for key in ("social_self_loops_removed", "social_duplicates_merged"):
+            if key in data and int(data[key]):
+                out[key] = int(data[key])
     if HAS_ATTR in data.edge_types:
         out["attributes"] = int(data[ATTR].num_nodes)
         out["item_attribute_links"] = int(data[HAS_ATTR].edge_index.size(1))

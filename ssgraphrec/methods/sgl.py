@@ -14,6 +14,7 @@ from ..errors import ConfigError, check_probability
 from ..losses import info_nce
 from ..sparse import view_adjacency
 from ..transforms import make_augmentation
+from ..transforms.base import embedding_consumers
 from .base import BPRBatch, register_method
 from .lightgcn import LightGCN, LightGCNConfig
 
@@ -81,9 +82,19 @@ class SGL(LightGCN):
 
     def on_epoch_start(self, epoch: int) -> None:
         """Draw two fresh views for this epoch (SGL resamples per epoch, Sec. 3.1)."""
+        self.feed_embeddings()
         self.view_adjs = tuple(
             view_adjacency(self.graph, self.augment(self.graph_data)[INTERACTS], self.backend)
             for _ in range(2))
+
+    @torch.no_grad()
+    def feed_embeddings(self) -> None:
+        """Hand the current embeddings to augmentations that use them (``graph_diffusion``)."""
+        consumers = embedding_consumers(self.augment)
+        if consumers:
+            users, items = self.encoder(self.adj)
+            for transform in consumers:
+                transform.set_embeddings(users, items)
 
     def loss(self, batch: BPRBatch) -> dict[str, Tensor]:
         if not self.view_adjs:

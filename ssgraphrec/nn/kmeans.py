@@ -65,14 +65,39 @@ def nearest_centroid(x: Tensor, centroids: Tensor) -> tuple[Tensor, Tensor]:
     return torch.cat(idx), torch.cat(dist)
 
 
+def kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+    """``k`` initial centroids by k-means++ seeding (Arthur and Vassilvitskii, SODA 2007).
+
+    The first centroid is a uniformly random row; each next one is a row drawn
+    with probability proportional to its squared distance to the nearest
+    centroid so far (uniformly when every row coincides with a centroid).
+    ``k - 1`` sequential steps of ``O(n d)`` each.
+    """
+    n = x.size(0)
+    gen_device = generator.device if generator is not None else x.device
+    first = int(torch.randint(0, n, (1,), generator=generator, device=gen_device))
+    centroids = x.new_empty(k, x.size(1))
+    centroids[0] = x[first]
+    d2 = (x - x[first]).pow(2).sum(1)
+    for j in range(1, k):
+        total = d2.sum()
+        weights = d2 if bool(total > 0) else torch.ones_like(d2)
+        pick = int(torch.multinomial(weights.to(gen_device), 1, generator=generator))
+        centroids[j] = x[pick]
+        d2 = torch.minimum(d2, (x - x[pick]).pow(2).sum(1))
+    return centroids
+
+
 def kmeans(x: Tensor, k: int, num_iters: int = 25, generator: torch.Generator | None = None,
-           backend: str = "torch") -> KMeansResult:
+           backend: str = "torch", init: str = "k-means++") -> KMeansResult:
     """Cluster the rows of ``x`` into ``k`` clusters (Lloyd's algorithm).
 
-    Initialisation picks ``k`` distinct rows at random (as ``faiss.Kmeans``
-    does); each iteration assigns every row to its nearest centroid and moves
-    each centroid to the mean of its rows; a cluster left empty is re-seeded
-    with the row farthest from its own centroid. Iteration stops after
+    Initialisation is k-means++ (:func:`kmeans_plus_plus`, the default) or
+    ``"random"``: ``k`` distinct random rows, as ``faiss.Kmeans`` does, which
+    can leave two centroids in one well-separated cluster and none in another.
+    Each iteration assigns every row to its nearest centroid and moves each
+    centroid to the mean of its rows; a cluster left empty is re-seeded with
+    the row farthest from its own centroid. Iteration stops after
     ``num_iters`` rounds or when no assignment changes. The returned
     assignment is against the returned centroids. ``k`` larger than the number
     of rows is reduced to it.
@@ -82,21 +107,28 @@ def kmeans(x: Tensor, k: int, num_iters: int = 25, generator: torch.Generator | 
         k: number of clusters.
         num_iters: maximum number of Lloyd iterations (faiss's default is 25).
         generator: seeded generator for the initialisation.
-        backend: ``"torch"``, ``"faiss"`` or ``"auto"`` (faiss when importable).
+        backend: ``"torch"``, ``"faiss"`` or ``"auto"`` (faiss when importable;
+            faiss uses its own random initialisation and ignores ``init``).
+        init: ``"k-means++"`` or ``"random"``.
     """
     if x.dim() != 2 or x.size(0) == 0:
         raise ValueError(f"kmeans: x must be a non-empty [n, d] matrix, got {tuple(x.shape)}")
     if k < 1 or num_iters < 1:
         raise ConfigError(f"kmeans needs k >= 1 and num_iters >= 1, got k={k}, "
                           f"num_iters={num_iters}")
+    if init not in ("k-means++", "random"):
+        raise ConfigError(f"kmeans init must be 'k-means++' or 'random', got {init!r}")
     x = x.detach()
     k = min(int(k), x.size(0))
     if resolve_kmeans_backend(backend) == "faiss":
         return _faiss_kmeans(x, k, num_iters, generator)
     xf = x.float()
-    gen_device = generator.device if generator is not None else x.device
-    init = torch.randperm(x.size(0), generator=generator, device=gen_device)[:k].to(x.device)
-    centroids = xf[init].clone()
+    if init == "k-means++":
+        centroids = kmeans_plus_plus(xf, k, generator)
+    else:
+        gen_device = generator.device if generator is not None else x.device
+        pick = torch.randperm(x.size(0), generator=generator, device=gen_device)[:k].to(x.device)
+        centroids = xf[pick].clone()
     assignment = None
     for _ in range(num_iters):
         new_assignment, dist = nearest_centroid(xf, centroids)

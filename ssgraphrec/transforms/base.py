@@ -77,13 +77,31 @@ def edge_ids(store) -> Tensor:
 
 
 def keep_edges(store, mask: Tensor) -> None:
-    """Replace the store's edges (and per-edge attributes) by the ``mask`` subset."""
+    """Replace the store's edges (and per-edge attributes) by the ``mask`` subset.
+
+    The first subset records the original edge count as ``num_base_edges``, so
+    that a later transform that adds edges can give them ids above every
+    original id.
+    """
+    if "e_id" not in store and "num_base_edges" not in store:
+        store.num_base_edges = store.edge_index.size(1)
     e_id = edge_ids(store)
     for key in EDGE_ATTRS:
         if key in store and key != "e_id":
             store[key] = store[key][mask]
     store.edge_index = store.edge_index[:, mask]
     store.e_id = e_id[mask]
+
+
+def embedding_consumers(transform: BaseTransform) -> list[BaseTransform]:
+    """The transforms of ``transform`` (one, or a ``T.Compose``) that use the model's embeddings.
+
+    Such a transform (e.g. ``graph_diffusion``) has a ``set_embeddings(user,
+    item)`` method; a method that composes augmentations calls it with its
+    current embeddings before drawing views.
+    """
+    parts = getattr(transform, "transforms", [transform])
+    return [t for t in parts if callable(getattr(t, "set_embeddings", None))]
 
 
 class EdgeAugmentation(BaseTransform):

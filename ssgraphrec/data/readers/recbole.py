@@ -7,6 +7,13 @@ and ``item_id:token``; ``rating`` and ``timestamp`` are used when present.
 In ``.item``/``.user``, ``token`` and ``token_seq`` fields become categorical
 attributes (``title`` fields are kept as titles instead) and ``float`` fields
 dense features.
+
+A ``NAME.net`` file beside the ``.inter`` (RecBole-GNN's social network file,
+``source_id:token`` and ``target_id:token``, further columns ignored) gives
+the social links ``source -> target`` in the user id space of the ``.inter``
+file; users that appear only there become users without interactions. The
+links are read as directed, as the file states them (RecBole-GNN's
+``undirected_net`` option, which adds every reverse link, is not applied).
 """
 
 from __future__ import annotations
@@ -108,7 +115,22 @@ def read_recbole(folder: Path, name: str = "") -> RawDataset:
             stem.with_suffix(".item"), "item_id")
     if stem.with_suffix(".user").is_file():
         data.user_attributes, _, _ = read_side(stem.with_suffix(".user"), "user_id")
+    if stem.with_suffix(".net").is_file():
+        data.social = read_net(stem.with_suffix(".net"))
+        data.social_source = str(stem.with_suffix(".net"))
     return data
 
 
-__all__ = ["read_recbole", "read_atomic", "read_inter", "require_file"]
+def read_net(path: Path) -> tuple[list[str], list[str]]:
+    """Read a RecBole-GNN ``.net`` file into (source, target) raw user ids."""
+    header, rows = read_atomic(path)
+    cs = _column(header, "source_id", path, True)
+    ct = _column(header, "target_id", path, True)
+    for n, r in rows:
+        for k, what in ((cs, "source_id"), (ct, "target_id")):
+            if not r[k].strip():
+                raise DataFormatError(path, n, f"empty {what}", f"a {what} user token")
+    return [r[cs] for _, r in rows], [r[ct] for _, r in rows]
+
+
+__all__ = ["read_atomic", "read_inter", "read_net", "read_recbole", "require_file"]
