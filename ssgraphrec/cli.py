@@ -167,7 +167,7 @@ def augs() -> None:
 
     for name, cls in AUGMENTATIONS.items():
         doc = (cls.__doc__ or "").strip().splitlines()[0]
-        click.echo(f"{name:<12} {cls.__name__}: {doc}")
+        click.echo(f"{name:<16} {cls.__name__}: {doc}")
 
 
 @main.group()
