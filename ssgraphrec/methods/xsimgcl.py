@@ -17,13 +17,14 @@ from .simgcl import SimGCL, SimGCLConfig
 @dataclass
 class XSimGCLConfig(SimGCLConfig):
     r"""Yu et al., "XSimGCL: Towards Extremely Simple Graph Contrastive Learning
-    for Recommendation", IEEE TKDE 2023, values for **Yelp2018**: CL weight
-    :math:`\lambda = 0.2`, noise :math:`\epsilon = 0.2`, temperature
-    :math:`\tau = 0.15`, contrasted layer :math:`l^* = 1`, 3 layers; the general
-    settings are SimGCL's (embedding size 64, Adam lr :math:`10^{-3}`, batch
-    2048, L2 weight :math:`10^{-4}`). These are the values of the paper's
-    Yelp2018 setting as the authors list them with their reproduction
-    (SELFRec leaderboard: Recall@20 0.0723, NDCG@20 0.0604).
+    for Recommendation", IEEE TKDE 2023, the authors' values for **Yelp2018**:
+    CL weight :math:`\lambda = 0.2`, noise :math:`\epsilon = 0.2`, temperature
+    :math:`\tau = 0.15`, contrasted layer :math:`l^* = 1`, 3 layers, as the
+    authors publish them with their code (SELFRec README leaderboard, Yelp2018:
+    Recall@20 0.0723, NDCG@20 0.0604; ``conf/XSimGCL.conf`` has the same
+    :math:`\lambda, \epsilon, \tau, l^*` with 2 layers). The general settings
+    are SimGCL's (SIGIR 2022, Sec. 4.1): embedding size 64, Adam lr
+    :math:`10^{-3}`, batch 2048, L2 weight :math:`10^{-4}`.
 
     ``layer_cl`` is :math:`l^*`, counted from 1 (the first propagated layer) to
     ``num_layers``.

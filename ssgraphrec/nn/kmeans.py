@@ -75,16 +75,20 @@ def kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator | None = None
     """
     n = x.size(0)
     gen_device = generator.device if generator is not None else x.device
+    x_sq = x.pow(2).sum(1)
+
+    def sq_dist(row: int) -> Tensor:   # ||x - x_row||^2 as a matrix-vector product
+        return (x_sq - 2.0 * (x @ x[row]) + x_sq[row]).clamp_min(0.0)
+
     first = int(torch.randint(0, n, (1,), generator=generator, device=gen_device))
     centroids = x.new_empty(k, x.size(1))
     centroids[0] = x[first]
-    d2 = (x - x[first]).pow(2).sum(1)
+    d2 = sq_dist(first)
     for j in range(1, k):
-        total = d2.sum()
-        weights = d2 if bool(total > 0) else torch.ones_like(d2)
+        weights = d2 if bool(d2.sum() > 0) else torch.ones_like(d2)
         pick = int(torch.multinomial(weights.to(gen_device), 1, generator=generator))
         centroids[j] = x[pick]
-        d2 = torch.minimum(d2, (x - x[pick]).pow(2).sum(1))
+        d2 = torch.minimum(d2, sq_dist(pick))
     return centroids
 
 
