@@ -23,6 +23,17 @@ INTERACTS = (USER, "interacts", ITEM)
 FOLLOWS = (USER, "follows", USER)
 HAS_ATTR = (ITEM, "has", ATTR)
 
+# Sessions and user sequences (DESIGN.md): a session node is a hyperedge over
+# items. ``data[CONTAINS].edge_index`` is ``[2, nnz]`` (session, item), sorted by
+# (session, position); ``data[CONTAINS].position`` is the 0-based place of each
+# item in its session (so the k-th incidence of a session has position k unless
+# a transform re-ordered it). ``data[SESSION].target`` is the next-item label of
+# a session sample (-1 where none); ``data[SESSION].user`` owns a sequence;
+# ``data[SESSION].train_mask / val_mask / test_mask`` say which split a sample
+# belongs to.
+SESSION = "session"
+CONTAINS = (SESSION, "contains", ITEM)
+
 SPLIT_KEYS = ("edge_index", "val_edge_index", "test_edge_index")
 
 
