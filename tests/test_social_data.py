@@ -7,7 +7,7 @@ import pytest
 from ssgraphrec.data import FOLLOWS, INTERACTS, USER, load_dataset, summary
 from ssgraphrec.data.readers.recbole import read_recbole
 from ssgraphrec.data.schema import SPLIT_KEYS
-from ssgraphrec.errors import ConfigError, DataFormatError
+from ssgraphrec.errors import ConfigError, DataFormatError, SSGraphRecError
 from ssgraphrec.methods import MHCN, MHCNConfig
 
 
@@ -54,9 +54,18 @@ def test_users_only_in_the_social_file_are_added_never_dropped(write, tmp_path):
     # new ids in order of first appearance among the sources, then the targets
     assert data[USER].raw_id == rating_users + ["v2", "v1", "v3"]
     assert interactions(data) == 4  # ratings untouched
+    assert data.social_only_users == 3 and summary(data)["social_only_users"] == 3
     extra = [data[USER].raw_id.index(v) for v in sorted(social_only)]
     assert not set(extra) & set(data[INTERACTS].edge_index[0].tolist())
     assert links(data) == [("u1", "v1"), ("u3", "u1"), ("v2", "u2"), ("v1", "v3")]
+
+
+def test_a_social_file_in_another_id_space_is_an_error(write, tmp_path):
+    write("s/ratings.txt", "u1 i1 1\nu2 i1 1\nu3 i2 1\n")
+    write("s/trusts.txt", "100 101\n101 102\n")  # not one rating user: another id space
+    with pytest.raises(SSGraphRecError, match=r"trusts.txt: none of its 3 user ids is a user of the "
+                       r"rating file \(3 users\)"):
+        load_dataset(str(tmp_path / "s"), test_ratio=0.0, val_ratio=0.0)
 
 
 def test_an_empty_social_file_gives_no_links_and_mhcn_says_so(write, tmp_path):

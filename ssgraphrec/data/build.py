@@ -101,10 +101,11 @@ def build_dataset(raw: RawDataset, *, split: str = "random", test_ratio: float =
         data.test_dropped_unknown_user = dropped_user
     data.split = split
     if social is not None:
-        links, loops, repeats = social
+        links, loops, repeats, added = social
         data[FOLLOWS].edge_index = links
         data.social_self_loops_removed = loops
         data.social_duplicates_merged = repeats
+        data.social_only_users = added
     if raw.item_attributes:
         _add_item_attributes(data, raw, items)
     return data
@@ -148,16 +149,31 @@ def _map_fixed(raw: RawDataset, users: IdMap, items: IdMap):
     return tu, ti, users.lookup(raw.test.user), items.lookup(raw.test.item)
 
 
-def _map_social(raw: RawDataset, users: IdMap) -> tuple[torch.Tensor, int, int]:
+def _map_social(raw: RawDataset, users: IdMap) -> tuple[torch.Tensor, int, int, int]:
     """Social links in the user id space; users only seen here become new users.
 
     Returns the links sorted by (source, target), the number of self-loops
-    removed and the number of repeated links merged (a link ``a b`` and its
-    reverse ``b a`` are two links, not a repeat). An empty social file gives
-    no links.
+    removed, the number of repeated links merged (a link ``a b`` and its
+    reverse ``b a`` are two links, not a repeat) and the number of users added
+    because they appear only in the social file (reported by
+    :func:`ssgraphrec.data.schema.summary`). An empty social file gives no
+    links. A social file none of whose ids is a user of the rating file is in
+    another id space: that is an error, not thousands of silently added users.
     """
     assert raw.social is not None
     src, dst = raw.social
+    rating_users = len(users)
+    if len(src) and rating_users:
+        ids = np.unique(np.concatenate([np.asarray(src), np.asarray(dst)]))
+        if raw.integer_ids:   # integer ids are used as they are: 0..rating_users-1 rated
+            shared = bool((ids.astype(np.int64) < rating_users).any())
+        else:
+            shared = any(str(x) in users.index for x in ids)
+        if not shared:
+            where = raw.social_source or "the social file"
+            raise SSGraphRecError(
+                f"{where}: none of its {len(ids)} user ids is a user of the rating file "
+                f"({rating_users} users); the two files must share one user id space")
     if raw.integer_ids:
         s, d = np.asarray(src, np.int64), np.asarray(dst, np.int64)
         top = int(max(s.max(initial=-1), d.max(initial=-1)))
@@ -169,7 +185,7 @@ def _map_social(raw: RawDataset, users: IdMap) -> tuple[torch.Tensor, int, int]:
     loops = edges[0] == edges[1]
     edges = edges[:, ~loops]
     out = sort_pairs(edges, max(len(users), 1))
-    return out, int(loops.sum()), int(edges.size(1) - out.size(1))
+    return out, int(loops.sum()), int(edges.size(1) - out.size(1)), len(users) - rating_users
 
 
 def _add_item_attributes(data: HeteroData, raw: RawDataset, items: IdMap) -> None:

@@ -121,7 +121,7 @@ def summary(data: HeteroData) -> dict[str, int | str]:
     if FOLLOWS in data.edge_types:
         out["social_links"] = int(data[FOLLOWS].edge_index.size(1))
         # What reading the social file cleaned up, reported when it did anything.
-        for key in ("social_self_loops_removed", "social_duplicates_merged"):
+        for key in ("social_self_loops_removed", "social_duplicates_merged", "social_only_users"):
             if key in data and int(data[key]):
                 out[key] = int(data[key])
     if HAS_ATTR in data.edge_types:
