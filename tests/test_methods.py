@@ -91,3 +91,15 @@ def test_paper_defaults_are_the_published_ones():
     cfg = SGLConfig()
     assert (cfg.num_layers, cfg.temperature, cfg.drop_ratio, cfg.ssl_weight, cfg.reg,
             cfg.emb_dim, cfg.lr, cfg.batch_size) == (3, 0.2, 0.1, 0.1, 1e-4, 64, 1e-3, 2048)
+
+
+def test_init_std_switches_xavier_for_a_normal_initialisation(small_data):
+    from ssgraphrec.methods import LightGCN, LightGCNConfig
+    torch.manual_seed(0)
+    xavier = LightGCN(small_data, LightGCNConfig()).encoder.item_emb
+    bound = (6.0 / sum(xavier.shape)) ** 0.5  # xavier_uniform_ on [items, dim]
+    assert float(xavier.abs().max()) <= bound and float(xavier.abs().max()) > 0.9 * bound
+    normal = LightGCN(small_data, LightGCNConfig(init_std=0.1)).encoder.item_emb
+    assert abs(float(normal.std()) - 0.1) < 0.01 and float(normal.abs().max()) > bound
+    with pytest.raises(ConfigError, match="init_std"):
+        LightGCN(small_data, LightGCNConfig(init_std=-1.0))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from ..errors import ConfigError
 from ..losses import bpr_loss, l2_regularization
 from ..nn import LightGCNEncoder
 from .base import BPRBatch, GraphMethod, MethodConfig, register_method
@@ -14,13 +15,20 @@ from .base import BPRBatch, GraphMethod, MethodConfig, register_method
 @dataclass
 class LightGCNConfig(MethodConfig):
     """He et al., SIGIR 2020, Sec. 4.1.2: embedding size 64, Adam with lr 1e-3,
-    mini-batch 1024, L2 weight 1e-4, 3 layers (their best on all three datasets)."""
+    mini-batch 1024, L2 weight 1e-4, 3 layers (their best on all three datasets).
+
+    ``init_std`` 0 keeps the Xavier initialisation of the authors' TensorFlow
+    code (and of SGL's and SELFRec's); a positive value draws embeddings from
+    ``N(0, init_std^2)`` (LightGCN-PyTorch: 0.1). The methods built on
+    LightGCN inherit the option.
+    """
 
     emb_dim: int = 64
     num_layers: int = 3
     reg: float = 1e-4
     lr: float = 1e-3
     batch_size: int = 1024
+    init_std: float = 0.0
 
 
 @register_method("lightgcn")
@@ -33,7 +41,10 @@ class LightGCN(GraphMethod):
 
     def __init__(self, data, cfg: LightGCNConfig, **kwargs):
         super().__init__(data, cfg, **kwargs)
-        self.encoder = LightGCNEncoder(self.num_users, self.num_items, cfg.emb_dim, cfg.num_layers)
+        if not cfg.init_std >= 0:
+            raise ConfigError(f"init_std must be >= 0 (0 = Xavier), got {cfg.init_std}")
+        self.encoder = LightGCNEncoder(self.num_users, self.num_items, cfg.emb_dim, cfg.num_layers,
+                                       init_std=cfg.init_std)
 
     def rec_loss(self, batch: BPRBatch, users: Tensor, items: Tensor) -> dict[str, Tensor]:
         """BPR on propagated embeddings plus L2 on the batch's ego embeddings."""
