@@ -365,3 +365,22 @@ def adjacency_from_edges(edge_index: Tensor, value: Tensor, size: int, *, symmet
     crow = torch.zeros(size + 1, dtype=torch.long, device=row.device)
     crow[1:] = torch.cumsum(torch.bincount(row, minlength=size), 0)
     return Adjacency(crow, col, value, size, symmetric=symmetric, backend=backend)
+
+
+def sparse_product(a_index: Tensor, a_value: Tensor, a_shape: tuple[int, int], b_index: Tensor,
+                   b_value: Tensor, b_shape: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """The sparse-sparse product ``A @ B`` as ``(index, value)``, sorted by (row, column).
+
+    ``A`` and ``B`` are given as ``[2, nnz]`` index pairs (duplicates are
+    summed) and values. Structure builders (hypergraph operators, line graphs)
+    call this instead of building sparse tensors themselves; entries that are
+    structurally non-zero but sum to zero are kept.
+    """
+    if a_shape[1] != b_shape[0]:
+        raise ValueError(f"sparse_product: shapes {a_shape} and {b_shape} do not chain")
+    with warnings.catch_warnings():  # sparse @ sparse goes through CSR, "beta" in PyTorch
+        warnings.simplefilter("ignore", UserWarning)
+        a = torch.sparse_coo_tensor(a_index.long(), a_value, a_shape).coalesce()
+        b = torch.sparse_coo_tensor(b_index.long(), b_value, b_shape).coalesce()
+        out = torch.sparse.mm(a, b).coalesce()
+    return out.indices(), out.values()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from torch_geometric.data import HeteroData
 
-from ..errors import SSGraphRecError
+from ..errors import ConfigError, SSGraphRecError
 from ..registry import Registry
 from .build import build_dataset
 from .readers import (
@@ -25,22 +25,37 @@ from .readers import (
     read_triple_dataset,
     read_triple_split,
 )
+from .readers.pickle_sessions import read_pickle_sessions
+from .readers.s3rec import read_s3rec
 from .readers.triples import read_triples
 from .synthetic import make_synthetic
 
 DATA_ENV = "SSGRAPHREC_DATA"
 
 
+TASKS = ("ranking", "next_item", "sequential")
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
-    """How to read one named dataset and which split it uses by default."""
+    """How to read one named dataset and which split it uses by default.
+
+    ``task`` says what the data are: ``"ranking"`` (user-item interactions;
+    ``read`` returns a RawDataset that :func:`build_dataset` maps and splits),
+    ``"next_item"`` (session samples with next-item labels) or
+    ``"sequential"`` (one sequence per user, leave-one-out). For the last two
+    ``load(folder, name, val_ratio=, seed=)`` returns the session HeteroData
+    itself (see :mod:`ssgraphrec.data.sessions`), with its own fixed split.
+    """
 
     description: str
     path: str | None
-    read: Callable[[Path, str], RawDataset]
+    read: Callable[[Path, str], RawDataset] | None
     split: str = "random"
     test_ratio: float = 0.2
     source: str = ""
+    task: str = "ranking"
+    load: Callable[..., HeteroData] | None = None
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -68,6 +83,22 @@ register_dataset("lastfm-80-20", DatasetSpec(
 register_dataset("ml-100k", DatasetSpec(
     "MovieLens 100K ratings with genres and user features (RecBole atomic files)",
     "ml-100k", read_recbole, split="random", test_ratio=0.2, source="RecBole atomic files"))
+register_dataset("tmall", DatasetSpec(
+    "Tmall sessions, next-item samples of DHCN / GCE-GNN (fixed train/test pickles)",
+    "tmall", None, split="fixed", source="DHCN/GCE-GNN pickles", task="next_item",
+    load=read_pickle_sessions))
+register_dataset("diginetica", DatasetSpec(
+    "Diginetica sessions, next-item samples of DHCN / GCE-GNN (fixed train/test pickles)",
+    "diginetica", None, split="fixed", source="DHCN/GCE-GNN pickles", task="next_item",
+    load=read_pickle_sessions))
+register_dataset("amazon-beauty", DatasetSpec(
+    "Amazon Beauty user sequences with item attributes (S3-Rec/CL4SRec), leave-one-out",
+    "amazon-beauty", None, split="loo", source="S3-Rec sequences", task="sequential",
+    load=lambda folder, name, **kw: read_s3rec(folder, name, stem="Beauty")))
+register_dataset("amazon-sports", DatasetSpec(
+    "Amazon Sports and Outdoors user sequences with item attributes (S3-Rec), leave-one-out",
+    "amazon-sports", None, split="loo", source="S3-Rec sequences", task="sequential",
+    load=lambda folder, name, **kw: read_s3rec(folder, name, stem="Sports_and_Outdoors")))
 
 
 def data_dir() -> Path:
@@ -86,9 +117,15 @@ def detect_format(path: Path) -> DatasetSpec:
                            lambda p, name: RawDataset(name, interactions=read_triples(p)))
     if not path.is_dir():
         raise SSGraphRecError(f"dataset path not found: {path}")
+    if any(path.glob("*_item2attributes.json")):
+        return DatasetSpec(f"S3-Rec user sequences in {path}", str(path), None, split="loo",
+                           task="sequential", load=lambda folder, name, **kw: read_s3rec(folder, name))
     if any(path.glob("*.inter")):
         return DatasetSpec(f"RecBole atomic files in {path}", str(path), read_recbole)
     if (path / "train.txt").is_file() and (path / "test.txt").is_file():
+        if _is_pickle(path / "train.txt"):
+            return DatasetSpec(f"session pickles (DHCN format) in {path}", str(path), None,
+                               split="fixed", task="next_item", load=read_pickle_sessions)
         reader = read_line_format if _is_line_format(path / "train.txt") else read_triple_split
         return DatasetSpec(f"fixed split in {path}", str(path), reader, split="fixed")
     if (path / "ratings.txt").is_file():
@@ -96,6 +133,12 @@ def detect_format(path: Path) -> DatasetSpec:
     raise SSGraphRecError(
         f"cannot tell the format of {path}: expected a RecBole .inter file, train.txt + "
         "test.txt (LightGCN lines or 'user item weight' triples), or ratings.txt")
+
+
+def _is_pickle(path: Path) -> bool:
+    """Pickles of protocol 2 and later start with the PROTO opcode, byte 0x80."""
+    with open(path, "rb") as f:
+        return f.read(1) == b"\x80"
 
 
 def _is_line_format(path: Path, sample: int = 2000) -> bool:
@@ -140,13 +183,27 @@ def load_dataset(name_or_path: str = "synthetic", *, split: str | None = None,
     Args:
         name_or_path: a registered name (``ssgraphrec data list``) or a path.
         split: ``random``, ``loo`` or ``fixed``; default: the dataset's own.
+            Session and sequence datasets (``task`` other than ``ranking``)
+            only have their own split and return the session HeteroData.
         test_ratio: per-user test share for ``random``; default: the dataset's.
         val_ratio: share of each user's training rows held out for
-            validation; 0 turns validation (and early stopping) off.
+            validation (session samples: share of the training samples;
+            sequences: unused, the second to last item validates); 0 turns
+            validation (and early stopping) off.
         seed: split seed.
         root: data directory (default ``$SSGRAPHREC_DATA``).
     """
     name, spec, folder = resolve(name_or_path, Path(root) if root is not None else None)
+    if spec.load is not None:
+        # Session / sequence data carry their own fixed split (DHCN files, leave-one-out).
+        if split not in (None, spec.split):
+            raise ConfigError(f"dataset {name!r} ({spec.task}) has the fixed split {spec.split!r}; "
+                              f"--split {split} does not apply")
+        assert folder is not None
+        data = spec.load(folder, name, val_ratio=val_ratio, seed=seed)
+        data.name = name
+        return data
+    assert spec.read is not None
     raw = spec.read(folder, name) if folder is not None else spec.read(Path("."), name)
     raw.name = name
     return build_dataset(raw, split=split or spec.split,

@@ -31,6 +31,18 @@ HAS_ATTR = (ITEM, "has", ATTR)
 # a session sample (-1 where none); ``data[SESSION].user`` owns a sequence;
 # ``data[SESSION].train_mask / val_mask / test_mask`` say which split a sample
 # belongs to.
+#
+# Session samples (``task="next_item"``: DHCN / GCE-GNN pickles, click logs):
+# one session per sample, a prefix of a real session with ``target`` its next
+# item; train / val / test samples are told apart by the masks.
+# User sequences (``task="sequential"``: S3-Rec files, leave-one-out): one
+# session per user holding the *training sequence* (all items but the last
+# two), ``data[SESSION].val_target`` (second to last item) and ``test_target``
+# (last item), -1 where none; ``target`` is -1 (training targets are the
+# sequence shifted by one). The test input is the training sequence followed
+# by the validation item. ``train_mask`` marks a non-empty training sequence,
+# ``val_mask`` / ``test_mask`` a validation / test target. Helpers live in
+# :mod:`ssgraphrec.data.sessions` (``session_data``, ``to_padded``, ...).
 SESSION = "session"
 CONTAINS = (SESSION, "contains", ITEM)
 
@@ -96,8 +108,15 @@ def num_items(data: HeteroData) -> int:
 
 
 def fingerprint(data: HeteroData) -> str:
-    """A short hash of the id spaces and every interaction split."""
+    """A short hash of the id spaces and every interaction split (or the session samples)."""
     h = hashlib.sha1()
+    if INTERACTS not in data.edge_types and CONTAINS in data.edge_types:
+        h.update(f"{int(data[SESSION].num_nodes)},{num_items(data)}".encode())
+        h.update(data[CONTAINS].edge_index.cpu().numpy().tobytes())
+        for key in ("target", "val_target", "test_target", "train_mask", "val_mask", "test_mask"):
+            if key in data[SESSION]:
+                h.update(data[SESSION][key].cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
     h.update(f"{num_users(data)},{num_items(data)}".encode())
     store = data[INTERACTS]
     for key in SPLIT_KEYS:
@@ -109,6 +128,10 @@ def fingerprint(data: HeteroData) -> str:
 
 def summary(data: HeteroData) -> dict[str, int | str]:
     """Counts for ``ssgraphrec data info`` and ``results.json``."""
+    if INTERACTS not in data.edge_types and CONTAINS in data.edge_types:
+        from .sessions import session_summary  # sessions imports this module
+
+        return {"name": data.name, **session_summary(data), "fingerprint": fingerprint(data)}
     store = data[INTERACTS]
     out: dict[str, int | str] = {
         "name": data.name,

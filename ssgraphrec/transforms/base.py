@@ -28,8 +28,9 @@ AUGMENTATIONS: Registry[type[BaseTransform]] = Registry("augmentation")
 
 EdgeType = tuple[str, str, str]
 
-# Per-edge attributes that follow the edges when a subset is kept.
-EDGE_ATTRS = ("edge_weight", "edge_attr", "time", "position", "e_id")
+# Per-edge attributes that follow the edges when a subset is kept (``mask``: the
+# masked incidences of a sequence, see :class:`ssgraphrec.transforms.ItemMask`).
+EDGE_ATTRS = ("edge_weight", "edge_attr", "time", "position", "mask", "e_id")
 
 
 def register_augmentation(name: str):

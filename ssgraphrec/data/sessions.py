@@ -1,0 +1,232 @@
+"""Sessions and user sequences as ordered hyperedges over items (DESIGN.md, "Data model").
+
+A session node is a hyperedge over items: ``data[CONTAINS].edge_index`` holds
+one (session, item) incidence per click, sorted by (session, position), and
+``data[CONTAINS].position`` is the 0-based place of the click in its session.
+This module builds that HeteroData from Python lists or CSR tensors, gives the
+CSR pointer back, turns sessions into the left-padded id matrices of SASRec
+(Kang & McAuley, ICDM 2018) and S3-Rec (Zhou et al., CIKM 2020), and performs
+the prefix augmentation of SR-GNN (Wu et al., AAAI 2019). Everything after the
+flattening of Python lists is vectorised tensor code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import chain
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+from ..errors import ConfigError, SSGraphRecError, check_probability
+from .schema import CONTAINS, ITEM, SESSION
+
+TRAIN, VAL, TEST = 0, 1, 2
+SessionsLike = Sequence[Sequence[int]] | tuple[Tensor, Tensor]
+
+
+def flatten_sessions(sessions: SessionsLike) -> tuple[Tensor, Tensor]:
+    """Return the CSR form ``(ptr, items)`` of ``sessions``.
+
+    ``sessions`` is either a list of int sequences or already a
+    ``(ptr, items)`` pair of long tensors (session ``s`` owns
+    ``items[ptr[s]:ptr[s+1]]``).
+    """
+    if isinstance(sessions, tuple) and len(sessions) == 2 and isinstance(sessions[0], Tensor):
+        ptr, items = sessions[0].long(), sessions[1].long()
+        if ptr.dim() != 1 or ptr.numel() == 0 or int(ptr[0]) != 0 or int(ptr[-1]) != items.numel():
+            raise SSGraphRecError("session pointer must start at 0 and end at the number of items")
+        if bool((ptr[1:] < ptr[:-1]).any()):
+            raise SSGraphRecError("session pointer must be non-decreasing")
+        return ptr, items
+    lengths = np.fromiter((len(s) for s in sessions), dtype=np.int64, count=len(sessions))
+    total = int(lengths.sum())
+    flat = np.fromiter(chain.from_iterable(sessions), dtype=np.int64, count=total)
+    ptr = torch.zeros(len(lengths) + 1, dtype=torch.long)
+    ptr[1:] = torch.from_numpy(np.cumsum(lengths))
+    return ptr, torch.from_numpy(flat)
+
+
+def session_data(
+    sessions: SessionsLike,
+    num_items: int,
+    *,
+    targets: Tensor | Sequence[int] | None = None,
+    users: Tensor | Sequence[int] | None = None,
+    split: Tensor | None = None,
+    name: str = "",
+    item_ids: list[str] | None = None,
+) -> HeteroData:
+    """Build the session HeteroData of DESIGN.md.
+
+    Args:
+        sessions: one int sequence of contiguous item ids per session (in
+            click order), or a ``(ptr, items)`` CSR pair.
+        num_items: size of the item id space; every item id must lie in
+            ``[0, num_items)``.
+        targets: next-item label of each session sample, -1 where none
+            (default: all -1).
+        users: owner of each sequence (contiguous user ids), when sessions are
+            user sequences.
+        split: ``0 / 1 / 2`` per session = train / validation / test; gives
+            ``train_mask``, ``val_mask`` and ``test_mask`` (default: all train).
+        name: dataset name, kept in ``data.name``.
+        item_ids: raw item ids, position = contiguous id.
+
+    Empty sessions are allowed (a sequence with nothing left for training).
+    """
+    ptr, items = flatten_sessions(sessions)
+    num_sessions = ptr.numel() - 1
+    if items.numel() and (int(items.min()) < 0 or int(items.max()) >= num_items):
+        bad = items[(items < 0) | (items >= num_items)][0]
+        raise SSGraphRecError(f"session item id {int(bad)} outside [0, {num_items})")
+    lengths = ptr[1:] - ptr[:-1]
+    session = torch.repeat_interleave(torch.arange(num_sessions), lengths)
+    position = torch.arange(items.numel()) - ptr[session]
+
+    data = HeteroData()
+    data.name = name
+    data[ITEM].num_nodes = int(num_items)
+    data[ITEM].raw_id = item_ids if item_ids is not None else [str(i) for i in range(num_items)]
+    data[SESSION].num_nodes = num_sessions
+    data[CONTAINS].edge_index = torch.stack([session, items])
+    data[CONTAINS].position = position
+    data[SESSION].target = _per_session(targets, num_sessions, "targets", fill=-1)
+    if users is not None:
+        data[SESSION].user = _per_session(users, num_sessions, "users", fill=-1)
+    split_t = _per_session(split, num_sessions, "split", fill=TRAIN)
+    if split_t.numel() and (int(split_t.min()) < TRAIN or int(split_t.max()) > TEST):
+        raise SSGraphRecError("split must hold 0 (train), 1 (validation) or 2 (test) per session")
+    data[SESSION].train_mask = split_t == TRAIN
+    data[SESSION].val_mask = split_t == VAL
+    data[SESSION].test_mask = split_t == TEST
+    return data
+
+
+def _per_session(values, num_sessions: int, what: str, fill: int) -> Tensor:
+    if values is None:
+        return torch.full((num_sessions,), fill, dtype=torch.long)
+    out = torch.as_tensor(values, dtype=torch.long).view(-1)
+    if out.numel() != num_sessions:
+        raise SSGraphRecError(f"{what} has {out.numel()} entries for {num_sessions} sessions")
+    return out
+
+
+def session_pointer(data: HeteroData) -> Tensor:
+    """CSR pointer of sessions over incidences: session ``s`` owns ``ptr[s]:ptr[s+1]``."""
+    session = data[CONTAINS].edge_index[0]
+    counts = torch.bincount(session, minlength=int(data[SESSION].num_nodes))
+    ptr = torch.zeros(counts.numel() + 1, dtype=torch.long, device=session.device)
+    ptr[1:] = torch.cumsum(counts, 0)
+    return ptr
+
+
+def to_padded(data: HeteroData, max_len: int, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Sessions as a left-padded id matrix, the input format of SASRec and S3-Rec.
+
+    Row ``r`` holds the last ``min(len, max_len)`` items of the ``r``-th
+    selected session, **right-aligned** (padding on the left), with item ids
+    **shifted by +1** so that 0 means padding, as SASRec / S3-Rec / CL4SRec do
+    (``[0]*pad + seq[-max_len:]``). Sessions longer than ``max_len`` keep their
+    last ``max_len`` items.
+
+    Args:
+        data: session HeteroData.
+        max_len: number of columns.
+        mask: bool mask over sessions (e.g. ``data['session'].test_mask``);
+            default: every session, in order.
+
+    Returns:
+        ``(ids [S, max_len], lengths [S])`` where ``lengths`` is the number
+        of non-padding entries (the clipped length).
+    """
+    if max_len < 1:
+        raise ConfigError(f"max_len must be >= 1, got {max_len}")
+    session, item = data[CONTAINS].edge_index
+    ptr = session_pointer(data)
+    length = ptr[1:] - ptr[:-1]
+    num_sessions = length.numel()
+    if mask is None:
+        row_of = torch.arange(num_sessions, device=session.device)
+        rows = num_sessions
+    else:
+        mask = mask.bool().view(-1)
+        if mask.numel() != num_sessions:
+            raise SSGraphRecError(f"mask has {mask.numel()} entries for {num_sessions} sessions")
+        row_of = torch.cumsum(mask.long(), 0) - 1
+        rows = int(mask.sum())
+    # Rank of each incidence from the end of its session: 0 for the last click.
+    from_end = ptr[session + 1] - 1 - torch.arange(session.numel(), device=session.device)
+    keep = from_end < max_len
+    if mask is not None:
+        keep &= mask[session]
+    out = torch.zeros(rows, max_len, dtype=torch.long, device=session.device)
+    out[row_of[session[keep]], max_len - 1 - from_end[keep]] = item[keep] + 1
+    lengths = length.clamp(max=max_len)
+    if mask is not None:
+        lengths = lengths[mask]
+    return out, lengths
+
+
+def prefix_samples(ptr: Tensor, items: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Prefix augmentation of SR-GNN (Wu et al. AAAI 2019), as in its ``process_seqs``.
+
+    A session ``[v1, ..., vn]`` gives the ``n - 1`` samples
+    ``([v1..v(n-1)], vn), ([v1..v(n-2)], v(n-1)), ..., ([v1], v2)``, longest
+    prefix first, sessions in order. Sessions of length < 2 give none.
+
+    Returns:
+        ``(sample_ptr, sample_items, targets)``: the prefixes in CSR form and
+        the next-item label of each.
+    """
+    length = ptr[1:] - ptr[:-1]
+    per = (length - 1).clamp(min=0)
+    owner = torch.repeat_interleave(torch.arange(length.numel()), per)
+    first = torch.cumsum(per, 0) - per
+    k = torch.arange(owner.numel()) - first[owner]          # 0 for the longest prefix
+    prefix_len = length[owner] - 1 - k
+    targets = items[ptr[owner] + prefix_len]
+    sample_ptr = torch.zeros(owner.numel() + 1, dtype=torch.long)
+    sample_ptr[1:] = torch.cumsum(prefix_len, 0)
+    sample = torch.repeat_interleave(torch.arange(owner.numel()), prefix_len)
+    pos = torch.arange(sample.numel()) - sample_ptr[sample]
+    return sample_ptr, items[ptr[owner[sample]] + pos], targets
+
+
+def carve_validation(split: Tensor, val_ratio: float, seed: int) -> Tensor:
+    """Move a seeded random ``val_ratio`` share of the train samples (0) to validation (1).
+
+    The count is ``floor(val_ratio * #train)``; 0 turns validation off.
+    Returns a new split tensor.
+    """
+    check_probability("val_ratio", val_ratio)
+    split = split.clone()
+    train = torch.nonzero(split == TRAIN).view(-1)
+    n_val = int(val_ratio * train.numel())
+    if n_val:
+        gen = torch.Generator().manual_seed(seed)
+        chosen = train[torch.randperm(train.numel(), generator=gen)[:n_val]]
+        split[chosen] = VAL
+    return split
+
+
+def session_summary(data: HeteroData) -> dict[str, int]:
+    """Counts of a session dataset for ``ssgraphrec data info``."""
+    store = data[SESSION]
+    out = {
+        "items": int(data[ITEM].num_nodes),
+        "sessions": int(store.num_nodes),
+        "incidences": int(data[CONTAINS].edge_index.size(1)),
+        "train": int(store.train_mask.sum()),
+        "val": int(store.val_mask.sum()),
+        "test": int(store.test_mask.sum()),
+    }
+    if "user" in store:
+        out["users"] = int(store.user.max()) + 1 if store.user.numel() else 0
+    return out
+
+
+__all__ = ["TEST", "TRAIN", "VAL", "carve_validation", "flatten_sessions", "prefix_samples",
+           "session_data", "session_pointer", "session_summary", "to_padded"]
