@@ -67,6 +67,8 @@ def main() -> None:
               help="Per-user share of training rows for validation; 0: no validation, "
                    "no early stopping. [default: 0.1]")
 @click.option("--patience", type=int, help="Early-stopping patience in epochs. [default: 10]")
+@click.option("--mask-history", is_flag=True, default=None,
+              help="Next-item tasks: do not rank the items already in a sample's input.")
 @click.option("--data-root", type=click.Path(), help="Data directory. [default: $SSGRAPHREC_DATA]")
 @click.option("--out", "-o", type=click.Path(),
               help="Run directory. [default: runs/<method>-<dataset>-<time>]")
@@ -74,8 +76,8 @@ def main() -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @_fail_cleanly
 def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, device, threads, seed,
-          sparse_backend, split, test_ratio, val_ratio, patience, data_root, out, resume,
-          no_progress) -> None:
+          sparse_backend, split, test_ratio, val_ratio, patience, mask_history, data_root, out,
+          resume, no_progress) -> None:
     """Train a method and report test metrics of the best validation epoch."""
     from .train import train as run_training
 
@@ -96,6 +98,7 @@ def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, 
             "batch_size": batch_size, "lr": lr, "device": device, "threads": threads, "seed": seed,
             "sparse_backend": sparse_backend, "split": split, "test_ratio": test_ratio,
             "val_ratio": val_ratio, "patience": patience, "data_root": data_root,
+            "mask_history": mask_history,
         }
         apply(cfg, {k: v for k, v in options.items() if v is not None})
         apply(cfg, parse_overrides(overrides))
@@ -107,11 +110,17 @@ def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, 
 
 def _report(run_dir, results: dict) -> None:
     test = results["test"]
-    click.echo(f"\ntest metrics of {results['method']} on {results['dataset']} "
-               f"({results['selection']}, epoch {results['best_epoch']}; "
-               f"{test['users_evaluated']} users, {test['users_skipped']} without test items "
-               "skipped)")
-    click.echo(_table(test))
+    head = (f"\ntest metrics of {results['method']} on {results['dataset']} "
+            f"({results['selection']}, epoch {results['best_epoch']}; ")
+    if "samples_evaluated" in test:
+        history = "history items masked" if test.get("history_masked") else "history items ranked"
+        click.echo(head + f"{test['samples_evaluated']} test samples, all items ranked, {history}; "
+                   "hit = HR@K, the P@K of session-based papers)")
+        click.echo(_table(test, names=("hit", "ndcg", "mrr")))
+    else:
+        click.echo(head + f"{test['users_evaluated']} users, {test['users_skipped']} without "
+                   "test items skipped)")
+        click.echo(_table(test))
     click.echo(f"\nrun directory: {run_dir}")
 
 
@@ -126,7 +135,8 @@ def evaluate(run_dir, device) -> None:
 
     run = load_run(run_dir, device)
     trainer = Trainer(run.method, run.data, run_dir, epochs=0, ks=run.cfg.eval_ks,
-                      monitor=run.cfg.monitor, generator=run.generator, progress=False)
+                      monitor=run.cfg.monitor, generator=run.generator, progress=False,
+                      mask_history=run.cfg.mask_history)
     test = trainer.evaluate("test")
     saved = read_results(run_dir)
     results = {**saved, "test": test, "method": run.cfg.method, "dataset": run.cfg.dataset,

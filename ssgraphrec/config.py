@@ -37,7 +37,10 @@ class RunConfig:
     val_ratio: float = 0.1
     patience: int = 10
     monitor: str = "ndcg@20"
-    eval_ks: list[int] = field(default_factory=lambda: [10, 20])
+    #: None: the task's usual cut-offs (see ``ssgraphrec.train.run.DEFAULT_CUTOFFS``).
+    eval_ks: list[int] | None = None
+    #: next-item tasks: exclude the items of a sample's input from its ranking.
+    mask_history: bool = False
     eval_batch_size: int = 1024
     data_root: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
@@ -70,6 +73,8 @@ def apply(cfg: RunConfig, values: dict[str, Any]) -> RunConfig:
         else:
             setattr(cfg, key, _check_run_value(key, value))
     ks = cfg.eval_ks
+    if ks is None:
+        return cfg
     try:
         if isinstance(ks, (int, str)) and not isinstance(ks, bool):
             ks = str(ks).split(",")
@@ -84,11 +89,11 @@ def apply(cfg: RunConfig, values: dict[str, Any]) -> RunConfig:
 
 # Run fields that are not optional (None is not allowed), and the type of each scalar field.
 _REQUIRED = {"method", "dataset", "epochs", "seed", "device", "sparse_backend", "val_ratio",
-             "patience", "monitor", "eval_batch_size"}
+             "patience", "monitor", "eval_batch_size", "mask_history"}
 _TYPES = {"threads": int, "epochs": int, "seed": int, "patience": int, "eval_batch_size": int,
           "batch_size": int, "lr": float, "test_ratio": float, "val_ratio": float,
           "method": str, "dataset": str, "aug": str, "device": str, "sparse_backend": str,
-          "split": str, "monitor": str, "data_root": str}
+          "split": str, "monitor": str, "data_root": str, "mask_history": bool}
 
 
 def _as_int(value: Any) -> int:
@@ -101,6 +106,8 @@ def _check_run_value(key: str, value: Any) -> Any:
     """``value`` for the run field ``key``, or a :class:`ConfigError` if it has the wrong type."""
     typ = _TYPES.get(key)
     if typ is None or (value is None and key not in _REQUIRED):
+        return value
+    if typ is bool and isinstance(value, bool):
         return value
     if typ is int and isinstance(value, int) and not isinstance(value, bool):
         return value

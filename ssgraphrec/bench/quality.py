@@ -212,8 +212,7 @@ def cell_config(spec: QualitySpec, dataset: str, method: str, seed: int,
         cfg.threads = spec.threads
     apply(cfg, common)
     apply(cfg, own)
-    if 20 not in cfg.eval_ks:
-        cfg.eval_ks = sorted({*cfg.eval_ks, 20})
+    cfg.eval_ks = sorted({*(cfg.eval_ks or (10, 20)), 20})
     params = dataclasses.asdict(method_config(METHODS.get(method).config_class, cfg, method))
     return cfg, params
 

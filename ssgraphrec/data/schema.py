@@ -100,7 +100,24 @@ def interaction_data(
 
 
 def num_users(data: HeteroData) -> int:
+    """Users in the id space (0 for session data without users)."""
+    if USER not in data.node_types or data[USER].num_nodes is None:
+        return 0
     return int(data[USER].num_nodes)
+
+
+TASKS = ("ranking", "next_item", "sequential")
+
+
+def task_of(data: HeteroData) -> str:
+    """What the data are for: ``ranking`` (user-item interactions), ``next_item``
+    (session samples with a next-item label) or ``sequential`` (user sequences)."""
+    if INTERACTS in data.edge_types:
+        return "ranking"
+    task = data.task if "task" in data else None
+    if task not in TASKS:
+        raise ValueError(f"data without user-item interactions must say its task, got {task!r}")
+    return task
 
 
 def num_items(data: HeteroData) -> int:

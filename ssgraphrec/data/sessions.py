@@ -230,3 +230,41 @@ def session_summary(data: HeteroData) -> dict[str, int]:
 
 __all__ = ["TEST", "TRAIN", "VAL", "carve_validation", "flatten_sessions", "prefix_samples",
            "session_data", "session_pointer", "session_summary", "to_padded"]
+
+
+def padded_sessions(data: HeteroData, sessions: Tensor, max_len: int, append: Tensor | None = None,
+                    ptr: Tensor | None = None) -> Tensor:
+    """Left-padded, +1-shifted item ids of the given sessions, in the given order.
+
+    The batched counterpart of :func:`to_padded` for a shuffled batch of
+    session ids: row ``r`` holds the last ``max_len`` items of session
+    ``sessions[r]`` (followed by ``append[r]`` where ``append[r] >= 0``, e.g.
+    the validation item that completes a user's test input), right-aligned,
+    0 for padding.
+
+    Args:
+        data: session HeteroData.
+        sessions: ``[B]`` session ids.
+        max_len: number of columns.
+        append: optional ``[B]`` item to add at the end of each row (-1: none).
+        ptr: :func:`session_pointer` of ``data``, when the caller has it.
+    """
+    if max_len < 1:
+        raise ConfigError(f"max_len must be >= 1, got {max_len}")
+    item = data[CONTAINS].edge_index[1]
+    ptr = session_pointer(data) if ptr is None else ptr
+    start, end = ptr[sessions], ptr[sessions + 1]
+    extra = torch.zeros_like(start) if append is None else (append >= 0).long()
+    out = torch.zeros(sessions.numel(), max_len, dtype=torch.long, device=item.device)
+    # column j (from the right, 0 = last) reads incidence end - 1 - (j - extra)
+    back = torch.arange(max_len, device=item.device)
+    idx = end[:, None] - 1 - (back[None, :] - extra[:, None])
+    valid = (idx >= start[:, None]) & (back[None, :] >= extra[:, None])
+    cols = max_len - 1 - back
+    vals = torch.where(valid, item[idx.clamp(min=0, max=max(item.numel() - 1, 0))] + 1,
+                       torch.zeros_like(idx))
+    out[:, cols] = vals
+    if append is not None:
+        has = append >= 0
+        out[has, max_len - 1] = append[has] + 1
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -9,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from ..data.schema import INTERACTS, num_items, num_users
+from ..data.schema import INTERACTS, SESSION, num_items, num_users
 from ..registry import Registry
 from ..sparse import BipartiteGraph, resolve_backend
 
@@ -63,6 +64,8 @@ class Method(nn.Module):
     paper = ""
     #: False for methods with nothing to train (e.g. popularity).
     trainable = True
+    #: The data tasks the method can run on (:func:`ssgraphrec.data.schema.task_of`).
+    tasks: tuple[str, ...] = ("ranking",)
 
     def __init__(self, data: HeteroData, cfg: MethodConfig, *, backend: str = "auto",
                  generator: torch.Generator | None = None):
@@ -92,3 +95,42 @@ class GraphMethod(Method):
         super().__init__(data, cfg, backend=backend, generator=generator)
         self.graph = BipartiteGraph(data[INTERACTS].edge_index, self.num_users, self.num_items)
         self.adj = self.graph.normalized_adjacency(backend=self.backend)
+
+
+class SessionMethod(Method):
+    """A method on session samples (``next_item``) or user sequences (``sequential``).
+
+    The trainer feeds :meth:`loss` batches of training sample ids from
+    :meth:`train_batches` and evaluates with :meth:`score`, which ranks every
+    item for the input of each sample of a split (see
+    :mod:`ssgraphrec.eval.next_item`).
+    """
+
+    tasks = ("next_item", "sequential")
+
+    def __init__(self, data: HeteroData, cfg: MethodConfig, *, backend: str = "auto",
+                 generator: torch.Generator | None = None):
+        super().__init__(data, cfg, backend=backend, generator=generator)
+        self.data = data
+        self.train_samples = data[SESSION].train_mask.nonzero().view(-1)
+
+    def num_train_batches(self) -> int:
+        return -(-self.train_samples.numel() // self.cfg.batch_size)
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[Tensor]:
+        """Training sample ids in a fresh random order, ``batch_size`` at a time."""
+        n = self.train_samples.numel()
+        gen_device = generator.device
+        order = torch.randperm(n, generator=generator, device=gen_device).to(self.train_samples.device)
+        for start in range(0, n, self.cfg.batch_size):
+            yield self.train_samples[order[start:start + self.cfg.batch_size]]
+
+    def loss(self, batch: Tensor) -> dict[str, Tensor]:  # type: ignore[override]
+        raise NotImplementedError
+
+    def score(self, samples: Tensor, split: str) -> Tensor:
+        """``[B, num_items]`` scores of every item for the input of each sample."""
+        raise NotImplementedError
+
+    def embeddings(self) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError(f"{self.name} ranks items per session sample; use score()")

@@ -12,7 +12,7 @@ from torch_geometric.data import HeteroData
 
 from ..config import RunConfig, apply, method_config
 from ..data import load_dataset
-from ..data.schema import INTERACTS, summary
+from ..data.schema import INTERACTS, summary, task_of
 from ..errors import SSGraphRecError
 from ..eval.ranking import check_cutoffs
 from ..methods import METHODS, Method
@@ -24,6 +24,10 @@ from .seed import seed_everything
 from .trainer import Trainer
 
 VIEW_SEED_OFFSET = 7919
+
+#: Cut-offs reported when ``eval_ks`` is not set: the ones the task's papers report
+#: (LightGCN/SGL: 10, 20; DHCN: P@10/20, MRR@10/20; S3-Rec/CL4SRec: HR and NDCG@5/10/20).
+DEFAULT_CUTOFFS = {"ranking": (10, 20), "next_item": (10, 20), "sequential": (5, 10, 20)}
 
 
 @dataclass
@@ -53,8 +57,15 @@ def build(cfg: RunConfig) -> Run:
     seed_everything(cfg.seed)
     data = load_dataset(cfg.dataset, split=cfg.split, test_ratio=cfg.test_ratio,
                         val_ratio=cfg.val_ratio, seed=cfg.seed, root=cfg.data_root)
+    task = task_of(data)
+    if task not in cls.tasks:
+        fitting = sorted(name for name in METHODS if task in METHODS.get(name).tasks)
+        raise SSGraphRecError(f"method {cfg.method!r} runs on {'/'.join(cls.tasks)} data, and dataset "
+                              f"{cfg.dataset!r} holds {task} data; methods for it: {', '.join(fitting)}")
+    if not cfg.eval_ks:
+        cfg.eval_ks = list(DEFAULT_CUTOFFS[task])
     check_cutoffs(cfg.eval_ks, int(data["item"].num_nodes))
-    if data[INTERACTS].test_edge_index.size(1) == 0:
+    if task == "ranking" and data[INTERACTS].test_edge_index.size(1) == 0:
         raise SSGraphRecError(f"the test split is empty for dataset {cfg.dataset!r}: nothing to "
                               "evaluate (every user has a single interaction, or the test file "
                               "is empty)")
@@ -95,7 +106,8 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
         rd.write_config(run_path, full_config(run))
     trainer = Trainer(run.method, run.data, run_path, epochs=cfg.epochs, patience=cfg.patience,
                       monitor=cfg.monitor, ks=cfg.eval_ks, eval_batch_size=cfg.eval_batch_size,
-                      generator=run.generator, progress=progress, log=log)
+                      generator=run.generator, progress=progress, log=log,
+                      mask_history=cfg.mask_history)
     if resume:
         trainer.resume()
     outcome = trainer.fit()

@@ -13,9 +13,11 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from ..data.sampler import NegativeSampler, bpr_batches, num_batches
-from ..data.schema import INTERACTS, num_items, num_users
+from ..data.schema import INTERACTS, SESSION, num_items, num_users, task_of
 from ..errors import ConfigError
 from ..eval import dot_scores, evaluate_ranking
+from ..eval.metrics import METRICS
+from ..eval.next_item import NEXT_ITEM_METRICS, evaluate_next_item
 from ..methods.base import BPRBatch, Method
 from . import run_dir as rd
 from .checkpoint import load_checkpoint, save_atomic
@@ -24,6 +26,11 @@ from .early_stopping import EarlyStopping
 
 class Trainer:
     """Trains a :class:`Method` with the joint scheme and evaluates it.
+
+    User-item data (task ``ranking``) are trained on BPR triples and evaluated
+    by full ranking per user; session samples and user sequences (``next_item``,
+    ``sequential``) on the method's own batches of sample ids, evaluated by the
+    rank of each sample's held-out item (:mod:`ssgraphrec.eval.next_item`).
 
     Model selection and early stopping use the validation split (``monitor``,
     default NDCG@20) and never the test split. With no validation split the
@@ -37,33 +44,45 @@ class Trainer:
         generator: the seeded generator for sampling.
         progress: show a progress bar per epoch.
         log: where per-epoch lines go.
+        mask_history: next-item tasks only: exclude the items of a sample's
+            input from its ranking.
     """
 
     def __init__(self, method: Method, data: HeteroData, run_dir: Path, *, epochs: int,
                  patience: int = 10, monitor: str = "ndcg@20", ks: list[int] | None = None,
                  eval_batch_size: int = 1024, generator: torch.Generator,
-                 progress: bool = True, log: Callable[[str], None] | None = None):
+                 progress: bool = True, log: Callable[[str], None] | None = None,
+                 mask_history: bool = False):
         self.method = method
         self.data = data
+        self.task = task_of(data)
+        if self.task not in method.tasks:
+            raise ConfigError(f"method {method.name!r} runs on {'/'.join(method.tasks)} data; "
+                              f"dataset {data.name!r} holds {self.task} data")
+        self.mask_history = mask_history
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.epochs = epochs
         self.ks = ks or [10, 20]
         self.monitor = monitor
-        if monitor not in {f"{m}@{k}" for m in ("recall", "ndcg", "precision", "hit", "mrr")
-                           for k in self.ks}:
+        self.metric_names = METRICS if self.task == "ranking" else NEXT_ITEM_METRICS
+        if monitor not in {f"{m}@{k}" for m in self.metric_names for k in self.ks}:
             raise ConfigError(f"monitor {monitor!r} is not a computed metric; eval_ks={self.ks}")
         self.eval_batch_size = eval_batch_size
         self.generator = generator
         self.progress = progress
         self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
-        store = data[INTERACTS]
-        self.train_edges = store.edge_index
-        self.has_val = store.val_edge_index.size(1) > 0
+        if self.task == "ranking":
+            store = data[INTERACTS]
+            self.train_edges = store.edge_index
+            self.has_val = store.val_edge_index.size(1) > 0
+            self.sampler = NegativeSampler(self.train_edges, num_items(data))
+        else:
+            self.has_val = bool(data[SESSION].val_mask.any())
+        self.device = next(iter(data.edge_stores)).edge_index.device
         self.stopper = EarlyStopping(patience if self.has_val else 0)
         self.optimizer = (torch.optim.Adam(method.parameters(), lr=method.cfg.lr)
                           if method.trainable else None)
-        self.sampler = NegativeSampler(self.train_edges, num_items(data))
         self.start_epoch = 0
         self.epoch_times: list[float] = []
 
@@ -73,6 +92,9 @@ class Trainer:
         """Metrics on ``val`` (training items masked) or ``test`` (training and
         validation items masked)."""
         self.method.eval()
+        if self.task != "ranking":
+            return evaluate_next_item(self.method.score, self.data, split, num_items(self.data),
+                                      self.ks, self.eval_batch_size, mask_history=self.mask_history)
         store = self.data[INTERACTS]
         users, items = self.method.embeddings()
         exclude = [store.edge_index] + ([store.val_edge_index] if split == "test" else [])
@@ -97,7 +119,7 @@ class Trainer:
 
     def resume(self) -> None:
         """Continue from ``last.pt`` of the run directory."""
-        state = load_checkpoint(self.run_dir / rd.LAST, self.data[INTERACTS].edge_index.device)
+        state = load_checkpoint(self.run_dir / rd.LAST, self.device)
         self.method.load_state_dict(state["method"])
         if self.optimizer and state["optimizer"]:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -111,19 +133,25 @@ class Trainer:
         self.start_epoch = state["epoch"] + 1
 
     # -- training ---------------------------------------------------------
+    def _batches(self):
+        """(batches, count) of one epoch: BPR triples, or the method's sample ids."""
+        batch_size = self.method.cfg.batch_size
+        if self.task == "ranking":
+            triples = bpr_batches(self.train_edges, self.sampler, batch_size, self.generator)
+            return ((BPRBatch(*t) for t in triples),
+                    num_batches(self.train_edges.size(1), batch_size))
+        return self.method.train_batches(self.generator), self.method.num_train_batches()
+
     def train_epoch(self, epoch: int) -> dict[str, float]:
         method = self.method
         method.train()
         method.on_epoch_start(epoch)
-        sampler = self.sampler
-        batch_size = method.cfg.batch_size
-        n = num_batches(self.train_edges.size(1), batch_size)
+        batches, n = self._batches()
         totals: dict[str, float] = {}
-        bar = tqdm(bpr_batches(self.train_edges, sampler, batch_size, self.generator), total=n,
-                   desc=f"epoch {epoch + 1}/{self.epochs}", disable=not self.progress,
-                   leave=False, file=sys.stderr, dynamic_ncols=True)
-        for users, pos, neg in bar:
-            terms = method.loss(BPRBatch(users, pos, neg))
+        bar = tqdm(batches, total=n, desc=f"epoch {epoch + 1}/{self.epochs}",
+                   disable=not self.progress, leave=False, file=sys.stderr, dynamic_ncols=True)
+        for batch in bar:
+            terms = method.loss(batch)
             loss = sum(terms.values())
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch + 1}; "
@@ -155,7 +183,8 @@ class Trainer:
                     record["val"] = val
                     record["eval_s"] = round(time.perf_counter() - t1, 3)
                     improved = self.stopper.step(val[self.monitor], epoch + 1)
-                    msg += (f" | val recall@{self.ks[-1]} {val[f'recall@{self.ks[-1]}']:.4f} "
+                    first = "recall" if self.task == "ranking" else "hit"
+                    msg += (f" | val {first}@{self.ks[-1]} {val[f'{first}@{self.ks[-1]}']:.4f} "
                             f"{self.monitor} {val[self.monitor]:.4f}" + (" *" if improved else ""))
                     if improved:
                         best_val = val
@@ -170,7 +199,7 @@ class Trainer:
                              f"epochs; best epoch {self.stopper.best_epoch}")
                     break
         if self.has_val and (self.run_dir / rd.BEST).is_file():
-            best = load_checkpoint(self.run_dir / rd.BEST, self.train_edges.device)
+            best = load_checkpoint(self.run_dir / rd.BEST, self.device)
             self.method.load_state_dict(best["method"])
             if not best_val:
                 best_val = self.evaluate("val")
@@ -185,6 +214,7 @@ class Trainer:
         test = self.evaluate("test")
         eval_s = time.perf_counter() - t_eval
         return {
+            "task": self.task,
             "test": test,
             "val": best_val,
             "best_epoch": best_epoch,
