@@ -57,11 +57,16 @@ def sort_pairs(edge_index: Tensor, num_cols: int) -> Tensor:
     return torch.stack([key // num_cols, key % num_cols])
 
 
+def segment_pointer(index: Tensor, size: int) -> Tensor:
+    """CSR pointer of a sorted index vector: value ``v`` owns ``ptr[v]:ptr[v+1]``."""
+    ptr = torch.zeros(size + 1, dtype=torch.long, device=index.device)
+    ptr[1:] = torch.cumsum(torch.bincount(index.long(), minlength=size), 0)
+    return ptr
+
+
 def user_pointer(edge_index: Tensor, num_users: int) -> Tensor:
     """CSR row pointer of (user, item)-sorted pairs: user ``u`` owns ``ptr[u]:ptr[u+1]``."""
-    ptr = torch.zeros(num_users + 1, dtype=torch.long, device=edge_index.device)
-    ptr[1:] = torch.cumsum(torch.bincount(edge_index[0], minlength=num_users), 0)
-    return ptr
+    return segment_pointer(edge_index[0], num_users)
 
 
 def interaction_data(
@@ -115,8 +120,11 @@ def task_of(data: HeteroData) -> str:
     if INTERACTS in data.edge_types:
         return "ranking"
     task = data.task if "task" in data else None
+    if task is None and CONTAINS in data.edge_types:
+        # Readers set data.task; hand-built session data say it by their held-out keys.
+        task = "sequential" if "test_target" in data[SESSION] else "next_item"
     if task not in TASKS:
-        raise ValueError(f"data without user-item interactions must say its task, got {task!r}")
+        raise ValueError(f"data without user-item interactions or sessions has no task, got {task!r}")
     return task
 
 

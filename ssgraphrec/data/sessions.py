@@ -21,7 +21,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from ..errors import ConfigError, SSGraphRecError, check_probability
-from .schema import CONTAINS, ITEM, SESSION
+from .schema import CONTAINS, ITEM, SESSION, segment_pointer
 
 TRAIN, VAL, TEST = 0, 1, 2
 SessionsLike = Sequence[Sequence[int]] | tuple[Tensor, Tensor]
@@ -116,11 +116,7 @@ def _per_session(values, num_sessions: int, what: str, fill: int) -> Tensor:
 
 def session_pointer(data: HeteroData) -> Tensor:
     """CSR pointer of sessions over incidences: session ``s`` owns ``ptr[s]:ptr[s+1]``."""
-    session = data[CONTAINS].edge_index[0]
-    counts = torch.bincount(session, minlength=int(data[SESSION].num_nodes))
-    ptr = torch.zeros(counts.numel() + 1, dtype=torch.long, device=session.device)
-    ptr[1:] = torch.cumsum(counts, 0)
-    return ptr
+    return segment_pointer(data[CONTAINS].edge_index[0], int(data[SESSION].num_nodes))
 
 
 def to_padded(data: HeteroData, max_len: int, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -228,8 +224,9 @@ def session_summary(data: HeteroData) -> dict[str, int]:
     return out
 
 
-__all__ = ["TEST", "TRAIN", "VAL", "carve_validation", "flatten_sessions", "prefix_samples",
-           "session_data", "session_pointer", "session_summary", "to_padded"]
+__all__ = ["TEST", "TRAIN", "VAL", "carve_validation", "flatten_sessions", "from_padded",
+           "padded_sessions", "prefix_samples", "session_data", "session_pointer",
+           "session_summary", "to_padded"]
 
 
 def padded_sessions(data: HeteroData, sessions: Tensor, max_len: int, append: Tensor | None = None,
@@ -268,3 +265,24 @@ def padded_sessions(data: HeteroData, sessions: Tensor, max_len: int, append: Te
         has = append >= 0
         out[has, max_len - 1] = append[has] + 1
     return out
+
+
+def from_padded(ids: Tensor, num_items: int) -> HeteroData:
+    """The inverse of :func:`padded_sessions`: a session HeteroData with one session per row.
+
+    Row ``r`` of the +1-shifted id matrix ``ids`` (0 = padding, anywhere in
+    the row) becomes session ``r`` with its non-zero entries in column order,
+    so that the sequence augmentations of :mod:`ssgraphrec.transforms` can act
+    on a training batch; ``padded_sessions(from_padded(ids, n), arange(B), L)``
+    gives ``ids`` back for left-padded rows. Holds only the session store (no
+    targets, no split masks).
+    """
+    session, col = (ids > 0).nonzero(as_tuple=True)  # row-major: sorted by (row, column)
+    ptr = torch.zeros(ids.size(0) + 1, dtype=torch.long, device=ids.device)
+    ptr[1:] = torch.cumsum(torch.bincount(session, minlength=ids.size(0)), 0)
+    data = HeteroData()
+    data[ITEM].num_nodes = int(num_items)
+    data[SESSION].num_nodes = int(ids.size(0))
+    data[CONTAINS].edge_index = torch.stack([session, ids[session, col] - 1])
+    data[CONTAINS].position = torch.arange(session.numel(), device=ids.device) - ptr[session]
+    return data

@@ -25,9 +25,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from ..data.schema import CONTAINS, SESSION
+from ..data.schema import CONTAINS, SESSION, segment_pointer
 from ..errors import SSGraphRecError
-from .ranking import check_cutoffs
+from .ranking import check_cutoffs, gather_rows
 
 #: ``(samples [B], split) -> scores [B, num_items]``.
 SampleScoreFn = Callable[[Tensor, str], Tensor]
@@ -56,16 +56,9 @@ def history_pairs(data, samples: Tensor, split: str) -> tuple[Tensor, Tensor]:
     The input of a sample is its session; for a user sequence at test time
     the validation item is part of the input too.
     """
-    session, item = data[CONTAINS].edge_index
-    n = int(data[SESSION].num_nodes)
-    counts = torch.bincount(session, minlength=n)
-    ptr = torch.zeros(n + 1, dtype=torch.long, device=session.device)
-    ptr[1:] = torch.cumsum(counts, 0)
-    lengths = counts[samples]
-    rows = torch.repeat_interleave(torch.arange(samples.numel(), device=samples.device), lengths)
-    offsets = torch.cumsum(lengths, 0) - lengths
-    idx = ptr[samples][rows] + torch.arange(int(lengths.sum()), device=samples.device) - offsets[rows]
-    items = item[idx]
+    incidences = data[CONTAINS].edge_index
+    ptr = segment_pointer(incidences[0], int(data[SESSION].num_nodes))
+    rows, items = gather_rows(incidences, ptr, samples)
     store = data[SESSION]
     if split == "test" and "val_target" in store:
         val = store.val_target[samples]

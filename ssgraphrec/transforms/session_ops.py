@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from ..data.schema import CONTAINS, SESSION, sort_pairs
+from ..data.schema import CONTAINS, SESSION, segment_pointer, sort_pairs
 from ..errors import ConfigError
 from .base import edge_ids, rand
 from .graph_diffusion import edge_id_base
@@ -22,9 +22,7 @@ from .graph_diffusion import edge_id_base
 
 def session_pointer(session: Tensor, num_sessions: int) -> Tensor:
     """CSR pointer of session-sorted incidences: session ``s`` owns ``ptr[s]:ptr[s+1]``."""
-    ptr = torch.zeros(num_sessions + 1, dtype=torch.long, device=session.device)
-    ptr[1:] = torch.cumsum(torch.bincount(session.long(), minlength=num_sessions), 0)
-    return ptr
+    return segment_pointer(session, num_sessions)
 
 
 def rank_in_session(session: Tensor, ptr: Tensor) -> Tensor:
