@@ -1,9 +1,13 @@
 """Losses, one per file."""
 
 from .bpr import bpr_loss
+from .cross_channel_mim import cross_channel_mim_loss
 from .hierarchical_mim import hierarchical_mim_loss
 from .infonce import info_nce
+from .nt_xent import nt_xent
 from .proto_nce import proto_nce
 from .regularization import l2_regularization
 
-__all__ = ["bpr_loss", "hierarchical_mim_loss", "info_nce", "l2_regularization", "proto_nce"]
+__all__ = ["bpr_loss", "cross_channel_mim_loss", "hierarchical_mim_loss", "info_nce",
+           "l2_regularization", "nt_xent",
+           "proto_nce"]

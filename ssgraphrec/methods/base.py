@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from ..data.schema import INTERACTS, SESSION, num_items, num_users
+from ..errors import ConfigError
 from ..registry import Registry
 from ..sparse import BipartiteGraph, resolve_backend
 
@@ -33,6 +34,15 @@ class MethodConfig:
 
     lr: float = 1e-3
     batch_size: int = 2048
+
+
+def check_minimums(cfg: MethodConfig, **minimums: float) -> None:
+    """:class:`ConfigError` unless every named setting of ``cfg`` is at least its minimum
+    (NaN fails too): ``check_minimums(cfg, num_layers=0, emb_dim=1)``."""
+    for name, low in minimums.items():
+        value = getattr(cfg, name)
+        if not value >= low:
+            raise ConfigError(f"{name} must be >= {low}, got {value}")
 
 
 class BPRBatch(NamedTuple):

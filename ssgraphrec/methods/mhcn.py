@@ -16,7 +16,7 @@ from ..nn import MHCNEncoder, SelfGating
 from ..nn.perturb import row_column_shuffle, row_shuffle
 from ..sparse import propagate
 from ..transforms.social_motifs import CHANNELS, SocialMotifs, channel_adjacencies
-from .base import BPRBatch, GraphMethod, MethodConfig, register_method
+from .base import BPRBatch, GraphMethod, MethodConfig, check_minimums, register_method
 
 
 @dataclass
@@ -98,12 +98,7 @@ class MHCN(GraphMethod):
         if data[FOLLOWS].edge_index.size(1) == 0:
             raise ConfigError(f"MHCN needs social links {FOLLOWS}, and the social graph of "
                               f"{name!r} is empty")
-        if cfg.num_layers < 0:
-            raise ConfigError(f"num_layers must be >= 0, got {cfg.num_layers}")
-        if cfg.emb_dim < 1:
-            raise ConfigError(f"emb_dim must be >= 1, got {cfg.emb_dim}")
-        if not cfg.ssl_weight >= 0:
-            raise ConfigError(f"ssl_weight must be >= 0, got {cfg.ssl_weight}")
+        check_minimums(cfg, num_layers=0, emb_dim=1, ssl_weight=0)
         super().__init__(data, cfg, **kwargs)
         motifs = SocialMotifs(purchase_min_common=cfg.purchase_min_common)(social_graph_data(data))
         adjs = channel_adjacencies(motifs, backend=self.backend)

@@ -1,0 +1,215 @@
+"""SASRec and CL4SRec on user sequences: encoder masking, inputs, losses, views, learning."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from ssgraphrec.data.schema import CONTAINS, SESSION
+from ssgraphrec.data.sessions import from_padded, padded_sessions, session_data
+from ssgraphrec.errors import ConfigError
+from ssgraphrec.eval.next_item import evaluate_next_item
+from ssgraphrec.losses import nt_xent
+from ssgraphrec.methods import CL4SRec, CL4SRecConfig, MostPop, SASRec, SASRecConfig
+from ssgraphrec.methods.base import METHODS, MethodConfig
+from ssgraphrec.nn import SASRecEncoder
+from ssgraphrec.train import Trainer
+
+SMALL = dict(emb_dim=32, num_heads=2, num_layers=2, max_len=20, inner_size=64, batch_size=64)
+
+
+def cycle_data(num_users=300, num_cycles=5, cycle_len=8, seed=0):
+    """User sequences with planted structure, split leave-one-out as the S3-Rec reader.
+
+    Items form ``num_cycles`` disjoint cycles of ``cycle_len`` items; each user
+    walks one cycle from a random start for 6..14 steps, so the next item is a
+    function of the current one. The training sequence holds all items but
+    the last two (validation target, test target).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(6, 15, (num_users,), generator=gen)
+    cycle = torch.randint(num_cycles, (num_users,), generator=gen)
+    start = torch.randint(cycle_len, (num_users,), generator=gen)
+    owner = torch.repeat_interleave(torch.arange(num_users), lengths)
+    ptr = torch.zeros(num_users + 1, dtype=torch.long)
+    ptr[1:] = torch.cumsum(lengths, 0)
+    step = torch.arange(int(lengths.sum())) - ptr[owner]
+    items = cycle[owner] * cycle_len + (start[owner] + step) % cycle_len
+    train_len = lengths - 2
+    keep = step < train_len[owner]
+    tptr = torch.zeros_like(ptr)
+    tptr[1:] = torch.cumsum(train_len, 0)
+    data = session_data((tptr, items[keep]), num_cycles * cycle_len, users=torch.arange(num_users),
+                        name="cycles")
+    store = data[SESSION]
+    store.val_target = items[ptr[1:] - 2]
+    store.test_target = items[ptr[1:] - 1]
+    store.val_mask = torch.ones(num_users, dtype=torch.bool)
+    store.test_mask = torch.ones(num_users, dtype=torch.bool)
+    data.task = "sequential"
+    return data
+
+
+@pytest.fixture(scope="module")
+def cycles():
+    return cycle_data()
+
+
+def make(cls, data, seed=0, **kw):
+    cfg_cls = cls.config_class
+    torch.manual_seed(seed)
+    return cls(data, cfg_cls(**{**SMALL, **kw}), generator=torch.Generator().manual_seed(seed))
+
+
+# -- encoder -------------------------------------------------------------------
+def test_encoder_is_causal():
+    torch.manual_seed(0)
+    enc = SASRecEncoder(30, dim=16, num_layers=2, num_heads=2, max_len=10, dropout=0.0,
+                        inner_size=32).eval()
+    ids = torch.tensor([[0, 0, 3, 5, 7, 9, 11, 2, 4, 6]])
+    changed = ids.clone()
+    changed[0, 6:] = torch.tensor([1, 20, 21, 22])
+    out, out2 = enc(ids), enc(changed)
+    assert torch.allclose(out[0, :6], out2[0, :6], atol=1e-5)
+    assert not torch.allclose(out[0, 6:], out2[0, 6:], atol=1e-3)
+
+
+def test_encoder_padding_and_batch_do_not_change_the_last_output():
+    torch.manual_seed(0)
+    enc = SASRecEncoder(30, dim=16, num_layers=2, num_heads=2, max_len=40, dropout=0.0,
+                        inner_size=32).eval()
+    seq = torch.tensor([3, 5, 7, 9])
+    alone = enc.represent(seq.view(1, -1))
+    padded = torch.cat([torch.zeros(36, dtype=torch.long), seq]).view(1, -1)
+    long_row = (torch.arange(40) % 30 + 1).view(1, -1)  # a full row in the same batch (another bucket)
+    batch = torch.cat([long_row, padded])
+    assert torch.isfinite(enc(batch)).all()
+    assert torch.allclose(enc.represent(padded), alone, atol=1e-5)
+    assert torch.allclose(enc.represent(batch)[1], alone[0], atol=1e-5)
+    # an item id placed where the padding is would be ignored only if it were padding
+    assert not torch.allclose(enc.represent(torch.cat([torch.tensor([[8]]), seq.view(1, -1)], 1)),
+                              alone, atol=1e-4)
+
+
+def test_from_padded_round_trips(cycles):
+    sessions = torch.tensor([5, 0, 17, 3])
+    ids = padded_sessions(cycles, sessions, 12)
+    back = padded_sessions(from_padded(ids, 40), torch.arange(4), 12)
+    assert torch.equal(back, ids)
+
+
+# -- SASRec ------------------------------------------------------------------------
+def test_sasrec_inputs_and_scores(cycles):
+    model = make(SASRec, cycles).eval()
+    samples = torch.tensor([4, 1, 9])
+    store = cycles[SESSION]
+    assert torch.equal(model.eval_sequences(samples, "val"), padded_sessions(cycles, samples, 20))
+    assert torch.equal(model.eval_sequences(samples, "test"),
+                       padded_sessions(cycles, samples, 20, append=store.val_target[samples]))
+    test_in = model.eval_sequences(samples, "test")
+    assert torch.equal(test_in[:, -1], store.val_target[samples] + 1)
+    scores = model.score(samples, "test")
+    assert scores.shape == (3, 40) and torch.isfinite(scores).all()
+    inputs, targets = model.train_sequences(samples)
+    full = padded_sessions(cycles, samples, 21)
+    assert torch.equal(inputs, full[:, :-1])
+    assert torch.equal(targets[inputs > 0], full[:, 1:][inputs > 0])
+    assert bool((targets[inputs == 0] == 0).all())
+
+
+def test_sasrec_rejects_bad_settings(cycles):
+    with pytest.raises(ConfigError):
+        make(SASRec, cycles, emb_dim=30, num_heads=4)
+    with pytest.raises(ConfigError):
+        make(CL4SRec, cycles, aug="")
+    with pytest.raises(ConfigError):
+        make(CL4SRec, cycles, temperature=0.0)
+
+
+def test_methods_are_registered():
+    assert METHODS.get("sasrec") is SASRec and METHODS.get("cl4srec") is CL4SRec
+    assert CL4SRecConfig().aug == "item_crop,item_mask,item_reorder"
+    cfg = CL4SRecConfig()
+    assert (cfg.emb_dim, cfg.num_layers, cfg.num_heads, cfg.max_len, cfg.batch_size, cfg.lr,
+            cfg.ssl_weight, cfg.temperature) == (64, 2, 2, 50, 256, 1e-3, 0.1, 1.0)
+
+
+# -- CL4SRec ----------------------------------------------------------------------
+def test_cl4srec_terms_and_zero_weight_equals_sasrec(cycles):
+    batch = torch.arange(64)
+    terms = make(CL4SRec, cycles).train().loss(batch)
+    assert set(terms) == {"ce", "ssl"} and all(torch.isfinite(v) for v in terms.values())
+    assert float(terms["ssl"].detach()) > 0
+    sas = make(SASRec, cycles, seed=3).train()
+    cl = make(CL4SRec, cycles, seed=3, ssl_weight=0.0).train()
+    torch.manual_seed(7)
+    a = sas.loss(batch)
+    torch.manual_seed(7)
+    b = cl.loss(batch)
+    assert torch.allclose(a["ce"], b["ce"]) and float(b["ssl"]) == 0.0
+
+
+def test_cl4srec_views_differ_and_keep_the_sequences(cycles):
+    model = make(CL4SRec, cycles, aug="item_crop,item_mask,item_reorder")
+    inputs, _ = model.train_sequences(torch.arange(100))
+    v1, v2 = model.views(inputs)
+    assert v1.shape == v2.shape == inputs.shape
+    assert not torch.equal(v1, v2) and not torch.equal(v1, inputs)
+    mask_token = model.num_items + 1
+    assert int(v1.max()) <= mask_token and bool((v1 == mask_token).any())
+    # every view item is an item of its own sequence or [mask]
+    for view in (v1, v2):
+        same = (view[:, :, None] == inputs[:, None, :]).any(2) | (view == mask_token)
+        assert bool(same[view > 0].all())
+    # one augmentation at a time: crop shortens, mask keeps the length, reorder keeps the set
+    lengths = (inputs > 0).sum(1)
+    crop = make(CL4SRec, cycles, aug="item_crop").augment(inputs)
+    assert bool(((crop > 0).sum(1) <= lengths).all()) and bool(((crop > 0).sum(1) < lengths).any())
+    masked = make(CL4SRec, cycles, aug="item_mask").augment(inputs)
+    assert torch.equal((masked > 0).sum(1), lengths)
+    reord = make(CL4SRec, cycles, aug="item_reorder").augment(inputs)
+    assert torch.equal(reord.sort(1).values, inputs.sort(1).values)
+
+
+def test_cl4srec_correlated_augmentations_run(cycles):
+    model = make(CL4SRec, cycles, aug="item_substitute,item_insert").train()
+    terms = model.loss(torch.arange(32))
+    assert torch.isfinite(terms["ssl"])
+
+
+def test_nt_xent_uses_both_views_as_negatives():
+    z1 = torch.randn(6, 8)
+    z2 = torch.randn(6, 8)
+    z = torch.cat([z1, z2])
+    sim = z @ z.t()
+    expected = []
+    for i in range(12):
+        pos = (i + 6) % 12
+        others = [k for k in range(12) if k != i]
+        expected.append(-sim[i, pos] + torch.logsumexp(sim[i, others], 0))
+    assert torch.allclose(nt_xent(z1, z2, 1.0), torch.stack(expected).mean(), atol=1e-5)
+    assert torch.allclose(nt_xent(z1, z1.clone(), 0.5, "cos"), nt_xent(z1, z1, 0.5, "cos"))
+
+
+# -- learning ------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [SASRec, CL4SRec])
+def test_learns_planted_cycles(cls, cycles, tmp_path):
+    """Each user walks a fixed item cycle: a few epochs put the next item in the top 10
+    far more often than popularity does."""
+    pop = MostPop(cycles, MethodConfig())
+    pop_hr = evaluate_next_item(pop.score, cycles, "test", 40, (10,))["hit@10"]
+    model = make(cls, cycles, dropout=0.1)
+    trainer = Trainer(model, cycles, tmp_path / cls.name, epochs=6, patience=6,
+                      monitor="hit@10", ks=[10], generator=torch.Generator().manual_seed(0),
+                      progress=False, log=lambda msg: None)
+    hr = trainer.fit()["test"]["hit@10"]
+    assert hr > max(0.6, pop_hr + 0.3), (cls.name, hr, pop_hr)
+
+
+def test_config_fields_are_documented():
+    names = {f.name for f in dataclasses.fields(CL4SRecConfig)}
+    assert {"aug", "ssl_weight", "temperature", "crop_eta", "mask_gamma", "reorder_beta"} <= names
+    assert CONTAINS  # the schema key used by the views
+    assert SASRecConfig().dropout == 0.5
