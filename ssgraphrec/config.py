@@ -41,6 +41,8 @@ class RunConfig:
     eval_ks: list[int] | None = None
     #: next-item tasks: exclude the items of a sample's input from its ranking.
     mask_history: bool = False
+    #: next-item tasks: train on this seeded share of the training samples (bounded runs).
+    train_fraction: float = 1.0
     eval_batch_size: int = 1024
     data_root: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
@@ -89,11 +91,13 @@ def apply(cfg: RunConfig, values: dict[str, Any]) -> RunConfig:
 
 # Run fields that are not optional (None is not allowed), and the type of each scalar field.
 _REQUIRED = {"method", "dataset", "epochs", "seed", "device", "sparse_backend", "val_ratio",
-             "patience", "monitor", "eval_batch_size", "mask_history"}
+             "patience", "monitor", "eval_batch_size", "mask_history",
+             "train_fraction"}
 _TYPES = {"threads": int, "epochs": int, "seed": int, "patience": int, "eval_batch_size": int,
           "batch_size": int, "lr": float, "test_ratio": float, "val_ratio": float,
           "method": str, "dataset": str, "aug": str, "device": str, "sparse_backend": str,
-          "split": str, "monitor": str, "data_root": str, "mask_history": bool}
+          "split": str, "monitor": str, "data_root": str, "mask_history": bool,
+          "train_fraction": float}
 
 
 def _as_int(value: Any) -> int:

@@ -100,3 +100,18 @@ def test_empty_test_split_is_reported():
     data = session_data([[0, 1], [1, 2]], 3, targets=[2, 0], split=torch.tensor([0, 0]))
     with pytest.raises(SSGraphRecError, match="test split is empty"):
         evaluate_next_item(fixed_scores([[0, 0, 0]] * 2), data, "test", 3, ks=[1])
+
+
+def test_train_fraction_keeps_a_seeded_subset_of_the_training_samples():
+    from ssgraphrec.methods.base import SessionMethod
+
+    data = session_data([[0, 1]] * 40, 3, targets=[2] * 40, split=torch.tensor([0] * 36 + [2] * 4))
+    method = SessionMethod(data, MethodConfig(batch_size=4))
+    method.restrict_training(0.25, torch.Generator().manual_seed(1))
+    kept = method.train_samples.tolist()
+    assert len(kept) == 9 and kept == sorted(kept) and set(kept) <= set(range(36))
+    again = SessionMethod(data, MethodConfig(batch_size=4))
+    again.restrict_training(0.25, torch.Generator().manual_seed(1))
+    assert again.train_samples.tolist() == kept and method.num_train_batches() == 3
+    with pytest.raises(ConfigError, match="train_fraction"):
+        again.restrict_training(0.0, torch.Generator())

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from ssgraphrec.data.schema import CONTAINS, SESSION
-from ssgraphrec.data.sessions import from_padded, padded_sessions, session_data
+from ssgraphrec.data.schema import SESSION
+from ssgraphrec.data.sessions import from_padded, padded_sessions, prefix_samples, session_data
 from ssgraphrec.errors import ConfigError
 from ssgraphrec.eval.next_item import evaluate_next_item
 from ssgraphrec.losses import nt_xent
@@ -211,5 +211,41 @@ def test_learns_planted_cycles(cls, cycles, tmp_path):
 def test_config_fields_are_documented():
     names = {f.name for f in dataclasses.fields(CL4SRecConfig)}
     assert {"aug", "ssl_weight", "temperature", "crop_eta", "mask_gamma", "reorder_beta"} <= names
-    assert CONTAINS  # the schema key used by the views
     assert SASRecConfig().dropout == 0.5
+
+
+def cycle_session_samples(num_sessions=400, num_cycles=5, cycle_len=8, seed=0):
+    """Next-item samples (prefix augmented, DHCN style) of cycle walks: 80 % train, 20 % test."""
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(3, 9, (num_sessions,), generator=gen)
+    cycle = torch.randint(num_cycles, (num_sessions,), generator=gen)
+    start = torch.randint(cycle_len, (num_sessions,), generator=gen)
+    ptr = torch.zeros(num_sessions + 1, dtype=torch.long)
+    ptr[1:] = torch.cumsum(lengths, 0)
+    owner = torch.repeat_interleave(torch.arange(num_sessions), lengths)
+    step = torch.arange(int(lengths.sum())) - ptr[owner]
+    items = cycle[owner] * cycle_len + (start[owner] + step) % cycle_len
+    sample_ptr, sample_items, targets = prefix_samples(ptr, items)
+    split = (torch.rand(targets.numel(), generator=gen) < 0.2).long() * 2
+    return session_data((sample_ptr, sample_items), num_cycles * cycle_len, targets=targets,
+                        split=split, name="cycle-sessions")
+
+
+def test_sasrec_on_session_samples_trains_on_the_label_and_learns(tmp_path):
+    data = cycle_session_samples()
+    model = make(SASRec, data, dropout=0.1)
+    batch = torch.tensor([0, 5])
+    inputs, targets = model.train_sequences(batch)
+    # the input is the session; only the last position has a target: the sample's label
+    assert torch.equal(inputs, padded_sessions(data, batch, model.cfg.max_len))
+    assert torch.equal(targets[:, -1], data[SESSION].target[batch] + 1)
+    assert int((targets[:, :-1] != 0).sum()) == 0
+    pop = MostPop(data, MethodConfig())
+    pop_hr = evaluate_next_item(pop.score, data, "test", 40, (5,))["hit@5"]
+    trainer = Trainer(model, data, tmp_path, epochs=4, patience=4, monitor="hit@5", ks=[5],
+                      generator=torch.Generator().manual_seed(0), progress=False, log=lambda m: None)
+    hr = trainer.fit()["test"]["hit@5"]
+    assert hr > max(0.6, pop_hr + 0.3), (hr, pop_hr)
+    with pytest.raises(ConfigError, match="sequential data"):
+        Trainer(make(CL4SRec, data), data, tmp_path / "cl", epochs=1, ks=[5], monitor="hit@5",
+                generator=torch.Generator(), progress=False)

@@ -124,6 +124,19 @@ class SessionMethod(Method):
         self.data = data
         self.train_samples = data[SESSION].train_mask.nonzero().view(-1)
 
+    def restrict_training(self, fraction: float, generator: torch.Generator) -> None:
+        """Train on a seeded random ``fraction`` of the training samples only.
+
+        For bounded runs on large session datasets; structures built from the
+        training data (a hypergraph, a co-occurrence graph) keep every sample.
+        """
+        if not 0.0 < fraction <= 1.0:
+            raise ConfigError(f"train_fraction must lie in (0, 1], got {fraction}")
+        n = self.train_samples.numel()
+        keep = max(1, round(fraction * n))
+        pick = torch.randperm(n, generator=generator, device=generator.device)[:keep]
+        self.train_samples = self.train_samples[pick.to(self.train_samples.device).sort().values]
+
     def num_train_batches(self) -> int:
         return -(-self.train_samples.numel() // self.cfg.batch_size)
 

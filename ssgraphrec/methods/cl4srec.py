@@ -71,6 +71,7 @@ class CL4SRec(SASRec):
     config_class = CL4SRecConfig
     description = "CL4SRec: SASRec + NT-Xent between two augmented sequence views (crop/mask/reorder)"
     paper = "Xie et al., ICDE 2022"
+    tasks = ("sequential",)
 
     def __init__(self, data: HeteroData, cfg: CL4SRecConfig, **kwargs):
         super().__init__(data, cfg, **kwargs)

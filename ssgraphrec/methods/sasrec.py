@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from ..data.schema import SESSION
+from ..data.schema import SESSION, task_of
 from ..data.sessions import padded_sessions, session_pointer
 from ..errors import ConfigError, check_probability
 from ..nn import SASRecEncoder
@@ -37,6 +37,12 @@ class SASRecConfig(MethodConfig):
     cross-entropy over all items, as CL4SRec trains its main task (Eq. 2) and
     RecBole's ``loss_type: CE``. SASRec's own loss (binary cross-entropy with
     one sampled negative per position) is not implemented.
+
+    On session samples (``next_item`` data such as ``tmall``, the SASRec baseline
+    of the session-based papers) the input is the sample's session (its last
+    ``max_len`` clicks) and the loss is the cross-entropy of its label at the
+    last position only: the prefix augmentation already makes every earlier
+    position a sample of its own.
     """
 
     batch_size: int = 256
@@ -62,7 +68,7 @@ class SASRec(SessionMethod):
     config_class = SASRecConfig
     description = "SASRec: causal self-attention over user sequences, CE over all items"
     paper = "Kang & McAuley, ICDM 2018"
-    tasks = ("sequential",)
+    tasks = ("sequential", "next_item")
 
     def __init__(self, data: HeteroData, cfg: SASRecConfig, **kwargs):
         super().__init__(data, cfg, **kwargs)
@@ -75,11 +81,18 @@ class SASRec(SessionMethod):
         self.ptr = session_pointer(data)
         store = data[SESSION]
         self.val_target = store.val_target if "val_target" in store else None
+        self.task = task_of(data)
 
     # -- inputs -------------------------------------------------------------
     def train_sequences(self, batch: Tensor) -> tuple[Tensor, Tensor]:
         """``(input, target)`` id matrices ``[B, max_len]`` of a batch of sessions:
         ``input = seq[:-1]``, ``target = seq[1:]`` (0 where the input is padding)."""
+        if self.task == "next_item":  # the session, then its label at the last position only
+            label = self.data[SESSION].target[batch]
+            ids = padded_sessions(self.data, batch, self.cfg.max_len + 1, append=label, ptr=self.ptr)
+            targets = torch.zeros_like(ids[:, 1:])
+            targets[:, -1] = ids[:, -1]
+            return ids[:, :-1], targets
         ids = padded_sessions(self.data, batch, self.cfg.max_len + 1, ptr=self.ptr)
         inputs, targets = ids[:, :-1], ids[:, 1:]
         return inputs, targets * (inputs > 0)

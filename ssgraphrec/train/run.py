@@ -75,6 +75,11 @@ def build(cfg: RunConfig) -> Run:
     # training batches and negatives.
     view_generator = torch.Generator(device=device).manual_seed(cfg.seed + VIEW_SEED_OFFSET)
     method = cls(data, mcfg, backend=cfg.sparse_backend, generator=view_generator).to(device)
+    if cfg.train_fraction != 1.0:
+        if task == "ranking":
+            raise SSGraphRecError("train_fraction applies to session and sequence data only")
+        method.restrict_training(cfg.train_fraction,
+                                 torch.Generator(device=device).manual_seed(cfg.seed))
     return Run(cfg, data, method, device, generator)
 
 
