@@ -167,8 +167,17 @@ def test_read_dhcn_pickles_maps_raw_id_r_to_item_r_minus_1(tmp_path):
 
 
 def test_dhcn_pickle_with_id_zero_is_refused(tmp_path):
-    folder = write_dhcn(tmp_path / "x", ([[0, 1]], [2]), ([[1]], [2]))
-    with pytest.raises(DataFormatError, match="1-based"):
+    folder = write_dhcn(tmp_path / "x", ([[1, 2], [0, 1]], [2, 3]), ([[1]], [2]))
+    with pytest.raises(DataFormatError, match=r"train.txt.*session 1 holds item id 0.*1-based"):
+        read_pickle_sessions(folder)
+    folder = write_dhcn(tmp_path / "y", ([[1, 2]], [2]), ([[1], [2]], [2, 0]))
+    with pytest.raises(DataFormatError, match=r"test.txt.*the label of session 1 is 0"):
+        read_pickle_sessions(folder)
+
+
+def test_dhcn_pickle_with_an_empty_session_is_refused(tmp_path):
+    folder = write_dhcn(tmp_path / "x", ([[1, 2], [], [3]], [2, 3, 1]), ([[1]], [2]))
+    with pytest.raises(DataFormatError, match=r"train.txt.*session 1 is empty"):
         read_pickle_sessions(folder)
 
 
@@ -178,7 +187,7 @@ def test_dhcn_pickle_with_id_zero_is_refused(tmp_path):
 def test_s3rec_reader_leave_one_out_and_attributes(tmp_path):
     (tmp_path / "Toy.txt").write_text("1 1 2 3 4\n2 2 3\n3 5\n7 3 1 2\n")
     (tmp_path / "Toy_item2attributes.json").write_text(json.dumps(
-        {"1": [1, 2], "2": [2], "3": [3], "4": [1], "5": [4], "9": [1]}))
+        {"1": [1, 2], "2": [2], "3": [3], "4": [1], "5": [4]}))
     data = read_s3rec(tmp_path)
     # u1 [1,2,3,4]: train [0,1], val 2, test 3; u2 [2,3]: train [1], test 2;
     # u3 [5]: train [4]; u7 [3,1,2]: train [2], val 0, test 1.
@@ -197,9 +206,12 @@ def test_s3rec_reader_leave_one_out_and_attributes(tmp_path):
     # attribute values in order of first appearance: attr=1, attr=2, attr=3, attr=4
     assert data[ATTR].raw_id == ["attr=1", "attr=2", "attr=3", "attr=4"]
     assert L(data[HAS_ATTR].edge_index) == [[0, 0, 1, 2, 3, 4], [0, 1, 1, 2, 0, 3]]
-    assert data.attr_items_unknown == 1      # item "9" is not in the sequence file
     # a folder with *_item2attributes.json is recognised as S3-Rec data
     assert torch.equal(load_dataset(str(tmp_path))[CONTAINS].edge_index, data[CONTAINS].edge_index)
+    # an attribute record of an item the sequences do not know is an error naming it
+    (tmp_path / "Toy_item2attributes.json").write_text(json.dumps({"1": [1], "9": [1]}))
+    with pytest.raises(DataFormatError, match=r"Toy_item2attributes.json.*record '9' is not an item"):
+        read_s3rec(tmp_path)
 
 
 def test_s3rec_reader_errors_name_file_and_line(tmp_path):

@@ -102,6 +102,10 @@ def read_session_file(path: Path) -> tuple[list, list]:
     if len(seqs) != len(labels):
         raise DataFormatError(path, None, f"{len(seqs)} sessions but {len(labels)} labels",
                               "one next-item label per session prefix")
+    empty = next((k for k, seq in enumerate(seqs) if len(seq) == 0), None)
+    if empty is not None:
+        raise DataFormatError(path, None, f"session {empty} is empty",
+                              "every session prefix holds at least one item")
     return seqs, labels
 
 
@@ -128,9 +132,17 @@ def read_pickle_sessions(folder: Path, name: str = "", *, val_ratio: float = 0.1
         seqs, labels = read_session_file(path)
         ptr, items = flatten_sessions(seqs)
         target = torch.tensor(labels, dtype=torch.long)
-        low = min(int(items.min()) if items.numel() else 1, int(target.min()) if target.numel() else 1)
-        if low < 1:
-            raise DataFormatError(path, None, f"item id {low} found", "1-based item ids (>= 1)")
+        bad_item = (items < 1).nonzero().view(-1)
+        if bad_item.numel():
+            at = int(bad_item[0])
+            record = int(torch.searchsorted(ptr, torch.tensor(at), right=True)) - 1
+            raise DataFormatError(path, None, f"session {record} holds item id {int(items[at])}",
+                                  "1-based item ids (>= 1)")
+        bad_label = (target < 1).nonzero().view(-1)
+        if bad_label.numel():
+            record = int(bad_label[0])
+            raise DataFormatError(path, None, f"the label of session {record} is {int(target[record])}",
+                                  "1-based item ids (>= 1)")
         parts.append((ptr, items - 1, target - 1))
     (tr_ptr, tr_items, tr_target), (te_ptr, te_items, te_target) = parts
     num_items = max(_max(tr_items), _max(tr_target), _max(te_items), _max(te_target)) + 1

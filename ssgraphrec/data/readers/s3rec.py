@@ -26,8 +26,8 @@ largest id in the sequence file, so ``data['item'].raw_id`` is ``"1" ... "N"``.
 User ids are contiguous in order of appearance (``data['user'].raw_id``).
 Attributes become the item-attribute graph ``('item', 'has', 'attr')`` with a
 single field ``"attr"`` (attribute value raw id ``"attr=<id>"``), built as
-for RecBole ``.item`` files; attribute entries of items outside the sequence
-file's id range are counted in ``data.attr_items_unknown``.
+for RecBole ``.item`` files; an attribute record of an item outside the
+sequence file's id range is an error naming the file and the record.
 """
 
 from __future__ import annotations
@@ -147,7 +147,11 @@ def read_s3rec(folder: Path, name: str = "", *, stem: str | None = None) -> Hete
 
         attrs = read_item_attributes(attr_path)
         items = IdMap(data["item"].raw_id)
-        data.attr_items_unknown = sum(1 for k in attrs if k not in items.index)
+        unknown = next((k for k in attrs if k not in items.index), None)
+        if unknown is not None:
+            raise DataFormatError(attr_path, None,
+                                  f"record {unknown!r} is not an item of {path.name} (items 1..{num_items})",
+                                  "the item ids of the sequence file")
         _add_item_attributes(data, RawDataset(data.name, item_attributes={ATTR_FIELD: attrs}), items)
     return data
 
