@@ -282,6 +282,23 @@ def test_clicklog_diginetica_layout_sorts_by_timeframe(tmp_path):
     assert L(data[SESSION].test_mask) == [False, False, True]
 
 
+def test_a_csv_path_is_read_as_a_click_log_with_the_standard_preprocessing(tmp_path):
+    rows = ["session_id,item_id,timestamp"]
+    for s in range(12):  # 12 sessions of items x, y, z on days 0..11; the last 7 days test
+        day = s * 86400
+        rows += [f"{s},x,{day + 1}", f"{s},y,{day + 2}", f"{s},z,{day + 3}"]
+    path = tmp_path / "clicks.csv"
+    path.write_text("\n".join(rows) + "\n")
+    data = load_dataset(str(path), val_ratio=0.0)
+    expected = read_clicklog(path, val_ratio=0.0)
+    assert data.task == "next_item" and data[ITEM].raw_id == ["x", "y", "z"]
+    assert torch.equal(data[CONTAINS].edge_index, expected[CONTAINS].edge_index)
+    # maxdate is day 11 (+3 s), the split date day 4 (+3 s): sessions 0-3 train, 5-11 test,
+    # session 4 (dated exactly on the split date) in neither; 2 prefix samples per session
+    assert int(data[SESSION].train_mask.sum()) == 2 * 4
+    assert int(data[SESSION].test_mask.sum()) == 2 * 7
+
+
 def test_clicklog_errors(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("a,b,c\n1,2,3\n")

@@ -25,6 +25,7 @@ from .readers import (
     read_triple_dataset,
     read_triple_split,
 )
+from .readers.clicklog import read_clicklog
 from .readers.pickle_sessions import read_pickle_sessions
 from .readers.s3rec import read_s3rec
 from .readers.triples import read_triples
@@ -112,6 +113,11 @@ def data_dir() -> Path:
 
 def detect_format(path: Path) -> DatasetSpec:
     """Recognise the format of a folder or file given as ``--dataset PATH``."""
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return DatasetSpec(f"click log {path} (SR-GNN preprocessing)", str(path), None,
+                           split="fixed", task="next_item",
+                           load=lambda p, name, val_ratio=0.1, seed=0:
+                           read_clicklog(p, val_ratio=val_ratio, seed=seed, name=name))
     if path.is_file():
         return DatasetSpec(f"triples file {path}", str(path),
                            lambda p, name: RawDataset(name, interactions=read_triples(p)))
