@@ -11,7 +11,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from ..config import RunConfig, apply, method_config
-from ..data import load_dataset
+from ..data import DATASETS, load_dataset
 from ..data.schema import INTERACTS, summary, task_of
 from ..errors import SSGraphRecError
 from ..eval.ranking import check_cutoffs
@@ -60,8 +60,10 @@ def build(cfg: RunConfig) -> Run:
     task = task_of(data)
     if task not in cls.tasks:
         fitting = sorted(name for name in METHODS if task in METHODS.get(name).tasks)
+        datasets = sorted(name for name in DATASETS if DATASETS.get(name).task in cls.tasks)
         raise SSGraphRecError(f"method {cfg.method!r} runs on {'/'.join(cls.tasks)} data, and dataset "
-                              f"{cfg.dataset!r} holds {task} data; methods for it: {', '.join(fitting)}")
+                              f"{cfg.dataset!r} holds {task} data; methods for it: {', '.join(fitting)}; "
+                              f"datasets for {cfg.method}: {', '.join(datasets)}")
     if not cfg.eval_ks:
         cfg.eval_ks = list(DEFAULT_CUTOFFS[task])
     check_cutoffs(cfg.eval_ks, int(data["item"].num_nodes))
