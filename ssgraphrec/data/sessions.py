@@ -191,20 +191,59 @@ def prefix_samples(ptr: Tensor, items: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return sample_ptr, items[ptr[owner[sample]] + pos], targets
 
 
-def carve_validation(split: Tensor, val_ratio: float, seed: int) -> Tensor:
+def prefix_groups(ptr: Tensor, items: Tensor, targets: Tensor) -> Tensor:
+    """Which samples of a prefix-augmented list come from the same session.
+
+    Prefix augmentation (:func:`prefix_samples`, and the DHCN / GCE-GNN pickles)
+    writes a session ``[v1..vn]`` as consecutive samples, longest prefix first:
+    ``([v1..v(n-1)], vn), ([v1..v(n-2)], v(n-1)), ...``. Sample ``k`` continues
+    the session of sample ``k - 1`` when it is one item shorter, its items are
+    the first items of ``k - 1``'s and its label is ``k - 1``'s last item.
+    Returns a group id per sample (0, 1, ... in order). Vectorised.
+    """
+    lengths = ptr.diff()
+    n = lengths.numel()
+    cont = torch.zeros(n, dtype=torch.bool, device=items.device)
+    if n > 1:
+        cand = (lengths[1:] == lengths[:-1] - 1) & (lengths[1:] > 0)
+        # label of k equals the last item of k - 1 (index ptr[k-1] + len_k)
+        last_prev = items[(ptr[:-2] + lengths[1:]).clamp(max=max(items.numel() - 1, 0))]
+        cand &= targets[1:] == last_prev
+        # items of k equal the first len_k items of k - 1
+        sample_of = torch.repeat_interleave(torch.arange(n, device=items.device), lengths)
+        offset = torch.arange(items.numel(), device=items.device) - ptr[sample_of]
+        prev_idx = (ptr[(sample_of - 1).clamp(min=0)] + offset).clamp(max=max(items.numel() - 1, 0))
+        mismatch = (items != items[prev_idx]) | (sample_of == 0)
+        bad = torch.bincount(sample_of[mismatch], minlength=n)
+        cont[1:] = cand & (bad[1:] == 0)
+    return torch.cumsum((~cont).long(), 0) - 1
+
+
+def carve_validation(split: Tensor, val_ratio: float, seed: int, groups: Tensor | None = None) -> Tensor:
     """Move a seeded random ``val_ratio`` share of the train samples (0) to validation (1).
 
-    The count is ``floor(val_ratio * #train)``; 0 turns validation off.
-    Returns a new split tensor.
+    The count is ``floor(val_ratio * #train)``; 0 turns validation off. With
+    ``groups`` (e.g. :func:`prefix_groups`), whole groups move together, so
+    that no prefix of a validation session stays in training (where its
+    longer prefixes would reveal the validation label); groups are taken in a
+    seeded random order while they fit in the count. Returns a new split tensor.
     """
     check_probability("val_ratio", val_ratio)
     split = split.clone()
     train = torch.nonzero(split == TRAIN).view(-1)
     n_val = int(val_ratio * train.numel())
-    if n_val:
-        gen = torch.Generator().manual_seed(seed)
-        chosen = train[torch.randperm(train.numel(), generator=gen)[:n_val]]
-        split[chosen] = VAL
+    if not n_val:
+        return split
+    gen = torch.Generator().manual_seed(seed)
+    if groups is None:
+        split[train[torch.randperm(train.numel(), generator=gen)[:n_val]]] = VAL
+        return split
+    ids, group_of = torch.unique(groups[train], return_inverse=True)
+    sizes = torch.bincount(group_of, minlength=ids.numel())
+    order = torch.randperm(ids.numel(), generator=gen)
+    chosen = torch.zeros(ids.numel(), dtype=torch.bool)
+    chosen[order[torch.cumsum(sizes[order], 0) <= n_val]] = True
+    split[train[chosen[group_of]]] = VAL
     return split
 
 
@@ -225,6 +264,7 @@ def session_summary(data: HeteroData) -> dict[str, int]:
 
 
 __all__ = ["TEST", "TRAIN", "VAL", "carve_validation", "flatten_sessions", "from_padded",
+           "prefix_groups",
            "padded_sessions", "prefix_samples", "session_data", "session_pointer",
            "session_summary", "to_padded"]
 

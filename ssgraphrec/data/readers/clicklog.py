@@ -45,7 +45,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from ...errors import ConfigError, DataFormatError, SSGraphRecError
-from ..sessions import TEST, TRAIN, carve_validation, prefix_samples, session_data
+from ..sessions import TEST, TRAIN, carve_validation, prefix_groups, prefix_samples, session_data
 from .base import require_file
 
 DAY = 86400.0
@@ -262,8 +262,9 @@ def read_clicklog(path: str | Path, *, layout: str | ClickLayout | None = None,
     if num_items == 0:
         raise SSGraphRecError(f"{path}: no training sessions are left after the SR-GNN filters")
     n_train, n_test = tr_ptr.numel() - 1, te_ptr.numel() - 1
+    groups = torch.cat([prefix_groups(tr_ptr, tr_items, tr_target), torch.full((n_test,), -1)])
     split = carve_validation(torch.cat([torch.full((n_train,), TRAIN), torch.full((n_test,), TEST)]),
-                             val_ratio, seed)
+                             val_ratio, seed, groups=groups)  # whole sessions to validation
     raw_ids = [str(x) for x in item_raw[tr_item_codes[np.argsort(first, kind="stable")]]]
     data = session_data((torch.cat([tr_ptr, te_ptr[1:] + tr_ptr[-1]]), torch.cat([tr_items, te_items])),
                         num_items, targets=torch.cat([tr_target, te_target]), split=split,

@@ -36,7 +36,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from ...errors import DataFormatError
-from ..sessions import TEST, TRAIN, carve_validation, flatten_sessions, session_data
+from ..sessions import TEST, TRAIN, carve_validation, flatten_sessions, prefix_groups, session_data
 from .base import require_file
 
 EXPECTED = "a pickle of lists, tuples and ints only (DHCN / GCE-GNN session format)"
@@ -122,8 +122,10 @@ def read_pickle_sessions(folder: Path, name: str = "", *, val_ratio: float = 0.1
 
     Training samples come first (``train_mask``), then test samples
     (``test_mask``); a seeded random ``val_ratio`` share of the training
-    samples becomes the validation split (``val_mask``; 0 for none). Item
-    ``r - 1`` is raw id ``r`` (see the module docstring).
+    samples becomes the validation split (``val_mask``; 0 for none), taken as
+    whole sessions (:func:`~ssgraphrec.data.sessions.prefix_groups`): a
+    validation sample's longer prefixes, which hold its label, never stay in
+    training. Item ``r - 1`` is raw id ``r`` (see the module docstring).
     """
     folder = Path(folder)
     parts = []
@@ -150,7 +152,9 @@ def read_pickle_sessions(folder: Path, name: str = "", *, val_ratio: float = 0.1
     items = torch.cat([tr_items, te_items])
     n_train, n_test = tr_ptr.numel() - 1, te_ptr.numel() - 1
     split = torch.cat([torch.full((n_train,), TRAIN), torch.full((n_test,), TEST)])
-    split = carve_validation(split, val_ratio, seed)
+    # validation takes whole sessions: every prefix sample of a held-out session
+    groups = torch.cat([prefix_groups(tr_ptr, tr_items, tr_target), torch.full((n_test,), -1)])
+    split = carve_validation(split, val_ratio, seed, groups=groups)
     data = session_data((ptr, items), num_items, targets=torch.cat([tr_target, te_target]),
                         split=split, name=name or folder.name,
                         item_ids=[str(r) for r in range(1, num_items + 1)])
