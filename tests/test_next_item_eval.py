@@ -115,3 +115,12 @@ def test_train_fraction_keeps_a_seeded_subset_of_the_training_samples():
     assert again.train_samples.tolist() == kept and method.num_train_batches() == 3
     with pytest.raises(ConfigError, match="train_fraction"):
         again.restrict_training(0.0, torch.Generator())
+
+
+def test_recommend_on_a_session_run_is_a_clear_error():
+    from types import SimpleNamespace
+
+    from ssgraphrec.train.recommend import recommend_for_user
+
+    with pytest.raises(SSGraphRecError, match="recommend works on user-item runs; this run holds next_item"):
+        recommend_for_user(SimpleNamespace(data=toy_sessions()), "0")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data.schema import INTERACTS, ITEM, USER
+from ..data.schema import INTERACTS, ITEM, USER, task_of
 from ..errors import SSGraphRecError
 from .run import Run
 
@@ -12,6 +12,10 @@ from .run import Run
 @torch.no_grad()
 def recommend_for_user(run: Run, raw_user: str, k: int = 20) -> list[tuple[str, float]]:
     """The ``k`` best items for ``raw_user`` that are not in its training or validation data."""
+    task = task_of(run.data)
+    if task != "ranking":
+        raise SSGraphRecError(f"recommend works on user-item runs; this run holds {task} data, "
+                              "whose test samples are ranked by 'ssgraphrec evaluate'")
     raw_users = run.data[USER].raw_id
     try:
         user = raw_users.index(str(raw_user))
