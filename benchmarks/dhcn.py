@@ -82,11 +82,11 @@ class Peak:
 def stage_hypergraph(dataset: str, root: str) -> dict:
     from ssgraphrec.data import load_dataset
     from ssgraphrec.data.schema import SESSION
-    from ssgraphrec.methods.dhcn import session_view
+    from ssgraphrec.data.sessions import session_structure
     from ssgraphrec.transforms import SessionHypergraph
 
     data = load_dataset(dataset, root=root, seed=SEED)
-    view = session_view(data)
+    view = session_structure(data)
     with Peak() as p:
         out = SessionHypergraph()(view)
     edge_type = next(et for et in out.edge_types if et[1] == "hypergraph")

@@ -23,7 +23,7 @@ from ssgraphrec.bench.references import Protocol, lookup, other_data
 from ssgraphrec.bench.speed import SpeedSpec, run_speed
 from ssgraphrec.bench.table import CellResult, aggregate, fmt_mean_std, markdown_table, mean_std
 from ssgraphrec.cli import main
-from ssgraphrec.errors import SSGraphRecError
+from ssgraphrec.errors import ConfigError, SSGraphRecError
 from ssgraphrec.train import run_dir as rd
 
 TINY_SETTINGS = {"emb_dim": 8, "num_layers": 1, "batch_size": 256}
@@ -289,3 +289,15 @@ def test_plot_of_validation_curves(tmp_path):
     cells.append(CellResult("d", "mostpop", 1, "trained", results={"val": {"ndcg@20": 0.15}}))
     path = plot_curves(cells, tmp_path / "p.png", log=lambda msg: None)
     assert path is not None and path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_session_data_is_refused_by_the_ranking_leaderboard(tmp_path):
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    import pickle
+
+    for name in ("train.txt", "test.txt"):
+        (folder / name).write_bytes(pickle.dumps(([[1, 2], [2]], [3, 1]), protocol=3))
+    spec = QualitySpec(["mostpop"], [str(folder)], [1], 1, tmp_path / "q", {})
+    with pytest.raises(ConfigError, match="holds next_item data; the quality leaderboard"):
+        plan(spec)

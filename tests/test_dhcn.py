@@ -238,3 +238,11 @@ def test_cli_trains_dhcn_on_session_pickles(tmp_path):
     assert params["ssl_weight"] == 0.01 and params["position_embedding"] is True   # resolved
     res = json.loads((out / "results.json").read_text())
     assert 0.0 <= res["test"]["hit@20"] <= 1.0
+
+
+def test_parameter_l2_is_half_the_squared_norm_of_every_parameter():
+    from ssgraphrec.losses import parameter_l2
+
+    # 0.5 * (1 + 4 + 9 + 16) = 15 for the parameters [1, 2] and [[3], [4]]
+    params = [torch.tensor([1.0, 2.0]), torch.tensor([[3.0], [4.0]])]
+    assert float(parameter_l2(params)) == pytest.approx(15.0)

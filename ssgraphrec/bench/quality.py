@@ -272,7 +272,11 @@ def plan(spec: QualitySpec) -> list[Cell]:
     common, per = split_overrides(spec.overrides, spec.methods)
     root = Path(spec.data_root) if spec.data_root else None
     for dataset in spec.datasets:
-        resolve(dataset, root)  # an absent dataset fails now, not after hours of training
+        _, ds, _ = resolve(dataset, root)  # an absent dataset fails now, not after hours of training
+        if ds.task != "ranking":
+            raise ConfigError(f"dataset {dataset!r} holds {ds.task} data; the quality leaderboard "
+                              "tables user-item Recall/NDCG@20 (train session methods with "
+                              "'ssgraphrec train', see docs/sessions.md)")
     cells = []
     for dataset in spec.datasets:
         for method in spec.methods:

@@ -265,8 +265,19 @@ def session_summary(data: HeteroData) -> dict[str, int]:
 
 __all__ = ["TEST", "TRAIN", "VAL", "carve_validation", "flatten_sessions", "from_padded",
            "prefix_groups",
-           "padded_sessions", "prefix_samples", "session_data", "session_pointer",
+           "padded_sessions", "prefix_samples", "session_data", "session_pointer", "session_structure",
            "session_summary", "to_padded"]
+
+
+def session_structure(data: HeteroData) -> HeteroData:
+    """The part of ``data`` that session structures are built from: the items, the
+    sessions and their incidences, and ``train_mask`` (held-out samples never enter)."""
+    out = HeteroData()
+    out[ITEM].num_nodes = data[ITEM].num_nodes
+    out[SESSION].num_nodes = data[SESSION].num_nodes
+    out[SESSION].train_mask = data[SESSION].train_mask
+    out[CONTAINS].edge_index = data[CONTAINS].edge_index
+    return out
 
 
 def padded_sessions(data: HeteroData, sessions: Tensor, max_len: int, append: Tensor | None = None,

@@ -6,8 +6,8 @@ from .hierarchical_mim import hierarchical_mim_loss
 from .infonce import info_nce
 from .nt_xent import nt_xent
 from .proto_nce import proto_nce
-from .regularization import l2_regularization
+from .regularization import l2_regularization, parameter_l2
 
 __all__ = ["bpr_loss", "cross_channel_mim_loss", "hierarchical_mim_loss", "info_nce",
-           "l2_regularization", "nt_xent",
+           "l2_regularization", "nt_xent", "parameter_l2",
            "proto_nce"]

@@ -11,8 +11,8 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from ..data.schema import CONTAINS, SESSION
-from ..data.sessions import padded_sessions, session_pointer
-from ..losses import cross_channel_mim_loss
+from ..data.sessions import padded_sessions, session_pointer, session_structure
+from ..losses import cross_channel_mim_loss, parameter_l2
 from ..nn.dhcn import DHCNEncoder, reverse_padded
 from ..nn.perturb import row_column_shuffle
 from ..transforms.session_hypergraph import SessionHypergraph, hypergraph_adjacency
@@ -112,7 +112,7 @@ class DHCN(SessionMethod):
         self.ptr = session_pointer(data)
         self.lengths = self.ptr.diff()
         longest = int(self.lengths.max()) if self.lengths.numel() else 1
-        self.hypergraph = hypergraph_adjacency(SessionHypergraph()(session_view(data)),
+        self.hypergraph = hypergraph_adjacency(SessionHypergraph()(session_structure(data)),
                                                backend=self.backend)
         self.encoder = DHCNEncoder(self.num_items, cfg.emb_dim, cfg.num_layers,
                                    max(cfg.max_positions, longest), bool(cfg.position_embedding))
@@ -138,7 +138,7 @@ class DHCN(SessionMethod):
         target = self.data[SESSION].target[batch]
         terms = {"ce": F.cross_entropy(theta_h @ items.t(), target)}
         if self.cfg.reg > 0:
-            terms["reg"] = 0.5 * self.cfg.reg * sum(p.pow(2).sum() for p in self.parameters())
+            terms["reg"] = self.cfg.reg * parameter_l2(self.parameters())
         if self.cfg.ssl_weight > 0:
             theta_l = self.line_graph_sessions(batch, ids)
             corrupt = row_column_shuffle(theta_h, self.generator)
@@ -161,13 +161,3 @@ class DHCN(SessionMethod):
         theta_h = self.encoder.hypergraph_sessions(items, reverse_padded(self.inputs(samples)))
         return theta_h @ items.t()
 
-
-def session_view(data: HeteroData) -> HeteroData:
-    """The part of ``data`` the hypergraph is built from: the items, the sessions
-    and their incidences, and ``train_mask`` (the held-out samples never enter)."""
-    out = HeteroData()
-    out["item"].num_nodes = data["item"].num_nodes
-    out[SESSION].num_nodes = data[SESSION].num_nodes
-    out[SESSION].train_mask = data[SESSION].train_mask
-    out[CONTAINS].edge_index = data[CONTAINS].edge_index
-    return out
