@@ -38,6 +38,32 @@ def _table(metrics: dict[str, float], names=("recall", "ndcg", "precision", "hit
     return "\n".join(rows)
 
 
+def _scheme_options(fn):
+    """--scheme, --pretrain-epochs, --finetune-lr, --init (docs/training-schemes.md)."""
+    for opt in reversed([
+        click.option("--scheme", type=click.Choice(["joint", "pretrain_finetune"]),
+                     help="Training scheme. [default: the method's]"),
+        click.option("--pretrain-epochs", type=int,
+                     help="Pre-training epochs (scheme pretrain_finetune). [default: the paper's]"),
+        click.option("--finetune-lr", type=float,
+                     help="Learning rate of fine-tuning. [default: the method's lr]"),
+        click.option("--init", "init", type=click.Path(),
+                     help="Initialise the encoder from this 'ssgraphrec pretrain' run."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _slice_options(fn):
+    """--cold-threshold, --head-share (docs/training-schemes.md, evaluation slices)."""
+    fn = click.option("--head-share", type=float,
+                      help="Also report head items (this top share by training count) and "
+                           "tail items.")(fn)
+    return click.option("--cold-threshold", type=int,
+                        help="Also report users and items with at most N training "
+                             "interactions.")(fn)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ssgraphrec")
 def main() -> None:
@@ -74,10 +100,13 @@ def main() -> None:
               help="Run directory. [default: runs/<method>-<dataset>-<time>]")
 @click.option("--resume", type=click.Path(), help="Continue the run in this directory.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@_scheme_options
+@_slice_options
 @_fail_cleanly
 def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, device, threads, seed,
           sparse_backend, split, test_ratio, val_ratio, patience, mask_history, data_root, out,
-          resume, no_progress) -> None:
+          resume, no_progress, scheme=None, pretrain_epochs=None, finetune_lr=None, init=None,
+          cold_threshold=None, head_share=None) -> None:
     """Train a method and report test metrics of the best validation epoch."""
     from .train import train as run_training
 
@@ -98,7 +127,9 @@ def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, 
             "batch_size": batch_size, "lr": lr, "device": device, "threads": threads, "seed": seed,
             "sparse_backend": sparse_backend, "split": split, "test_ratio": test_ratio,
             "val_ratio": val_ratio, "patience": patience, "data_root": data_root,
-            "mask_history": mask_history,
+            "mask_history": mask_history, "scheme": scheme, "pretrain_epochs": pretrain_epochs,
+            "finetune_lr": finetune_lr, "init": init, "cold_threshold": cold_threshold,
+            "head_share": head_share,
         }
         apply(cfg, {k: v for k, v in options.items() if v is not None})
         apply(cfg, parse_overrides(overrides))
@@ -117,18 +148,81 @@ def _report(run_dir, results: dict) -> None:
         click.echo(head + f"{test['samples_evaluated']} test samples, all items ranked, {history}; "
                    "hit = HR@K, the P@K of session-based papers)")
         click.echo(_table(test, names=("hit", "ndcg", "mrr")))
+    elif "auc_roc" in test:
+        click.echo(head + f"link prediction, {test['pairs_evaluated']} test pairs: held-out "
+                   "edges and as many sampled non-edges)")
+        click.echo("  ".join(f"{k} {test[k]:.4f}" for k in ("auc_roc", "auc_pr", "dot_auc_roc",
+                                                             "dot_auc_pr")))
     else:
         click.echo(head + f"{test['users_evaluated']} users, {test['users_skipped']} without "
                    "test items skipped)")
         click.echo(_table(test))
+    for name, part in results.get("test_slices", {}).items():
+        size = part["size"]
+        click.echo(f"\n{name}: {part['rule']}; {size['interactions']} test interactions, "
+                   f"{size['users']} users, {size['items']} items")
+        click.echo(_table(part["metrics"]))
+    for name, phase in results.get("phases", {}).items():
+        click.echo(f"{name}: {phase.get('epochs', '?')} epochs, "
+                   f"{phase.get('train_s_per_epoch', 0.0):.2f} s/epoch"
+                   + (f" (from {phase['from']})" if "from" in phase else ""))
     click.echo(f"\nrun directory: {run_dir}")
+
+
+@main.command()
+@click.option("--method", "-m", help="Method name (one with a pre-training task, e.g. gptgnn).")
+@click.option("--dataset", "-d", help="Dataset name or path. [default: synthetic]")
+@click.option("--config", "config_file", type=click.Path(), help="YAML file of settings.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a run or method setting (repeatable).")
+@click.option("--pretrain-epochs", type=int, help="Pre-training epochs. [default: the paper's]")
+@click.option("--batch-size", type=int, help="Batch size. [default: the paper's]")
+@click.option("--lr", type=float, help="Learning rate. [default: the paper's]")
+@click.option("--device", help="cpu, cuda, cuda:N or auto. [default: auto]")
+@click.option("--threads", type=int, help="CPU threads for PyTorch.")
+@click.option("--seed", type=int, help="Seed of the split, the model and the sampling.")
+@click.option("--split", type=click.Choice(["random", "loo", "fixed"]),
+              help="Test split (fine-tuning must use the same). [default: the dataset's]")
+@click.option("--test-ratio", type=float, help="Per-user test share for --split random.")
+@click.option("--val-ratio", type=float, help="Per-user validation share. [default: 0.1]")
+@click.option("--data-root", type=click.Path(), help="Data directory. [default: $SSGRAPHREC_DATA]")
+@click.option("--out", "-o", type=click.Path(),
+              help="Run directory. [default: runs/<method>-<dataset>-<time>]")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@_fail_cleanly
+def pretrain(method, dataset, config_file, overrides, pretrain_epochs, batch_size, lr, device,
+             threads, seed, split, test_ratio, val_ratio, data_root, out, no_progress) -> None:
+    """Pre-train a method's encoder on its pretext tasks (for 'train --init RUN_DIR')."""
+    from .train.run import pretrain as run_pretraining
+
+    if out and (Path(out) / "encoder.pt").exists():
+        raise SSGraphRecError(f"--out {out} already holds a pre-trained encoder; pick another "
+                              "--out")
+    cfg = RunConfig()
+    if config_file:
+        apply(cfg, load_yaml(config_file))
+    options: dict[str, Any] = {
+        "method": method, "dataset": dataset, "pretrain_epochs": pretrain_epochs,
+        "batch_size": batch_size, "lr": lr, "device": device, "threads": threads, "seed": seed,
+        "split": split, "test_ratio": test_ratio, "val_ratio": val_ratio, "data_root": data_root,
+    }
+    apply(cfg, {k: v for k, v in options.items() if v is not None})
+    apply(cfg, parse_overrides(overrides))
+    click.echo(f"pre-training {cfg.method} on {cfg.dataset}", err=True)
+    run_dir, results = run_pretraining(cfg, out, progress=not no_progress)
+    phase = results["phases"]["pretrain"]
+    click.echo(f"pre-trained {cfg.method} on {cfg.dataset}: {phase['epochs']} epochs, "
+               f"{phase['train_s_per_epoch']:.2f} s/epoch")
+    click.echo(f"encoder: {run_dir / 'encoder.pt'}  (fine-tune with: ssgraphrec train "
+               f"--init {run_dir} ...)")
 
 
 @main.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--device", help="Device to evaluate on. [default: the run's]")
+@_slice_options
 @_fail_cleanly
-def evaluate(run_dir, device) -> None:
+def evaluate(run_dir, device, cold_threshold=None, head_share=None) -> None:
     """Re-evaluate a saved run's best checkpoint on its test split."""
     from .train import Trainer, load_run
     from .train.run_dir import read_results
@@ -136,12 +230,18 @@ def evaluate(run_dir, device) -> None:
     run = load_run(run_dir, device)
     trainer = Trainer(run.method, run.data, run_dir, epochs=0, ks=run.cfg.eval_ks,
                       monitor=run.cfg.monitor, generator=run.generator, progress=False,
-                      mask_history=run.cfg.mask_history)
+                      mask_history=run.cfg.mask_history, cold_threshold=cold_threshold,
+                      head_share=head_share)
     test = trainer.evaluate("test")
     saved = read_results(run_dir)
     results = {**saved, "test": test, "method": run.cfg.method, "dataset": run.cfg.dataset,
                "selection": saved.get("selection", "saved checkpoint"),
                "best_epoch": saved.get("best_epoch", "?")}
+    if cold_threshold is not None or head_share is not None:
+        from .eval.slices import evaluate_slices
+
+        results["test_slices"] = evaluate_slices(trainer.slices,
+                                                 lambda t: trainer.evaluate("test", t))
     _report(run_dir, results)
 
 

@@ -45,6 +45,23 @@ class RunConfig:
     train_fraction: float = 1.0
     eval_batch_size: int = 1024
     data_root: str | None = None
+    #: "joint" or "pretrain_finetune"; None: the method's ``default_scheme``
+    #: (docs/training-schemes.md).
+    scheme: str | None = None
+    #: pre-training epochs of scheme pretrain_finetune; 0: the method's own
+    #: ``pretrain_epochs`` setting (its paper's default) when it has one.
+    pretrain_epochs: int = 0
+    #: learning rate of the fine-tuning phase (None: the method's lr).
+    finetune_lr: float | None = None
+    #: a run directory of ``ssgraphrec pretrain`` whose encoder initialises this run.
+    init: str | None = None
+    #: also report test metrics of users / items with at most this many training interactions.
+    cold_threshold: int | None = None
+    #: also report test metrics of the head (this top share of items by training count) and tail.
+    head_share: float | None = None
+    #: ranking data: how the top-K items are found, "exact" (batched top-k over all items)
+    #: or "faiss" (an exact faiss inner-product index; optional extra, ssgraphrec.eval.retrieval).
+    retrieval: str = "exact"
     params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,12 +109,14 @@ def apply(cfg: RunConfig, values: dict[str, Any]) -> RunConfig:
 # Run fields that are not optional (None is not allowed), and the type of each scalar field.
 _REQUIRED = {"method", "dataset", "epochs", "seed", "device", "sparse_backend", "val_ratio",
              "patience", "monitor", "eval_batch_size", "mask_history",
-             "train_fraction"}
+             "train_fraction", "pretrain_epochs"}
 _TYPES = {"threads": int, "epochs": int, "seed": int, "patience": int, "eval_batch_size": int,
           "batch_size": int, "lr": float, "test_ratio": float, "val_ratio": float,
           "method": str, "dataset": str, "aug": str, "device": str, "sparse_backend": str,
           "split": str, "monitor": str, "data_root": str, "mask_history": bool,
-          "train_fraction": float}
+          "train_fraction": float, "scheme": str, "pretrain_epochs": int,
+          "finetune_lr": float, "init": str, "cold_threshold": int, "head_share": float,
+          "retrieval": str}
 
 
 def _as_int(value: Any) -> int:

@@ -7,9 +7,15 @@ import torch
 from torch_geometric.data import HeteroData
 
 from ..errors import ConfigError, SSGraphRecError, check_probability
+from .attributes import (
+    add_item_attributes,
+    add_item_features,
+    add_item_titles,
+    add_user_attributes,
+)
 from .ids import IdMap
 from .readers.base import Interactions, RawDataset
-from .schema import ATTR, FOLLOWS, HAS_ATTR, interaction_data, sort_pairs
+from .schema import FOLLOWS, INTERACTS, interaction_data, sort_pairs
 from .split import SPLITS, latest_holdout, random_holdout
 
 
@@ -90,11 +96,16 @@ def build_dataset(raw: RawDataset, *, split: str = "random", test_ratio: float =
         held = _holdout(u, time, n_users, val_ratio, how, gen)
         val = torch.stack([u[held], i[held]])
         u, i = u[~held], i[~held]
+        time = None if time is None else time[~held]
     train = torch.stack([u, i])
     if train.size(1) == 0:
         raise SSGraphRecError(f"dataset {raw.name!r} has no training interactions")
     data = interaction_data(n_users, n_items, train, val, test, name=raw.name,
                             user_ids=users.raw, item_ids=items.raw)
+    if time is not None:
+        # Time of each training interaction, in the (user, item) order of edge_index
+        # (pairs are unique after _dedupe): the order of a user's sequence.
+        data[INTERACTS].time = time[torch.argsort(u * n_items + i)]
     data.duplicates_merged = merged
     if split == "fixed":
         data.test_dropped_unseen = dropped_item
@@ -108,6 +119,12 @@ def build_dataset(raw: RawDataset, *, split: str = "random", test_ratio: float =
         data.social_only_users = added
     if raw.item_attributes:
         _add_item_attributes(data, raw, items)
+    if raw.user_attributes:
+        add_user_attributes(data, raw.user_attributes, users)
+    if raw.item_features:
+        add_item_features(data, raw.item_features, items)
+    if raw.item_titles:
+        add_item_titles(data, raw.item_titles, items)
     return data
 
 
@@ -190,26 +207,4 @@ def _map_social(raw: RawDataset, users: IdMap) -> tuple[torch.Tensor, int, int, 
 
 def _add_item_attributes(data: HeteroData, raw: RawDataset, items: IdMap) -> None:
     """Categorical item features as the ('item', 'has', 'attr') graph (DESIGN.md)."""
-    fields = sorted(raw.item_attributes)
-    values = IdMap()
-    field_of: list[int] = []
-    src: list[int] = []
-    dst: list[int] = []
-    for f_id, field in enumerate(fields):
-        for raw_item, vals in raw.item_attributes[field].items():
-            item = items.index.get(raw_item)
-            if item is None:
-                continue
-            for v in vals:
-                key = f"{field}={v}"
-                if key not in values.index:
-                    field_of.append(f_id)
-                a = values.add([key])[0]
-                src.append(item)
-                dst.append(int(a))
-    data[ATTR].num_nodes = len(values)
-    data[ATTR].field = torch.tensor(field_of, dtype=torch.long)
-    data[ATTR].raw_id = values.raw
-    data.attr_fields = fields
-    edges = torch.tensor([src, dst], dtype=torch.long).view(2, -1)
-    data[HAS_ATTR].edge_index = sort_pairs(edges, max(len(values), 1))
+    add_item_attributes(data, raw.item_attributes, items)

@@ -18,6 +18,7 @@ from torch_geometric.data import HeteroData
 from ..errors import ConfigError, SSGraphRecError
 from ..registry import Registry
 from .build import build_dataset
+from .link_negatives import LINK_PREDICTION, add_link_negatives
 from .readers import (
     RawDataset,
     read_line_format,
@@ -25,9 +26,11 @@ from .readers import (
     read_triple_dataset,
     read_triple_split,
 )
+from .readers.bigi import read_bigi_split
 from .readers.clicklog import read_clicklog
 from .readers.pickle_sessions import read_pickle_sessions
 from .readers.s3rec import read_s3rec
+from .readers.s3rec_ranking import read_s3rec_interactions
 from .readers.triples import read_triples
 from .synthetic import make_synthetic
 
@@ -57,6 +60,12 @@ class DatasetSpec:
     source: str = ""
     task: str = "ranking"
     load: Callable[..., HeteroData] | None = None
+    #: Registered names of the same files read for another task (``{"ranking":
+    #: "amazon-beauty-ranking"}``): a method of that task given this name runs on the view.
+    views: dict[str, str] | None = None
+    #: ``"link_prediction"``: evaluated by AUC-ROC / AUC-PR on held-out edges against
+    #: seeded sampled non-edges (:mod:`ssgraphrec.data.link_negatives`), not by ranking.
+    protocol: str = "ranking"
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -95,11 +104,32 @@ register_dataset("diginetica", DatasetSpec(
 register_dataset("amazon-beauty", DatasetSpec(
     "Amazon Beauty user sequences with item attributes (S3-Rec/CL4SRec), leave-one-out",
     "amazon-beauty", None, split="loo", source="S3-Rec sequences", task="sequential",
-    load=lambda folder, name, **kw: read_s3rec(folder, name, stem="Beauty")))
+    load=lambda folder, name, **kw: read_s3rec(folder, name, stem="Beauty"),
+    views={"ranking": "amazon-beauty-ranking"}))
 register_dataset("amazon-sports", DatasetSpec(
     "Amazon Sports and Outdoors user sequences with item attributes (S3-Rec), leave-one-out",
     "amazon-sports", None, split="loo", source="S3-Rec sequences", task="sequential",
-    load=lambda folder, name, **kw: read_s3rec(folder, name, stem="Sports_and_Outdoors")))
+    load=lambda folder, name, **kw: read_s3rec(folder, name, stem="Sports_and_Outdoors"),
+    views={"ranking": "amazon-sports-ranking"}))
+register_dataset("amazon-beauty-ranking", DatasetSpec(
+    "Amazon Beauty as user-item interactions with item attributes; leave-one-out by "
+    "position (the sequential protocol's validation and test items)",
+    "amazon-beauty", lambda folder, name: read_s3rec_interactions(folder, name, stem="Beauty"),
+    split="loo", source="S3-Rec sequences"))
+register_dataset("amazon-sports-ranking", DatasetSpec(
+    "Amazon Sports and Outdoors as user-item interactions with item attributes; "
+    "leave-one-out by position",
+    "amazon-sports",
+    lambda folder, name: read_s3rec_interactions(folder, name, stem="Sports_and_Outdoors"),
+    split="loo", source="S3-Rec sequences"))
+register_dataset("bigi-ml-100k", DatasetSpec(
+    "MovieLens 100K, BiGI's fixed split 1 (u i rating); top-K recommendation",
+    "bigi-ml-100k", read_bigi_split, split="fixed", source="BiGI u i w triples"))
+register_dataset("bigi-dblp", DatasetSpec(
+    "DBLP author-venue graph, BiGI's fixed split; link prediction (AUC-ROC, AUC-PR) "
+    "against seeded sampled non-edges",
+    "bigi-dblp", read_bigi_split, split="fixed", source="BiGI u i w triples",
+    protocol=LINK_PREDICTION))
 
 
 def data_dir() -> Path:
@@ -134,6 +164,9 @@ def detect_format(path: Path) -> DatasetSpec:
                                split="fixed", task="next_item", load=read_pickle_sessions)
         reader = read_line_format if _is_line_format(path / "train.txt") else read_triple_split
         return DatasetSpec(f"fixed split in {path}", str(path), reader, split="fixed")
+    if (path / "rating_train.dat").is_file() and (path / "rating_test.dat").is_file():
+        return DatasetSpec(f"BiGI prefixed split (u0 i0 w) in {path}", str(path),
+                           lambda p, name: read_bigi_split(p, name, prefixed=True), split="fixed")
     if (path / "ratings.txt").is_file():
         return DatasetSpec(f"ratings (and trusts) in {path}", str(path), read_triple_dataset)
     raise SSGraphRecError(
@@ -212,6 +245,9 @@ def load_dataset(name_or_path: str = "synthetic", *, split: str | None = None,
     assert spec.read is not None
     raw = spec.read(folder, name) if folder is not None else spec.read(Path("."), name)
     raw.name = name
-    return build_dataset(raw, split=split or spec.split,
+    data = build_dataset(raw, split=split or spec.split,
                          test_ratio=spec.test_ratio if test_ratio is None else test_ratio,
                          val_ratio=val_ratio, seed=seed)
+    if spec.protocol == LINK_PREDICTION:
+        add_link_negatives(data, seed)
+    return data

@@ -22,6 +22,11 @@ ATTR = "attr"
 INTERACTS = (USER, "interacts", ITEM)
 FOLLOWS = (USER, "follows", USER)
 HAS_ATTR = (ITEM, "has", ATTR)
+# User features as a graph (ml-100k .user: age, gender, occupation), the same
+# way as item attributes: ``data['user_attr'].field`` indexes
+# ``data.user_attr_fields``; see :mod:`ssgraphrec.data.attributes`.
+USER_ATTR = "user_attr"
+USER_HAS_ATTR = (USER, "has", USER_ATTR)
 
 # Sessions and user sequences (DESIGN.md): a session node is a hyperedge over
 # items. ``data[CONTAINS].edge_index`` is ``[2, nnz]`` (session, item), sorted by
@@ -175,6 +180,9 @@ def summary(data: HeteroData) -> dict[str, int | str]:
     if HAS_ATTR in data.edge_types:
         out["attributes"] = int(data[ATTR].num_nodes)
         out["item_attribute_links"] = int(data[HAS_ATTR].edge_index.size(1))
+    if USER_HAS_ATTR in data.edge_types:
+        out["user_attributes"] = int(data[USER_ATTR].num_nodes)
+        out["user_attribute_links"] = int(data[USER_HAS_ATTR].edge_index.size(1))
     for key in ("test_dropped_unseen", "test_dropped_unknown_user"):
         if key in data:
             out[key] = int(data[key])

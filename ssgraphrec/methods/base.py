@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -95,6 +95,58 @@ class Method(nn.Module):
     def embeddings(self) -> tuple[Tensor, Tensor]:
         """Final (user, item) embeddings; ``score(u, i) = <user[u], item[i]>``."""
         raise NotImplementedError
+
+    # -- the pretrain -> finetune scheme (docs/training-schemes.md) --------
+    #: The scheme a run uses when the config does not choose one:
+    #: ``"joint"`` or ``"pretrain_finetune"``.
+    default_scheme: str = "joint"
+
+    def has_pretrain_task(self) -> bool:
+        """Whether the method overrides :meth:`pretrain_loss`."""
+        return type(self).pretrain_loss is not Method.pretrain_loss
+
+    def pretrain_loss(self, batch) -> dict[str, Tensor]:
+        """Named pretext-task loss terms of one pre-training batch."""
+        raise ConfigError(f"method {self.name!r} has no pre-training task")
+
+    def pretrain_batches(self, generator: torch.Generator) -> tuple[Iterable, int] | None:
+        """(batches, count) of one pre-training epoch; ``None``: the trainer feeds
+        the batches of fine-tuning (BPR triples on ranking data)."""
+        return None
+
+    def on_pretrain_epoch_start(self, epoch: int) -> None:
+        """Called before each pre-training epoch."""
+
+    def on_finetune_start(self) -> None:
+        """Called once between pre-training and fine-tuning (freeze layers, reset heads)."""
+
+    def encoder_state_dict(self) -> dict[str, Tensor]:
+        """What a pre-training run saves for ``--init``: the ``encoder.*`` entries
+        of :meth:`state_dict`."""
+        return {k: v.detach() for k, v in self.state_dict().items() if k.startswith("encoder.")}
+
+    def load_encoder_state_dict(self, state: dict[str, Tensor], source: str) -> None:
+        """Load the entries :meth:`encoder_state_dict` names from ``state``.
+
+        Entries of ``state`` this method does not have are ignored. A missing
+        entry or a shape that differs is a :class:`ConfigError` naming the
+        parameter, both shapes and ``source``.
+        """
+        own = self.encoder_state_dict()
+        if not own:
+            raise ConfigError(f"method {self.name!r} has no encoder to initialise from {source}")
+        for key, value in own.items():
+            if key not in state:
+                have = ", ".join(sorted(state)[:8]) or "nothing"
+                raise ConfigError(f"{source} has no parameter {key!r} for method {self.name!r} "
+                                  f"(it holds: {have})")
+            if tuple(state[key].shape) != tuple(value.shape):
+                raise ConfigError(f"{source}: parameter {key!r} has shape {tuple(state[key].shape)}, "
+                                  f"method {self.name!r} needs {tuple(value.shape)} (another "
+                                  "embedding size or id space?)")
+        params = dict(self.state_dict())
+        self.load_state_dict({k: state[k].to(params[k].device) for k in own if k in params},
+                             strict=False)
 
 
 class GraphMethod(Method):

@@ -1,6 +1,7 @@
 """Encoders and heads."""
 
 from .dhcn import DHCNEncoder, SoftAttentionReadout
+from .feature_clustering import FeatureClustering
 from .kmeans import KMeansResult, kmeans
 from .lightgcn import LightGCNEncoder
 from .mhcn import ChannelAttention, MHCNEncoder, SelfGating
@@ -10,3 +11,4 @@ from .sequence import SASRecEncoder
 __all__ = ["ChannelAttention", "DHCNEncoder", "KMeansResult", "LightGCNEncoder", "MHCNEncoder",
            "SASRecEncoder", "SelfGating", "SoftAttentionReadout", "UniformNoise", "kmeans",
            "row_column_shuffle", "row_shuffle", "uniform_noise"]
+__all__ += ["FeatureClustering"]

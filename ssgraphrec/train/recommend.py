@@ -25,8 +25,12 @@ def recommend_for_user(run: Run, raw_user: str, k: int = 20) -> list[tuple[str, 
     if not 1 <= k <= n_items:
         raise SSGraphRecError(f"-k must be between 1 and the number of items ({n_items})")
     run.method.eval()
-    users, items = run.method.embeddings()
-    scores = (users[user] @ items.t()).clone()
+    if hasattr(run.method, "ranking_scores"):   # a score that is not a dot product (BiGI)
+        device = run.data[INTERACTS].edge_index.device
+        scores = run.method.ranking_scores()(torch.tensor([user], device=device))[0].clone()
+    else:
+        users, items = run.method.embeddings()
+        scores = (users[user] @ items.t()).clone()
     store = run.data[INTERACTS]
     for edges in (store.edge_index, store.val_edge_index):
         scores[edges[1, edges[0] == user]] = -float("inf")

@@ -12,6 +12,7 @@ from torch_geometric.data import HeteroData
 
 from ..config import RunConfig, apply, method_config
 from ..data import DATASETS, load_dataset
+from ..data.link_negatives import is_link_prediction
 from ..data.schema import INTERACTS, summary, task_of
 from ..errors import SSGraphRecError
 from ..eval.ranking import check_cutoffs
@@ -20,6 +21,7 @@ from ..sparse import resolve_backend
 from . import run_dir as rd
 from .checkpoint import load_checkpoint
 from .device import resolve_device
+from .schemes import check_run, init_encoder, resolve_scheme
 from .seed import seed_everything
 from .trainer import Trainer
 
@@ -28,6 +30,8 @@ VIEW_SEED_OFFSET = 7919
 #: Cut-offs reported when ``eval_ks`` is not set: the ones the task's papers report
 #: (LightGCN/SGL: 10, 20; DHCN: P@10/20, MRR@10/20; S3-Rec/CL4SRec: HR and NDCG@5/10/20).
 DEFAULT_CUTOFFS = {"ranking": (10, 20), "next_item": (10, 20), "sequential": (5, 10, 20)}
+#: Validation metric of link-prediction data when ``monitor`` is left at its default.
+LINK_PREDICTION_MONITOR = "auc_roc"
 
 
 @dataclass
@@ -55,7 +59,8 @@ def build(cfg: RunConfig) -> Run:
             raise SSGraphRecError(f"--threads must be >= 1, got {cfg.threads}")
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
-    data = load_dataset(cfg.dataset, split=cfg.split, test_ratio=cfg.test_ratio,
+    dataset = _view_for(cfg.dataset, cls.tasks)
+    data = load_dataset(dataset, split=cfg.split, test_ratio=cfg.test_ratio,
                         val_ratio=cfg.val_ratio, seed=cfg.seed, root=cfg.data_root)
     task = task_of(data)
     if task not in cls.tasks:
@@ -65,8 +70,16 @@ def build(cfg: RunConfig) -> Run:
                               f"{cfg.dataset!r} holds {task} data; methods for it: {', '.join(fitting)}; "
                               f"datasets for {cfg.method}: {', '.join(datasets)}")
     if not cfg.eval_ks:
-        cfg.eval_ks = list(DEFAULT_CUTOFFS[task])
-    check_cutoffs(cfg.eval_ks, int(data["item"].num_nodes))
+        # A method may report its paper's own cut-offs (MicRec: HIT@50 ... 500) and select on
+        # one of them when the monitor is left at its default.
+        cfg.eval_ks = list(getattr(cls, "default_cutoffs", None) or DEFAULT_CUTOFFS[task])
+        if getattr(cls, "default_monitor", None) and cfg.monitor == RunConfig.monitor:
+            cfg.monitor = cls.default_monitor
+    if is_link_prediction(data):   # scored by AUC: no cut-offs to check
+        if cfg.monitor == RunConfig.monitor:
+            cfg.monitor = LINK_PREDICTION_MONITOR
+    else:
+        check_cutoffs(cfg.eval_ks, int(data["item"].num_nodes))
     if task == "ranking" and data[INTERACTS].test_edge_index.size(1) == 0:
         raise SSGraphRecError(f"the test split is empty for dataset {cfg.dataset!r}: nothing to "
                               "evaluate (every user has a single interaction, or the test file "
@@ -83,6 +96,17 @@ def build(cfg: RunConfig) -> Run:
         method.restrict_training(cfg.train_fraction,
                                  torch.Generator(device=device).manual_seed(cfg.seed))
     return Run(cfg, data, method, device, generator)
+
+
+def _view_for(dataset: str, tasks: tuple[str, ...]) -> str:
+    """The registered name to load: ``dataset`` itself, or its view for one of the method's
+    tasks (``amazon-beauty`` -> ``amazon-beauty-ranking`` for a ranking method)."""
+    if dataset not in DATASETS:
+        return dataset
+    spec = DATASETS.get(dataset)
+    if spec.task in tasks or not spec.views:
+        return dataset
+    return next((spec.views[t] for t in tasks if t in spec.views), dataset)
 
 
 def full_config(run: Run) -> dict[str, Any]:
@@ -108,13 +132,24 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
     elif cfg is None:
         raise SSGraphRecError("train() needs a config or a run to resume")
     run = build(cfg)
+    # Settings that fail do so before a run directory exists.
+    scheme, pretrain_epochs = resolve_scheme(cfg, run.method)
+    check_run(cfg, run.method, run.data, scheme, pretrain_epochs)
+    pretrained = None
+    if cfg.init and not resume:
+        pretrained = init_encoder(run.method, run.data, cfg.init, cfg.dataset)
+    elif cfg.init:  # a resumed run's checkpoint already holds the initialised encoder
+        pretrained = {"from": cfg.init}
     if not resume:
         run_path = rd.new_run_dir(cfg.method, cfg.dataset, out)
         rd.write_config(run_path, full_config(run))
     trainer = Trainer(run.method, run.data, run_path, epochs=cfg.epochs, patience=cfg.patience,
                       monitor=cfg.monitor, ks=cfg.eval_ks, eval_batch_size=cfg.eval_batch_size,
                       generator=run.generator, progress=progress, log=log,
-                      mask_history=cfg.mask_history)
+                      mask_history=cfg.mask_history, scheme=scheme,
+                      pretrain_epochs=pretrain_epochs, finetune_lr=cfg.finetune_lr,
+                      pretrained=pretrained, cold_threshold=cfg.cold_threshold,
+                      head_share=cfg.head_share, retrieval=cfg.retrieval)
     if resume:
         trainer.resume()
     outcome = trainer.fit()
@@ -128,6 +163,38 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
         "seed": cfg.seed,
         "versions": rd.versions(),
     }
+    if getattr(run.method, "info", None):  # what the method chose at run time (MicRec)
+        results["method_info"] = dict(run.method.info)
+    rd.write_results(run_path, results)
+    return run_path, results
+
+
+def pretrain(cfg: RunConfig, out: str | None = None, *, progress: bool = True, log=None
+             ) -> tuple[Path, dict[str, Any]]:
+    """Pre-train only: the method's pretext tasks for its pre-training epochs.
+
+    The run directory gets ``config.yaml``, ``metrics.jsonl`` (``pretrain``
+    records), ``encoder.pt`` (what ``--init`` loads) and ``results.json``
+    with the data summary and the ``pretrain`` phase.
+    """
+    run = build(cfg)
+    _, epochs = resolve_scheme(cfg, run.method)
+    if not run.method.has_pretrain_task():
+        raise SSGraphRecError(f"method {cfg.method!r} has no pre-training task; methods that "
+                              "do: " + ", ".join(n for n in METHODS
+                                                 if METHODS.get(n).pretrain_loss
+                                                 is not Method.pretrain_loss))
+    if epochs < 1:
+        raise SSGraphRecError(f"nothing to pre-train: --pretrain-epochs is {epochs}")
+    run_path = rd.new_run_dir(cfg.method, cfg.dataset, out)
+    rd.write_config(run_path, full_config(run))
+    trainer = Trainer(run.method, run.data, run_path, epochs=0, ks=cfg.eval_ks,
+                      monitor=cfg.monitor, generator=run.generator, progress=progress, log=log,
+                      scheme="pretrain_finetune", pretrain_epochs=epochs)
+    phase = trainer.pretrain()
+    results = {"method": cfg.method, "dataset": cfg.dataset, "data": summary(run.data),
+               "scheme": "pretrain", "phases": {"pretrain": phase}, "device": str(run.device),
+               "seed": cfg.seed, "versions": rd.versions()}
     rd.write_results(run_path, results)
     return run_path, results
 

@@ -12,20 +12,28 @@ import torch
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
+from ..data.link_negatives import is_link_prediction
 from ..data.sampler import NegativeSampler, bpr_batches, num_batches
-from ..data.schema import INTERACTS, SESSION, num_items, num_users, task_of
+from ..data.schema import INTERACTS, SESSION, num_items, num_users, summary, task_of
 from ..errors import ConfigError
 from ..eval import dot_scores, evaluate_ranking
+from ..eval.link_prediction import LINK_METRICS, evaluate_link_prediction
 from ..eval.metrics import METRICS
 from ..eval.next_item import NEXT_ITEM_METRICS, evaluate_next_item
+from ..eval.retrieval import check_backend, evaluate_retrieval
+from ..eval.slices import build_slices, evaluate_slices
 from ..methods.base import BPRBatch, Method
 from . import run_dir as rd
 from .checkpoint import load_checkpoint, save_atomic
 from .early_stopping import EarlyStopping
 
+SCHEMES = ("joint", "pretrain_finetune")
+#: The file of the pre-trained encoder in a run directory (``--init`` reads it).
+ENCODER = "encoder.pt"
+
 
 class Trainer:
-    """Trains a :class:`Method` with the joint scheme and evaluates it.
+    """Trains a :class:`Method` with the joint or the pretrain->finetune scheme.
 
     User-item data (task ``ranking``) are trained on BPR triples and evaluated
     by full ranking per user; session samples and user sequences (``next_item``,
@@ -46,15 +54,33 @@ class Trainer:
         log: where per-epoch lines go.
         mask_history: next-item tasks only: exclude the items of a sample's
             input from its ranking.
+        scheme: ``"joint"`` (the method's ``loss`` from the start) or
+            ``"pretrain_finetune"``: ``pretrain_epochs`` epochs of the
+            method's ``pretrain_loss`` (its ``pretrain_batches``, or the usual
+            batches), ``encoder.pt`` saved, ``on_finetune_start()``, a fresh
+            optimizer with ``finetune_lr`` (or the method's lr), then joint
+            training (docs/training-schemes.md).
+        pretrain_epochs, finetune_lr: see :class:`~ssgraphrec.config.RunConfig`.
+        pretrained: the pre-training phase of an ``--init`` run, when the
+            encoder was loaded from one: no pre-training here, the optimizer
+            starts with ``finetune_lr``, and ``phases`` records it.
+        retrieval: ranking data: ``"exact"`` or ``"faiss"`` top-K search over the
+            dot-product embeddings (:mod:`ssgraphrec.eval.retrieval`; same results).
+        cold_threshold, head_share: test slices (:mod:`ssgraphrec.eval.slices`),
+            ranking data only; checked (empty slices) before training.
     """
 
     def __init__(self, method: Method, data: HeteroData, run_dir: Path, *, epochs: int,
                  patience: int = 10, monitor: str = "ndcg@20", ks: list[int] | None = None,
                  eval_batch_size: int = 1024, generator: torch.Generator,
                  progress: bool = True, log: Callable[[str], None] | None = None,
-                 mask_history: bool = False):
+                 mask_history: bool = False, scheme: str = "joint", pretrain_epochs: int = 0,
+                 finetune_lr: float | None = None, pretrained: dict[str, Any] | None = None,
+                 cold_threshold: int | None = None, head_share: float | None = None,
+                 retrieval: str = "exact"):
         self.method = method
         self.data = data
+        self.retrieval = check_backend(retrieval)
         self.task = task_of(data)
         if self.task not in method.tasks:
             raise ConfigError(f"method {method.name!r} runs on {'/'.join(method.tasks)} data; "
@@ -66,7 +92,11 @@ class Trainer:
         self.ks = ks or [10, 20]
         self.monitor = monitor
         self.metric_names = METRICS if self.task == "ranking" else NEXT_ITEM_METRICS
-        if monitor not in {f"{m}@{k}" for m in self.metric_names for k in self.ks}:
+        # Link-prediction data (bigi-dblp) are scored by AUC, not by ranking.
+        self.link_prediction = is_link_prediction(data)
+        allowed = (set(LINK_METRICS) if self.link_prediction
+                   else {f"{m}@{k}" for m in self.metric_names for k in self.ks})
+        if monitor not in allowed:
             raise ConfigError(f"monitor {monitor!r} is not a computed metric; eval_ks={self.ks}")
         self.eval_batch_size = eval_batch_size
         self.generator = generator
@@ -81,25 +111,64 @@ class Trainer:
             self.has_val = bool(data[SESSION].val_mask.any())
         self.device = next(iter(data.edge_stores)).edge_index.device
         self.stopper = EarlyStopping(patience if self.has_val else 0)
-        self.optimizer = (torch.optim.Adam(method.parameters(), lr=method.cfg.lr)
-                          if method.trainable else None)
+        if scheme not in SCHEMES:
+            raise ConfigError(f"unknown scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+        if pretrain_epochs < 0:
+            raise ConfigError(f"pretrain_epochs must be >= 0, got {pretrain_epochs}")
+        if finetune_lr is not None and not finetune_lr > 0:
+            raise ConfigError(f"finetune_lr must be > 0, got {finetune_lr}")
+        if scheme == "pretrain_finetune" and pretrain_epochs > 0 and pretrained is None \
+                and not method.has_pretrain_task():
+            raise ConfigError(f"method {method.name!r} has no pre-training task; scheme "
+                              "pretrain_finetune needs one (e.g. gptgnn), or --init RUN_DIR")
+        self.scheme = scheme
+        self.pretrain_epochs = pretrain_epochs if pretrained is None else 0
+        self.finetune_lr = finetune_lr
+        self.pretrained = pretrained
+        self.pretrain_times: list[float] = []
+        self.slices = []
+        if cold_threshold is not None or head_share is not None:
+            if self.task != "ranking":
+                raise ConfigError("cold-start and head/tail slices (--cold-threshold, "
+                                  f"--head-share) apply to ranking data, not {self.task} data")
+            store = data[INTERACTS]
+            self.slices = build_slices(store.edge_index, store.test_edge_index, num_users(data),
+                                       num_items(data), cold_threshold=cold_threshold,
+                                       head_share=head_share)
+        lr = method.cfg.lr if pretrained is None or finetune_lr is None else finetune_lr
+        self.optimizer = self._new_optimizer(lr) if method.trainable else None
         self.start_epoch = 0
         self.epoch_times: list[float] = []
 
+    def _new_optimizer(self, lr: float) -> torch.optim.Optimizer:
+        params = [p for p in self.method.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=lr)
+
     # -- evaluation -------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, split: str = "test") -> dict[str, float]:
+    def evaluate(self, split: str = "test", target: torch.Tensor | None = None
+                 ) -> dict[str, float]:
         """Metrics on ``val`` (training items masked) or ``test`` (training and
-        validation items masked)."""
+        validation items masked); ``target`` replaces the split's pairs (a slice)."""
         self.method.eval()
         if self.task != "ranking":
             return evaluate_next_item(self.method.score, self.data, split, num_items(self.data),
                                       self.ks, self.eval_batch_size, mask_history=self.mask_history)
+        if self.link_prediction:
+            return evaluate_link_prediction(*self.method.embeddings(), self.data, split)
         store = self.data[INTERACTS]
         users, items = self.method.embeddings()
+        # A method whose score is not a dot product (BiGI's MLP) offers ranking_scores().
+        score = (self.method.ranking_scores() if hasattr(self.method, "ranking_scores")
+                 else dot_scores(users, items))
         exclude = [store.edge_index] + ([store.val_edge_index] if split == "test" else [])
-        target = store.val_edge_index if split == "val" else store.test_edge_index
-        return evaluate_ranking(dot_scores(users, items), target, exclude,
+        if target is None:
+            target = store.val_edge_index if split == "val" else store.test_edge_index
+        if self.retrieval != "exact" and not hasattr(self.method, "ranking_scores"):
+            return evaluate_retrieval(users, items, target, exclude, num_users(self.data),
+                                      num_items(self.data), self.ks, backend=self.retrieval,
+                                      batch_size=self.eval_batch_size, split_name=split)
+        return evaluate_ranking(score, target, exclude,
                                 num_users(self.data), num_items(self.data), self.ks,
                                 self.eval_batch_size, split_name=split)
 
@@ -142,16 +211,26 @@ class Trainer:
                     num_batches(self.train_edges.size(1), batch_size))
         return self.method.train_batches(self.generator), self.method.num_train_batches()
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+    def train_epoch(self, epoch: int, pretrain: bool = False) -> dict[str, float]:
+        """One epoch of ``method.loss`` (or ``method.pretrain_loss`` when ``pretrain``)."""
         method = self.method
         method.train()
-        method.on_epoch_start(epoch)
-        batches, n = self._batches()
+        if pretrain:
+            method.on_pretrain_epoch_start(epoch)
+            own = method.pretrain_batches(self.generator)
+            batches, n = own if own is not None else self._batches()
+            loss_fn, total = method.pretrain_loss, self.pretrain_epochs
+        else:
+            method.on_epoch_start(epoch)
+            batches, n = self._batches()
+            loss_fn, total = method.loss, self.epochs
         totals: dict[str, float] = {}
-        bar = tqdm(batches, total=n, desc=f"epoch {epoch + 1}/{self.epochs}",
+        steps = 0
+        desc = f"{'pre-train ' if pretrain else ''}epoch {epoch + 1}/{total}"
+        bar = tqdm(batches, total=n, desc=desc,
                    disable=not self.progress, leave=False, file=sys.stderr, dynamic_ncols=True)
         for batch in bar:
-            terms = method.loss(batch)
+            terms = loss_fn(batch)
             loss = sum(terms.values())
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch + 1}; "
@@ -161,14 +240,54 @@ class Trainer:
             self.optimizer.step()
             for k, v in terms.items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach())
+            steps += 1
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-        return {k: v / n for k, v in totals.items()}
+        return {k: v / max(steps, 1) for k, v in totals.items()}
+
+    def pretrain(self) -> dict[str, Any]:
+        """The pre-training phase: ``pretrain_epochs`` epochs of ``pretrain_loss``,
+        ``pretrain`` records in metrics.jsonl, the encoder saved to ``encoder.pt``.
+
+        Returns the phase record (epochs, seconds per epoch) also kept in
+        ``encoder.pt``.
+        """
+        self.method.to(self.device)
+        for epoch in range(self.pretrain_epochs):
+            t0 = time.perf_counter()
+            losses = self.train_epoch(epoch, pretrain=True)
+            self.pretrain_times.append(time.perf_counter() - t0)
+            rd.append_metrics(self.run_dir, {"phase": "pretrain", "pretrain_epoch": epoch + 1,
+                                             "loss": losses,
+                                             "train_s": round(self.pretrain_times[-1], 3)})
+            self.log(f"pre-train epoch {epoch + 1:3d} | "
+                     + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
+                     + f" | {self.pretrain_times[-1]:.1f}s")
+        phase = {"epochs": len(self.pretrain_times), "method": self.method.name,
+                 "train_s_per_epoch": (sum(self.pretrain_times) / len(self.pretrain_times)
+                                       if self.pretrain_times else 0.0),
+                 "train_s_total": sum(self.pretrain_times)}
+        self.method.eval()
+        save_atomic({"encoder": self.method.encoder_state_dict(), "phase": phase,
+                     "method": self.method.name, "data": summary(self.data)},
+                    self.run_dir / ENCODER)
+        return phase
 
     def fit(self) -> dict[str, Any]:
         """Train, select the best epoch on validation, evaluate on test."""
         t_start = time.perf_counter()
         best_val: dict[str, float] = {}
         epochs_run = self.start_epoch
+        phases: dict[str, Any] = {}
+        if self.pretrained is not None:
+            phases["pretrain"] = self.pretrained
+        elif self.scheme == "pretrain_finetune" and self.method.trainable:
+            saved = self.run_dir / ENCODER
+            if self.start_epoch > 0 and saved.is_file():  # resumed after pre-training
+                phases["pretrain"] = load_checkpoint(saved, self.device).get("phase", {})
+            else:
+                phases["pretrain"] = self.pretrain()
+                self.method.on_finetune_start()
+                self.optimizer = self._new_optimizer(self.finetune_lr or self.method.cfg.lr)
         if self.method.trainable:
             for epoch in range(self.start_epoch, self.epochs):
                 t0 = time.perf_counter()
@@ -183,8 +302,9 @@ class Trainer:
                     record["val"] = val
                     record["eval_s"] = round(time.perf_counter() - t1, 3)
                     improved = self.stopper.step(val[self.monitor], epoch + 1)
-                    first = "recall" if self.task == "ranking" else "hit"
-                    msg += (f" | val {first}@{self.ks[-1]} {val[f'{first}@{self.ks[-1]}']:.4f} "
+                    first = ("auc_pr" if self.link_prediction else
+                             f"{'recall' if self.task == 'ranking' else 'hit'}@{self.ks[-1]}")
+                    msg += (f" | val {first} {val[first]:.4f} "
                             f"{self.monitor} {val[self.monitor]:.4f}" + (" *" if improved else ""))
                     if improved:
                         best_val = val
@@ -213,9 +333,23 @@ class Trainer:
         t_eval = time.perf_counter()
         test = self.evaluate("test")
         eval_s = time.perf_counter() - t_eval
+        extra: dict[str, Any] = {}
+        if self.slices:
+            extra["test_slices"] = evaluate_slices(self.slices,
+                                                   lambda t: self.evaluate("test", t))
+        if phases:
+            phases["finetune"] = {
+                "epochs": epochs_run,
+                "lr": (self.finetune_lr or self.method.cfg.lr),
+                "train_s_per_epoch": (sum(self.epoch_times) / len(self.epoch_times)
+                                      if self.epoch_times else 0.0),
+                "train_s_total": sum(self.epoch_times)}
+            extra["scheme"] = self.scheme
+            extra["phases"] = phases
         return {
             "task": self.task,
             "test": test,
+            **extra,
             "val": best_val,
             "best_epoch": best_epoch,
             "epochs_trained": epochs_run,

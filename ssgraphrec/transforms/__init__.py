@@ -7,6 +7,9 @@
 
 from .base import AUGMENTATIONS, EdgeAugmentation, make_augmentation, register_augmentation
 from .edge_drop import EdgeDrop
+from .feature_dropout import CategoricalDropout, FeatureDropout
+from .feature_mask import CorrelatedFieldMask, FieldMask, field_mutual_information
+from .feature_mix import FeatureMix, FeatureShuffle
 from .graph_diffusion import GraphDiffusion
 from .item_cooccurrence import ItemCooccurrence, item_cooccurrence
 from .node_drop import NodeDrop
@@ -23,3 +26,5 @@ __all__ = ["AUGMENTATIONS", "EdgeAugmentation", "EdgeDrop", "GraphDiffusion", "I
            "channel_adjacencies", "hypergraph_adjacency", "hypergraph_operator", "item_cooccurrence",
            "line_graph", "line_graph_adjacency", "make_augmentation", "motif_adjacencies",
            "register_augmentation"]
+__all__ += ["CategoricalDropout", "CorrelatedFieldMask", "FeatureDropout", "FeatureMix",
+            "FeatureShuffle", "FieldMask", "field_mutual_information"]

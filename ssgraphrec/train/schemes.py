@@ -1,0 +1,96 @@
+"""Training schemes of a run: which one, how many pre-training epochs, ``--init``.
+
+The schemes themselves live in :class:`~ssgraphrec.train.trainer.Trainer`;
+this module resolves a :class:`~ssgraphrec.config.RunConfig` against a method
+(its ``default_scheme``, its paper's ``pretrain_epochs``) and loads a
+pre-trained encoder from another run directory, checking that the two runs
+share one id space (docs/training-schemes.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..config import RunConfig
+from ..data.schema import INTERACTS, num_items, num_users, summary, task_of
+from ..errors import ConfigError
+from ..eval.slices import build_slices
+from ..methods.base import Method
+from . import run_dir as rd
+from .checkpoint import load_checkpoint
+from .trainer import ENCODER, SCHEMES
+
+
+def resolve_scheme(cfg: RunConfig, method: Method) -> tuple[str, int]:
+    """(scheme, pre-training epochs) of a run.
+
+    The scheme is ``cfg.scheme`` or the method's ``default_scheme``; the
+    epochs are ``cfg.pretrain_epochs``, or, when that is 0, the method's own
+    ``pretrain_epochs`` setting (its paper's default) where it has one.
+    """
+    scheme = cfg.scheme or method.default_scheme
+    if scheme not in SCHEMES:
+        raise ConfigError(f"unknown scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+    epochs = cfg.pretrain_epochs
+    if epochs < 0:
+        raise ConfigError(f"--pretrain-epochs must be >= 0, got {epochs}")
+    if epochs == 0:
+        epochs = int(getattr(method.cfg, "pretrain_epochs", 0))
+    if cfg.finetune_lr is not None and scheme != "pretrain_finetune" and not cfg.init:
+        raise ConfigError("--finetune-lr applies to scheme pretrain_finetune or to a run "
+                          "initialised with --init")
+    return scheme, epochs
+
+
+def check_run(cfg: RunConfig, method: Method, data, scheme: str, pretrain_epochs: int) -> None:
+    """The checks the trainer makes, early: a pre-training scheme needs a pretext
+    task (or ``--init``), and the evaluation slices asked for must be non-empty."""
+    if scheme == "pretrain_finetune" and pretrain_epochs > 0 and not cfg.init \
+            and not method.has_pretrain_task():
+        raise ConfigError(f"method {method.name!r} has no pre-training task; scheme "
+                          "pretrain_finetune needs one (e.g. gptgnn), or --init RUN_DIR")
+    if (cfg.cold_threshold is not None or cfg.head_share is not None) \
+            and task_of(data) == "ranking":
+        store = data[INTERACTS]
+        build_slices(store.edge_index, store.test_edge_index, num_users(data), num_items(data),
+                     cold_threshold=cfg.cold_threshold, head_share=cfg.head_share)
+
+
+def _describe(name: str, data: dict[str, Any]) -> str:
+    return (f"dataset {data.get('name') or name!r} ({data.get('users')} users, "
+            f"{data.get('items')} items, fingerprint {data.get('fingerprint')})")
+
+
+def init_encoder(method: Method, data, init_dir: str | Path, dataset: str) -> dict[str, Any]:
+    """Load the encoder of the pre-training run ``init_dir`` into ``method``.
+
+    The pre-training run must have seen the same id spaces and the same
+    training split (its data fingerprint); parameter shapes are checked by
+    :meth:`Method.load_encoder_state_dict`. Returns the pre-training phase
+    record (with ``from``: the run directory) for ``results.json``.
+    """
+    init_dir = Path(init_dir)
+    path = init_dir / ENCODER
+    if not path.is_file():
+        raise ConfigError(f"--init {init_dir}: no {ENCODER} there; give a run directory "
+                          "written by 'ssgraphrec pretrain' (or a pretrain_finetune run)")
+    saved = load_checkpoint(path)
+    theirs = saved.get("data") or rd.read_results(init_dir).get("data", {})
+    pre_cfg = rd.read_config(init_dir) if (init_dir / rd.CONFIG).is_file() else {}
+    ours = summary(data)
+    if (theirs.get("users"), theirs.get("items")) != (ours["users"], ours["items"]):
+        raise ConfigError(
+            f"--init {init_dir}: the id spaces differ: it was pre-trained on "
+            f"{_describe(pre_cfg.get('dataset', '?'), theirs)}, this run uses "
+            f"{_describe(dataset, ours)}")
+    if theirs.get("fingerprint") != ours["fingerprint"]:
+        raise ConfigError(
+            f"--init {init_dir}: the training split differs: it was pre-trained on "
+            f"{_describe(pre_cfg.get('dataset', '?'), theirs)}, this run uses "
+            f"{_describe(dataset, ours)}; use the same dataset, split and seed (pre-training "
+            "on another split would see this run's test interactions)")
+    method.load_encoder_state_dict(saved["encoder"], source=str(path))
+    phase = dict(saved.get("phase") or {})
+    phase["from"] = str(init_dir)
+    return phase
