@@ -43,6 +43,9 @@ def check_cutoffs(ks: Sequence[int], num_items: int) -> list[int]:
     return ks
 
 
+TopFn = Callable[[Tensor, list[tuple[Tensor, Tensor]], int], Tensor]
+
+
 @torch.no_grad()
 def evaluate_ranking(score: ScoreFn, target: Tensor, exclude: Sequence[Tensor], num_users: int,
                      num_items: int, ks: Sequence[int] = (10, 20), batch_size: int = 1024,
@@ -62,6 +65,30 @@ def evaluate_ranking(score: ScoreFn, target: Tensor, exclude: Sequence[Tensor], 
         The mean of every metric over evaluated users, item ``coverage@K``,
         ``users_evaluated`` and ``users_skipped`` (users without held-out items).
     """
+
+    def top_items(users: Tensor, ex: list[tuple[Tensor, Tensor]], k: int) -> Tensor:
+        scores = score(users).float()
+        if scores._base is not None:  # never write into a view of the caller's tensors
+            scores = scores.clone()
+        for e, ptr in ex:
+            rows, cols = gather_rows(e, ptr, users)
+            scores[rows, cols] = -float("inf")
+        return torch.topk(scores, k, dim=1).indices
+
+    return evaluate_top_items(top_items, target, exclude, num_users, num_items, ks, batch_size,
+                              split_name)
+
+
+@torch.no_grad()
+def evaluate_top_items(top_items: TopFn, target: Tensor, exclude: Sequence[Tensor],
+                       num_users: int, num_items: int, ks: Sequence[int] = (10, 20),
+                       batch_size: int = 1024, split_name: str = "test") -> dict[str, float]:
+    """The metrics of :func:`evaluate_ranking` from any top-K search.
+
+    ``top_items(users, exclude, k)`` returns the ``[B, k]`` best items of each
+    user with the excluded items left out; ``exclude`` is given as
+    ``(pairs, user_pointer)`` tuples.
+    """
     ks = check_cutoffs(ks, num_items)
     if target.size(1) == 0:
         raise SSGraphRecError(f"the {split_name} split is empty: nothing to evaluate")
@@ -75,13 +102,7 @@ def evaluate_ranking(score: ScoreFn, target: Tensor, exclude: Sequence[Tensor], 
     covered = {k: torch.zeros(num_items, dtype=torch.bool, device=device) for k in ks}
     for start in range(0, users_all.numel(), batch_size):
         users = users_all[start:start + batch_size]
-        scores = score(users).float()
-        if scores._base is not None:  # never write into a view of the caller's tensors
-            scores = scores.clone()
-        for e, ptr in ex:
-            rows, cols = gather_rows(e, ptr, users)
-            scores[rows, cols] = -float("inf")
-        top = torch.topk(scores, ks[-1], dim=1).indices
+        top = top_items(users, ex, ks[-1])
         # A ranked item is a hit when (user, item) is a held-out pair: binary search in
         # the sorted keys instead of a dense [B, num_items] relevance matrix.
         query = users[:, None] * num_items + top

@@ -31,10 +31,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ..data.schema import user_pointer
-from ..errors import ConfigError, SSGraphRecError
-from .metrics import ranking_metrics
-from .ranking import check_cutoffs, gather_rows
+from ..errors import ConfigError
+from .ranking import evaluate_top_items, gather_rows
 
 BACKENDS = ("exact", "faiss")
 
@@ -144,32 +142,10 @@ def evaluate_retrieval(user_emb: Tensor, item_emb: Tensor, target: Tensor,
     ``users_skipped``), with embeddings instead of a score function and a
     retrieval ``backend`` (``exact`` or ``faiss``).
     """
-    ks = check_cutoffs(ks, num_items)
-    if target.size(1) == 0:
-        raise SSGraphRecError(f"the {split_name} split is empty: nothing to evaluate")
     index = make_index(item_emb, backend)
-    device = target.device
-    t_ptr = user_pointer(target, num_users)
-    ex = [(e, user_pointer(e, num_users)) for e in exclude]
-    counts = t_ptr.diff()
-    target_keys = torch.sort(target[0] * num_items + target[1]).values
-    users_all = (counts > 0).nonzero().view(-1)
-    sums: dict[str, Tensor] = {}
-    covered = {k: torch.zeros(num_items, dtype=torch.bool, device=device) for k in ks}
-    for start in range(0, users_all.numel(), batch_size):
-        users = users_all[start:start + batch_size]
-        top = retrieve(index, user_emb[users].float(), ks[-1], users, ex, num_items)
-        query = users[:, None] * num_items + top
-        pos = torch.searchsorted(target_keys, query).clamp(max=target_keys.numel() - 1)
-        per_user = ranking_metrics(target_keys[pos] == query, counts[users], ks)
-        for name, values in per_user.items():
-            sums[name] = sums.get(name, 0.0) + values.sum()
-        for k in ks:
-            covered[k][top[:, :k].reshape(-1)] = True
-    n = users_all.numel()
-    out = {name: float(total) / n for name, total in sums.items()}
-    for k in ks:
-        out[f"coverage@{k}"] = float(covered[k].float().mean())
-    out["users_evaluated"] = n
-    out["users_skipped"] = num_users - n
-    return out
+
+    def top_items(users: Tensor, ex: list[tuple[Tensor, Tensor]], k: int) -> Tensor:
+        return retrieve(index, user_emb[users].float(), k, users, ex, num_items)
+
+    return evaluate_top_items(top_items, target, exclude, num_users, num_items, ks, batch_size,
+                              split_name)

@@ -46,8 +46,28 @@ def _masked_count(ratio: float, n_fields: int) -> int:
     return min(max(int(round(ratio * n_fields)), 1), n_fields - 1)
 
 
+class _ComplementaryFieldMask(FeatureAugmentation):
+    """A field mask drawn per item by :meth:`masks`; :meth:`pair` gives the two
+    complementary views (each field kept by exactly one of them)."""
+
+    def masks(self, data: HeteroData) -> Tensor:
+        """``[num_items, F]`` boolean: the fields the first view masks."""
+        raise NotImplementedError
+
+    def augment(self, data: HeteroData) -> None:
+        drop_masked_fields(data, self.masks(data))
+
+    def pair(self, data: HeteroData) -> tuple[HeteroData, HeteroData]:
+        """Two views with complementary masks."""
+        mask = self.masks(data)
+        a, b = copy.copy(data), copy.copy(data)
+        drop_masked_fields(a, mask)
+        drop_masked_fields(b, ~mask)
+        return a, b
+
+
 @register_augmentation("field_mask")
-class FieldMask(FeatureAugmentation):
+class FieldMask(_ComplementaryFieldMask):
     """Mask attribute fields (functional name: ``field_mask``): RFM of Yao et al. 2021, Sec. 4.1.
 
     Args:
@@ -77,17 +97,6 @@ class FieldMask(FeatureAugmentation):
             return mask.expand(n_items, n_fields)
         return random_field_masks(n_items, n_fields, _masked_count(self.p, n_fields),
                                   self.generator, device)
-
-    def augment(self, data: HeteroData) -> None:
-        drop_masked_fields(data, self.masks(data))
-
-    def pair(self, data: HeteroData) -> tuple[HeteroData, HeteroData]:
-        """Two views with complementary masks (each field is kept by exactly one view)."""
-        mask = self.masks(data)
-        a, b = copy.copy(data), copy.copy(data)
-        drop_masked_fields(a, mask)
-        drop_masked_fields(b, ~mask)
-        return a, b
 
     def __repr__(self) -> str:
         return f"FieldMask(fields={self.fields}, p={self.p})"
@@ -140,7 +149,7 @@ def field_mutual_information(data: HeteroData) -> Tensor:
 
 
 @register_augmentation("correlated_field_mask")
-class CorrelatedFieldMask(FeatureAugmentation):
+class CorrelatedFieldMask(_ComplementaryFieldMask):
     """Correlated feature masking (functional name: ``correlated_field_mask``): CFM of Yao et al. 2021.
 
     Sec. 4.1: pick a seed field at random, then mask it together with the
@@ -181,17 +190,6 @@ class CorrelatedFieldMask(FeatureAugmentation):
         seed = torch.randint(0, n_fields, (n_items,), generator=self.generator,
                              device=gen_device).to(device)
         return groups.to(device)[seed]
-
-    def augment(self, data: HeteroData) -> None:
-        drop_masked_fields(data, self.masks(data))
-
-    def pair(self, data: HeteroData) -> tuple[HeteroData, HeteroData]:
-        """Two views with complementary masks."""
-        mask = self.masks(data)
-        a, b = copy.copy(data), copy.copy(data)
-        drop_masked_fields(a, mask)
-        drop_masked_fields(b, ~mask)
-        return a, b
 
     def __repr__(self) -> str:
         return f"CorrelatedFieldMask(p={self.p})"
