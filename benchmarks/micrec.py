@@ -70,19 +70,21 @@ def data_root() -> Path:
     return root
 
 
-def run_config(method: str, settings: dict, epochs: int, root: Path, threads: int):
+def run_config(method: str, settings: dict, epochs: int, root: Path, threads: int,
+               lr: float | None = None, patience: int | None = None):
     from ssgraphrec.config import RunConfig
 
     return RunConfig(method=method, dataset=DATASET, epochs=epochs, seed=SEED, device="cpu",
                      threads=threads, data_root=str(root), eval_ks=list(KS), monitor="hit@50",
-                     patience=epochs, params=dict(settings))
+                     patience=patience or epochs, lr=lr, params=dict(settings))
 
 
 def quality(name: str, method: str, settings: dict, epochs: int, root: Path, threads: int,
-            workdir: Path) -> tuple[dict, Path]:
+            workdir: Path, lr: float | None = None,
+            patience: int | None = None) -> tuple[dict, Path]:
     from ssgraphrec.train.run import train
 
-    cfg = run_config(method, settings, epochs, root, threads)
+    cfg = run_config(method, settings, epochs, root, threads, lr, patience)
     out = workdir / name.replace(" ", "_").replace("/", "")
     t0 = time.perf_counter()
     run_dir, res = train(cfg, str(out), progress=False, log=lambda msg: print("   ", msg, flush=True))
@@ -169,6 +171,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="learning rate of every variant (default: the method's, 1e-3)")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="stop after this many epochs without a better validation HIT@50 "
+                             "(default: never before --epochs)")
     parser.add_argument("--only", help="comma-separated variant names (default: all)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "micrec-beauty.json"))
     args = parser.parse_args()
@@ -183,6 +190,7 @@ def main() -> None:
                     "threads": args.threads, "torch": torch.__version__,
                     "load_avg_at_start": os.getloadavg()[0]},
         "protocol": {"dataset": DATASET, "seed": SEED, "epochs": args.epochs,
+                     "lr": args.lr or "method default", "patience": args.patience or args.epochs,
                      "selection": "best validation hit@50", "ks": KS,
                      "step_timing": f"CPU seconds per training step, mean of {args.steps} "
                                     "steps after one warm-up"},
@@ -195,7 +203,7 @@ def main() -> None:
             step = step_seconds(method, settings, root, args.threads, args.steps)
             print(f"== {name}: {args.epochs} epochs", flush=True)
             entry, run_dir = quality(name, method, settings, args.epochs, root, args.threads,
-                                     Path(tmp))
+                                     Path(tmp), args.lr, args.patience)
             entry["cpu_s_per_step"] = round(step, 3)
             result["variants"][name] = entry
             if name == "micrec":

@@ -60,8 +60,8 @@ def _slice_options(fn):
                       help="Also report head items (this top share by training count) and "
                            "tail items.")(fn)
     return click.option("--cold-threshold", type=int,
-                        help="Also report users and items with at most N training "
-                             "interactions.")(fn)
+                        help="Also report users and items with 1 to N training "
+                             "interactions (those with none are counted, not ranked).")(fn)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -131,8 +131,19 @@ def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, 
             "finetune_lr": finetune_lr, "init": init, "cold_threshold": cold_threshold,
             "head_share": head_share,
         }
-        apply(cfg, {k: v for k, v in options.items() if v is not None})
-        apply(cfg, parse_overrides(overrides))
+        given = {k: v for k, v in options.items() if v is not None}
+        apply(cfg, given)
+        set_values = parse_overrides(overrides)
+        apply(cfg, set_values)
+        if cfg.init:
+            from .train.schemes import inherit_data_settings
+
+            explicit = set(given) | set(set_values) | (
+                set(load_yaml(config_file)) if config_file else set())
+            copied = inherit_data_settings(cfg, explicit)
+            if copied:
+                click.echo(f"from --init {cfg.init}: " + ", ".join(
+                    f"{k}={getattr(cfg, k)}" for k in copied), err=True)
         click.echo(f"training {cfg.method} on {cfg.dataset}"
                    + (f" with {cfg.aug}" if cfg.aug else ""), err=True)
         run_dir, results = run_training(cfg, out, progress=not no_progress)

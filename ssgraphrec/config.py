@@ -59,6 +59,11 @@ class RunConfig:
     cold_threshold: int | None = None
     #: also report test metrics of the head (this top share of items by training count) and tail.
     head_share: float | None = None
+    #: ranking data: PT-GNN's cold-start protocol, a seeded share of the test users keep only
+    #: this many training interactions (ssgraphrec.data.cold_simulation, docs/cold-start.md).
+    simulate_cold: int | None = None
+    #: the share of eligible test users that ``simulate_cold`` cuts down.
+    simulate_cold_share: float = 0.2
     #: ranking data: how the top-K items are found, "exact" (batched top-k over all items)
     #: or "faiss" (an exact faiss inner-product index; optional extra, ssgraphrec.eval.retrieval).
     retrieval: str = "exact"
@@ -109,14 +114,14 @@ def apply(cfg: RunConfig, values: dict[str, Any]) -> RunConfig:
 # Run fields that are not optional (None is not allowed), and the type of each scalar field.
 _REQUIRED = {"method", "dataset", "epochs", "seed", "device", "sparse_backend", "val_ratio",
              "patience", "monitor", "eval_batch_size", "mask_history",
-             "train_fraction", "pretrain_epochs"}
+             "train_fraction", "pretrain_epochs", "simulate_cold_share"}
 _TYPES = {"threads": int, "epochs": int, "seed": int, "patience": int, "eval_batch_size": int,
           "batch_size": int, "lr": float, "test_ratio": float, "val_ratio": float,
           "method": str, "dataset": str, "aug": str, "device": str, "sparse_backend": str,
           "split": str, "monitor": str, "data_root": str, "mask_history": bool,
           "train_fraction": float, "scheme": str, "pretrain_epochs": int,
           "finetune_lr": float, "init": str, "cold_threshold": int, "head_share": float,
-          "retrieval": str}
+          "retrieval": str, "simulate_cold": int, "simulate_cold_share": float}
 
 
 def _as_int(value: Any) -> int:

@@ -7,8 +7,16 @@ import dataclasses
 import pytest
 import torch
 
-from ssgraphrec.data.schema import SESSION
-from ssgraphrec.data.sessions import from_padded, padded_sessions, prefix_samples, session_data
+from ssgraphrec.data.schema import CONTAINS, SESSION
+from ssgraphrec.data.sessions import (
+    from_padded,
+    padded_prefixes,
+    padded_sessions,
+    prefix_samples,
+    prefix_targets,
+    session_data,
+    session_pointer,
+)
 from ssgraphrec.errors import ConfigError
 from ssgraphrec.eval.next_item import evaluate_next_item
 from ssgraphrec.losses import nt_xent
@@ -249,3 +257,86 @@ def test_sasrec_on_session_samples_trains_on_the_label_and_learns(tmp_path):
     with pytest.raises(ConfigError, match="sequential data"):
         Trainer(make(CL4SRec, data), data, tmp_path / "cl", epochs=1, ks=[5], monitor="hit@5",
                 generator=torch.Generator(), progress=False)
+
+
+# -- prefix feeding (RecBole / DuoRec) and the pair of augmentations -----------------
+def test_prefix_targets_and_padded_prefixes_exact():
+    ptr = torch.tensor([0, 3, 4, 8])
+    items = torch.tensor([5, 6, 7, 1, 2, 3, 4, 0])
+    data = session_data((ptr, items), 10)
+    ends = prefix_targets(data)
+    # every incidence but the first of its session; the one-item session gives none
+    assert ends.tolist() == [1, 2, 5, 6, 7]
+    rows = padded_prefixes(data, ends, 3)
+    # ids are +1-shifted, left-padded, the last 3 items before the target kept
+    assert rows.tolist() == [[0, 0, 6], [0, 6, 7], [0, 0, 3], [0, 3, 4], [3, 4, 5]]
+    only_last = prefix_targets(data, torch.tensor([False, False, True]))
+    assert only_last.tolist() == [5, 6, 7]
+
+
+def test_sasrec_trains_on_prefixes(cycles):
+    model = make(SASRec, cycles, train_on="prefixes")
+    lengths = cycles[SESSION].train_mask.long() * session_pointer(cycles).diff()
+    assert model.train_samples.numel() == int((lengths - 1).clamp(min=0).sum())
+    ptr = session_pointer(cycles)
+    k = int(ptr[7]) + 3  # the fourth item of user 7: its prefix is the first three
+    inputs, targets = model.train_sequences(torch.tensor([k]))
+    seq = cycles[CONTAINS].edge_index[1, ptr[7]:ptr[8]] + 1
+    assert inputs[0, -3:].tolist() == seq[:3].tolist() and int((inputs[0, :-3] != 0).sum()) == 0
+    assert int(targets[0, -1]) == int(seq[3]) and int((targets[0, :-1] != 0).sum()) == 0
+    # the per-user inputs are unchanged by default
+    assert SASRecConfig().train_on == "sequences"
+    with pytest.raises(ConfigError, match="train_on"):
+        make(SASRec, cycles, train_on="users")
+    with pytest.raises(ConfigError, match="sequential data"):
+        make(SASRec, cycle_session_samples(), train_on="prefixes")
+
+
+def test_cl4srec_pairs_two_different_augmentations(cycles):
+    model = make(CL4SRec, cycles)
+    first, second = model.pair_choices(3000, torch.device("cpu"))
+    assert bool((first != second).all())
+    # the six ordered pairs of the three operators are equally likely
+    counts = torch.bincount(first * 3 + second, minlength=9)[[1, 2, 3, 5, 6, 7]]
+    assert int(counts.min()) > 400 and int(counts.max()) < 600
+    one = make(CL4SRec, cycles, aug="item_mask")
+    a, b = one.pair_choices(50, torch.device("cpu"))
+    assert torch.equal(a, b)
+    # crop + mask: exactly one view of each sequence of >= 4 items (floor(0.3 * 4) = 1
+    # masked) holds the [mask] token
+    two = make(CL4SRec, cycles, aug="item_crop,item_mask")
+    inputs, _ = two.train_sequences(torch.arange(300))
+    inputs = inputs[(inputs > 0).sum(1) >= 4]
+    v1, v2 = two.views(inputs)
+    token = two.num_items + 1
+    assert inputs.size(0) > 100
+    assert bool(((v1 == token).any(1) ^ (v2 == token).any(1)).all())
+
+
+def test_cl4srec_on_prefixes_learns_planted_cycles(cycles, tmp_path):
+    pop = MostPop(cycles, MethodConfig())
+    pop_hr = evaluate_next_item(pop.score, cycles, "test", 40, (10,))["hit@10"]
+    model = make(CL4SRec, cycles, dropout=0.1, train_on="prefixes", batch_size=256)
+    terms = model.train().loss(model.train_samples[:32])
+    assert torch.isfinite(terms["ssl"]) and float(terms["ssl"].detach()) > 0
+    trainer = Trainer(model, cycles, tmp_path, epochs=2, patience=2, monitor="hit@10", ks=[10],
+                      generator=torch.Generator().manual_seed(0), progress=False, log=lambda m: None)
+    hr = trainer.fit()["test"]["hit@10"]
+    assert hr > max(0.6, pop_hr + 0.3), (hr, pop_hr)
+
+
+def test_cl4srec_crop_view_is_right_aligned_contiguous_and_never_empty(cycles):
+    """The cropped view of a left-padded input keeps floor(eta * L) >= 1 consecutive items,
+    right-aligned, so its last item sits at the last column: the position the encoder
+    reads the representation from (Sec. 3.3; RecBole gathers at ``aug_len - 1``)."""
+    model = make(CL4SRec, cycles, aug="item_crop", crop_eta=0.6)
+    inputs, _ = model.train_sequences(torch.arange(120))
+    inputs[0, :-1] = 0  # a one-item sequence
+    view = model.augment(inputs)
+    for row, out in zip(inputs.tolist(), view.tolist(), strict=True):
+        items = [v for v in row if v]
+        kept = [v for v in out if v]
+        assert len(kept) == max(1, int(0.6 * len(items)))
+        assert out[len(out) - len(kept):] == kept  # right-aligned, no gap
+        starts = [i for i in range(len(items) - len(kept) + 1) if items[i:i + len(kept)] == kept]
+        assert starts, (items, kept)

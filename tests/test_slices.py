@@ -26,9 +26,12 @@ def test_cold_slices_hold_exactly_the_rare_users_and_items():
     cold_users, cold_items = build_slices(TRAIN, TEST, 4, 5, cold_threshold=1)
     # users 1 and 3 have one training interaction each
     assert pairs(cold_users.target) == [(1, 2), (1, 4), (3, 1)]
-    # items 2, 3 (one interaction) and 4 (none); item 1 has two
-    assert pairs(cold_items.target) == [(0, 3), (1, 2), (1, 4), (2, 3)]
-    assert cold_items.size == {"interactions": 4, "users": 3, "items": 3}
+    # items 2 and 3 (one interaction); item 4 has none: left out and counted; item 1 has two
+    assert pairs(cold_items.target) == [(0, 3), (1, 2), (2, 3)]
+    assert cold_items.size == {"interactions": 3, "users": 3, "items": 2}
+    assert cold_items.excluded == 1 and cold_users.excluded == 0
+    assert cold_items.rule == ("items with 1 to 1 training interactions; 1 test interactions "
+                               "of items with none left out (no trained embedding: unrankable)")
     assert cold_users.size == {"interactions": 3, "users": 2, "items": 3}
 
 
@@ -44,9 +47,14 @@ def test_head_tail_split_by_training_count_with_ties_to_the_smaller_id():
 
 
 def test_empty_cold_slice_names_the_slice_and_the_smallest_threshold():
-    with pytest.raises(ConfigError, match=r"cold_users slice is empty at --cold-threshold 0.*"
-                                          r"--cold-threshold 1 is the smallest"):
+    with pytest.raises(ConfigError, match=r"--cold-threshold must be >= 1 \(users and items "
+                                          r"with no training interaction are left out\), got 0"):
         build_slices(TRAIN, TEST, 4, 5, cold_threshold=0)
+    # item 4 is the only one of user 1's test items without training: cold_items holds the rest
+    only_unseen = torch.tensor([[1], [4]])
+    with pytest.raises(ConfigError, match="cold_items slice is empty: no test interaction has "
+                                          "an item with a training interaction"):
+        build_slices(TRAIN, only_unseen, 4, 5, cold_threshold=1)
     train = torch.tensor([[0, 0, 1, 1], [0, 1, 0, 1]])
     test = torch.tensor([[0, 1], [2, 2]])
     # the users have 2 interactions each; item 2 none, so only cold_users is empty at 1
@@ -74,18 +82,20 @@ def test_slice_metrics_rank_all_items_with_training_items_masked():
     # Item scores 4 > 3 > 2 > 1 > 0 for every user (popularity order reversed on purpose).
     item_emb = torch.tensor([[0.0], [1.0], [2.0], [3.0], [4.0]])
     user_emb = torch.ones(4, 1)
-    cold_items, = [s for s in build_slices(TRAIN, TEST, 4, 5, cold_threshold=1)
+    cold_items, = [s for s in build_slices(TRAIN, TEST, 4, 5, cold_threshold=2)
                    if s.name == "cold_items"]
     out = evaluate_slices([cold_items], lambda t: evaluate_ranking(
         dot_scores(user_emb, item_emb), t, [TRAIN], 4, 5, ks=[1]))
     m = out["cold_items"]["metrics"]
+    # the slice at 2: (0, 3), (1, 2), (2, 3), (3, 1); item 4 (untrained) is left out
     # user 0 (train 0,1,2): ranking 4, 3 -> test item 3 at rank 2: miss at K=1
-    # user 1 (train 0): ranking 4, 3, 2, 1 -> items {2, 4}: 4 at rank 1: recall 1/2
+    # user 1 (train 0): ranking 4, 3, 2, 1 -> item 2 at rank 3: miss (4 is ranked, not a hit)
     # user 2 (train 0,1): ranking 4, 3 -> item 3 at rank 2: miss
-    assert m["users_evaluated"] == 3
-    assert m["recall@1"] == pytest.approx((0 + 0.5 + 0) / 3)
-    assert m["hit@1"] == pytest.approx(1 / 3)
+    # user 3 (train 3): ranking 4, 2, 1 -> item 1 at rank 3: miss
+    assert m["users_evaluated"] == 4
+    assert m["recall@1"] == 0.0 and m["hit@1"] == 0.0
     assert out["cold_items"]["size"]["interactions"] == 4
+    assert out["cold_items"]["excluded"] == 1
 
 
 def test_trainer_writes_slices_beside_the_overall_metrics(tmp_path):
@@ -100,7 +110,7 @@ def test_trainer_writes_slices_beside_the_overall_metrics(tmp_path):
     # interactions) first and item 1 (2) second for user 3, who trained on item 3 only.
     head = res["test_slices"]["head_items"]["metrics"]
     assert head["recall@1"] == 0.0 and head["recall@2"] == 1.0
-    with pytest.raises(ConfigError, match="cold_users slice is empty"):
+    with pytest.raises(ConfigError, match="--cold-threshold must be >= 1"):
         Trainer(pop, data, tmp_path, epochs=0, ks=[1], monitor="ndcg@1",
                 generator=torch.Generator(), progress=False, cold_threshold=0)
 
@@ -117,4 +127,8 @@ def test_ml100k_cold_slices_at_the_documented_thresholds(data_root, real_dataset
         build_slices(*args, cold_threshold=10)
     sizes = {s.name: s.size for s in build_slices(*args, cold_threshold=20)}
     assert sizes["cold_users"]["users"] == 172 and sizes["cold_users"]["interactions"] == 739
-    assert sizes["cold_items"]["items"] == 598 and sizes["cold_items"]["interactions"] == 1670
+    # items with 1 to 20 training interactions; 44 test interactions of 39 items without any
+    # are left out (counted with numpy from the split)
+    assert sizes["cold_items"]["items"] == 559 and sizes["cold_items"]["interactions"] == 1626
+    excluded = {s.name: s.excluded for s in build_slices(*args, cold_threshold=20)}
+    assert excluded == {"cold_users": 0, "cold_items": 44}

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ssgraphrec.data import build_dataset
+from ssgraphrec.data.attributes import ID_FIELD
 from ssgraphrec.data.synthetic_features import FeatureSyntheticConfig, make_feature_synthetic
 from ssgraphrec.errors import ConfigError
 from ssgraphrec.losses import MemoryBank, log_q_of_items, sampled_softmax
@@ -99,6 +100,70 @@ def test_log_q_is_the_click_share():
                           torch.tensor([0.6, 0.2, 0.2]))
 
 
+def test_log_q_with_a_batch_size_is_the_probability_of_being_in_the_batch():
+    # Shares 0.25 and 0.75, batches of 2 clicks: P(in batch) = 1 - 0.75^2 and 1 - 0.25^2.
+    p = log_q_of_items(torch.tensor([1, 3]), batch_size=2).exp()
+    assert torch.allclose(p, torch.tensor([0.4375, 0.9375]))
+    # An item holding 1% of the clicks is in nearly every batch of 4096: p -> 1, not 0.01.
+    p = log_q_of_items(torch.tensor([1, 99]), batch_size=4096).exp()
+    assert p[0] == pytest.approx(1.0) and p[1] == pytest.approx(1.0)
+    # A rare item: about B * share (the share up to a constant factor).
+    p = log_q_of_items(torch.tensor([1, 999_999]), batch_size=10).exp()
+    assert p[0] == pytest.approx(1e-5, rel=1e-4)
+
+
+def test_two_tower_log_q_matches_the_in_batch_frequency_of_its_own_batches(feature_data):
+    from ssgraphrec.data.sampler import NegativeSampler, bpr_batches
+
+    cls = METHODS.get("twotower")
+    method = cls(feature_data, cls.config_class(batch_size=256))
+    edges = feature_data["user", "interacts", "item"].edge_index
+    n_items = int(feature_data["item"].num_nodes)
+    sampler = NegativeSampler(edges, n_items)
+    gen = torch.Generator().manual_seed(0)
+    seen, batches = torch.zeros(n_items), 0
+    for _ in range(20):
+        for users, pos, _neg in bpr_batches(edges, sampler, 256, gen):
+            if users.numel() == 256:
+                seen[pos.unique()] += 1
+                batches += 1
+    observed = seen / batches
+    clicked = torch.bincount(edges[1], minlength=n_items) > 0
+    expected = method.log_q.exp()
+    # The correction is the frequency with which an item is a column of a batch, not its
+    # click share (which is off by up to the batch size for rare items and more for popular ones).
+    assert (observed[clicked] - expected[clicked]).abs().max() < 0.08
+    assert (observed[clicked] - expected[clicked]).abs().mean() < 0.02
+
+
+def test_queue_softmax_is_the_softmax_over_every_copy_in_batch_and_queue():
+    from ssgraphrec.losses.queue_softmax import queue_softmax
+
+    g = torch.Generator().manual_seed(0)
+    query, items = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
+    ids = torch.tensor([5, 5, 7])
+    queued = torch.randn(4, 4, generator=g)
+    queued_ids = torch.tensor([7, 9, 2, 9])  # oldest first
+    got = queue_softmax(query, items, ids, queued, queued_ids, temperature=0.5)
+    # One column per copy: the batch's rows (item 5 twice, with the first row's encoding),
+    # the queue's rows; an item of the batch has its fresh encoding, item 9 its newest copy.
+    rep = {5: items[0], 7: items[2], 9: queued[3], 2: queued[2]}
+    pool = [5, 5, 7, 7, 9, 2, 9]
+    q = F.normalize(query, dim=-1)
+    cols = F.normalize(torch.stack([rep[j] for j in pool]), dim=-1)
+    logits = q @ cols.t() / 0.5
+    expected = 0.0
+    for i, y in enumerate(ids.tolist()):
+        own = torch.tensor([j == y for j in pool])
+        expected += -(logits[i][own].exp().sum() / logits[i].exp().sum()).log() / 3
+    assert got.item() == pytest.approx(float(expected), rel=1e-5)
+    # A popular item is as many negatives as it has copies: tripling item 2 in the queue
+    # raises the loss of every row (all else equal).
+    more = queue_softmax(query, items, ids, torch.cat([queued, queued[2:3], queued[2:3]]),
+                         torch.cat([queued_ids, torch.tensor([2, 2])]), temperature=0.5)
+    assert more > got
+
+
 def test_memory_bank_is_a_fifo_queue():
     bank = MemoryBank(3, 1)
     bank.enqueue(torch.tensor([[1.0], [2.0]]), torch.tensor([1, 2]))
@@ -156,6 +221,36 @@ def test_clrec_fills_its_queue(feature_data):
         method.loss(BPRBatch(e[0, k * 32:(k + 1) * 32], e[1, k * 32:(k + 1) * 32], e[1, :32]))
     rows, ids = method.queue.negatives()
     assert rows.size(0) == 64 and ids.tolist() == e[1, 32:96].tolist()
+
+
+def test_clrec_queue_holds_stale_detached_representations(feature_data):
+    cls = METHODS.get("clrec")
+    method = cls(feature_data, cls.config_class(batch_size=32, queue_batches=2))
+    opt = torch.optim.SGD(method.parameters(), lr=1.0)
+    e = feature_data["user", "interacts", "item"].edge_index
+    first, second = e[:, :32], e[:, 32:64]
+    only_first = first[1][~torch.isin(first[1], second[1])]
+    opt.zero_grad()
+    method.loss(BPRBatch(first[0], first[1], first[1]))["contrastive"].backward()
+    with torch.no_grad():
+        rep_then = method.item_tower(first[1]).clone()
+    opt.step()  # the towers change; the queue keeps the representations of their time
+    opt.zero_grad()
+    loss = method.loss(BPRBatch(second[0], second[1], second[1]))["contrastive"]
+    queued, ids = method.queue.negatives()
+    assert ids[:32].tolist() == first[1].tolist()
+    assert torch.allclose(queued[:32], rep_then)
+    with torch.no_grad():
+        assert not torch.allclose(queued[:32], method.item_tower(first[1]))
+    loss.backward()
+    # No gradient through the queue: the ID embeddings of items seen only in the first batch
+    # (queued negatives now) get none from the second batch's loss.
+    feats = method.features
+    edges = feats["item", "has", "attr"].edge_index
+    id_edge = feats["attr"].field[edges[1]] == feats.attr_fields.index(ID_FIELD)
+    own = edges[1][id_edge & torch.isin(edges[0], only_first)]
+    assert own.numel() > 0
+    assert method.item_tower.attr.weight.grad[own].abs().sum() == 0
 
 
 @pytest.mark.parametrize("params,message", [

@@ -337,3 +337,47 @@ def from_padded(ids: Tensor, num_items: int) -> HeteroData:
     data[CONTAINS].edge_index = torch.stack([session, ids[session, col] - 1])
     data[CONTAINS].position = torch.arange(session.numel(), device=ids.device) - ptr[session]
     return data
+
+
+def prefix_targets(data: HeteroData, sessions: Tensor | None = None, ptr: Tensor | None = None) -> Tensor:
+    """Incidence ids of the prefix samples of user sequences: every incidence but the first.
+
+    Incidence ``k`` of session ``s`` stands for the sample (items of ``s``
+    before ``k``, next item ``k``): the per-prefix training data of RecBole's
+    sequential data loader (one sample per prefix of length >= 1, the next
+    item as target), which :func:`padded_prefixes` turns into input rows.
+
+    Args:
+        data: session HeteroData.
+        sessions: optional boolean ``[num_sessions]`` mask of the sessions
+            that give samples (e.g. ``train_mask``); default: all.
+        ptr: :func:`session_pointer` of ``data``, when the caller has it.
+    """
+    ptr = session_pointer(data) if ptr is None else ptr
+    session = data[CONTAINS].edge_index[0]
+    k = torch.arange(session.numel(), device=session.device)
+    keep = k > ptr[session]
+    if sessions is not None:
+        keep &= sessions.to(session.device)[session]
+    return k[keep]
+
+
+def padded_prefixes(data: HeteroData, ends: Tensor, max_len: int, ptr: Tensor | None = None) -> Tensor:
+    """Left-padded, +1-shifted ids of the prefixes ending before incidences ``ends``.
+
+    Row ``r`` holds the last ``max_len`` items of the session of incidence
+    ``ends[r]`` that come before it (incidences ``ptr[s] .. ends[r] - 1``),
+    right-aligned, 0 for padding: the input of the prefix sample
+    ``ends[r]`` of :func:`prefix_targets`, as :func:`padded_sessions` lays out
+    a whole session.
+    """
+    if max_len < 1:
+        raise ConfigError(f"max_len must be >= 1, got {max_len}")
+    session, item = data[CONTAINS].edge_index
+    ptr = session_pointer(data) if ptr is None else ptr
+    start = ptr[session[ends]]
+    back = torch.arange(max_len, device=item.device)
+    idx = ends[:, None] - 1 - back[None, :]
+    valid = idx >= start[:, None]
+    vals = torch.where(valid, item[idx.clamp(min=0)] + 1, torch.zeros_like(idx))
+    return vals.flip(1)

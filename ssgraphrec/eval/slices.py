@@ -4,9 +4,9 @@ A slice is a subset of the test interactions, ranked exactly as the whole
 test split is (all items, training and validation items masked), so that a
 slice's Recall@K is the share of *its* held-out items in the top K:
 
-* ``cold_users``: every test interaction of the users with at most ``N``
+* ``cold_users``: every test interaction of the users with 1 to ``N``
   training interactions;
-* ``cold_items``: the test interactions whose item has at most ``N`` training
+* ``cold_items``: the test interactions whose item has 1 to ``N`` training
   interactions (the item cold-start setting of e.g. Hao et al., "Pre-Training
   Graph Neural Networks for Cold-Start Users and Items Representation",
   WSDM 2021, Sec. 5.1, who evaluate on items with few interactions);
@@ -14,6 +14,16 @@ slice's Recall@K is the share of *its* held-out items in the top K:
   the top ``s`` share of items by training count, or among the rest (the
   popularity split of e.g. Yu et al., "Are Graph Augmentations Necessary?",
   SIGIR 2022, Sec. 4.3, and Wu et al., SGL, SIGIR 2021, Sec. 4.3.2).
+
+* ``simulated_cold_users``: every test interaction of the users that the
+  cold-start simulation cut down to ``K`` training interactions
+  (:mod:`ssgraphrec.data.cold_simulation`, Hao et al. 2021, Sec. 5.1).
+
+A user or item with *no* training interaction is left out of the cold slices:
+its embedding was never trained by any transductive model, so its test
+interactions measure nothing but chance. Their number is reported beside the
+slice (``excluded``) and in its rule, so that nothing is dropped silently
+(docs/cold-start.md).
 
 Counts are of the training graph (``data[INTERACTS].edge_index``) only.
 Everything here is vectorised: masks over the interaction list, no loop over
@@ -31,7 +41,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 
-SLICE_NAMES = ("cold_users", "cold_items", "head_items", "tail_items")
+SLICE_NAMES = ("cold_users", "cold_items", "head_items", "tail_items", "simulated_cold_users")
 
 
 @dataclass
@@ -41,6 +51,8 @@ class Slice:
     name: str
     target: Tensor
     rule: str
+    #: test interactions left out: their user (item) has no training interaction
+    excluded: int = 0
 
     @property
     def size(self) -> dict[str, int]:
@@ -68,21 +80,31 @@ def head_item_mask(item_counts: Tensor, share: float) -> Tensor:
     return mask
 
 
-def _cold(name: str, keep: Tensor, counts_of_test: Tensor, target: Tensor, threshold: int,
-          who: str) -> Slice:
+def _cold(name: str, counts_of_test: Tensor, target: Tensor, threshold: int, who: str) -> Slice:
+    """Test pairs whose ``who`` has 1 to ``threshold`` training interactions."""
+    seen = counts_of_test > 0
+    keep = seen & (counts_of_test <= threshold)
+    excluded = int((~seen).sum())
     if not bool(keep.any()):
-        smallest = int(counts_of_test.min())
         article = "an" if who == "item" else "a"
+        if not bool(seen.any()):
+            raise ConfigError(f"the {name} slice is empty: no test interaction has {article} "
+                              f"{who} with a training interaction")
+        smallest = int(counts_of_test[seen].min())
         raise ConfigError(f"the {name} slice is empty at --cold-threshold {threshold}: no test "
-                          f"interaction has {article} {who} with at most {threshold} training "
+                          f"interaction has {article} {who} with 1 to {threshold} training "
                           f"interactions; the fewest is {smallest}, so --cold-threshold "
                           f"{smallest} is the smallest that gives a non-empty slice")
-    return Slice(name, target[:, keep], f"{who}s with <= {threshold} training interactions")
+    rule = f"{who}s with 1 to {threshold} training interactions"
+    if excluded:
+        rule += (f"; {excluded} test interactions of {who}s with none left out (no trained "
+                 "embedding: unrankable)")
+    return Slice(name, target[:, keep], rule, excluded)
 
 
 def build_slices(train: Tensor, test: Tensor, num_users: int, num_items: int, *,
-                 cold_threshold: int | None = None, head_share: float | None = None
-                 ) -> list[Slice]:
+                 cold_threshold: int | None = None, head_share: float | None = None,
+                 simulated: Tensor | None = None) -> list[Slice]:
     """The slices asked for, each with its (user-sorted) test pairs.
 
     Args:
@@ -90,6 +112,8 @@ def build_slices(train: Tensor, test: Tensor, num_users: int, num_items: int, *,
         test: ``[2, T]`` test pairs, sorted by user (a subset stays sorted).
         cold_threshold: ``N`` of ``cold_users`` / ``cold_items``.
         head_share: ``s`` of ``head_items`` / ``tail_items``, in (0, 1).
+        simulated: ``[num_users]`` bool, the users of the cold-start simulation
+            (``simulated_cold_users``).
 
     Raises:
         ConfigError: a bad threshold or share, or an empty slice (naming it and
@@ -103,11 +127,11 @@ def build_slices(train: Tensor, test: Tensor, num_users: int, num_items: int, *,
         if isinstance(cold_threshold, bool) or not isinstance(cold_threshold, int) \
                 or cold_threshold < 0:
             raise ConfigError(f"--cold-threshold must be an integer >= 0, got {cold_threshold!r}")
-        u_count, i_count = users[test[0]], items[test[1]]
-        out.append(_cold("cold_users", u_count <= cold_threshold, u_count, test,
-                         cold_threshold, "user"))
-        out.append(_cold("cold_items", i_count <= cold_threshold, i_count, test,
-                         cold_threshold, "item"))
+        if cold_threshold < 1:
+            raise ConfigError(f"--cold-threshold must be >= 1 (users and items with no "
+                              f"training interaction are left out), got {cold_threshold}")
+        out.append(_cold("cold_users", users[test[0]], test, cold_threshold, "user"))
+        out.append(_cold("cold_items", items[test[1]], test, cold_threshold, "item"))
     if head_share is not None:
         if not 0.0 < head_share < 1.0:
             raise ConfigError(f"--head-share must lie strictly between 0 and 1, got {head_share}")
@@ -122,6 +146,15 @@ def build_slices(train: Tensor, test: Tensor, num_users: int, num_items: int, *,
                                   f"test interaction has an item among {rule}; choose another "
                                   "share")
             out.append(Slice(name, test[:, keep], rule))
+    if simulated is not None:
+        keep = simulated[test[0]]
+        if not bool(keep.any()):
+            raise ConfigError("the simulated_cold_users slice is empty: no simulated user has a "
+                              "test interaction")
+        k = int(users[simulated].max())
+        out.append(Slice("simulated_cold_users", test[:, keep],
+                         f"the {int(simulated.sum())} test users cut down to <= {k} training "
+                         "interactions (cold-start simulation)"))
     return out
 
 
@@ -132,8 +165,8 @@ def evaluate_slices(slices: list[Slice], evaluate: Callable[[Tensor], dict[str, 
     ``evaluate`` ranks for the test pairs it is given (as the trainer's test
     evaluation does, with the same masking).
     """
-    return {s.name: {"size": s.size, "rule": s.rule, "metrics": evaluate(s.target)}
-            for s in slices}
+    return {s.name: {"size": s.size, "rule": s.rule, "excluded": s.excluded,
+                     "metrics": evaluate(s.target)} for s in slices}
 
 
 __all__ = ["SLICE_NAMES", "Slice", "build_slices", "evaluate_slices", "head_item_mask",

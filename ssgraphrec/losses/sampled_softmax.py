@@ -20,8 +20,8 @@ def sampled_softmax(query: Tensor, items: Tensor, temperature: float = 0.1, *,
     .. math:: \ell_i = -\log \frac{e^{s(q_i, x_i)/\tau - \log p_i}}
               {\sum_j e^{s(q_i, x_j)/\tau - \log p_j}}
 
-    where :math:`p_j` is the probability that item ``j`` is in a batch (its
-    share of the training clicks): popular items, which appear as in-batch
+    where :math:`p_j` is the probability that item ``j`` is in a batch
+    (:func:`log_q_of_items`): popular items, which appear as in-batch
     negatives more often, are corrected for that. ``log_q=None`` gives the
     plain in-batch softmax.
 
@@ -68,11 +68,30 @@ def sampled_softmax(query: Tensor, items: Tensor, temperature: float = 0.1, *,
     return F.cross_entropy(logits, target)
 
 
-def log_q_of_items(counts: Tensor) -> Tensor:
-    """``log p_j`` of every item from its training click counts (an item never clicked
-    gets the smallest count, 1, so that its log-Q is finite)."""
+def log_q_of_items(counts: Tensor, batch_size: int | None = None) -> Tensor:
+    r"""``log p_j`` of every item from its training click counts (an item never clicked
+    gets the smallest count, 1, so that its log-Q is finite).
+
+    Yi et al., RecSys 2019, Sec. 4: :math:`p_j` is the probability that item
+    ``j`` appears in a training batch (their streaming estimate is one over
+    the mean number of steps between two batches holding ``j``, which is 1
+    for an item in every batch). With batches of ``batch_size`` clicks drawn
+    from the training clicks, of which item ``j`` holds the share
+    :math:`q_j`, that is :math:`p_j = 1 - (1 - q_j)^B`: about :math:`B q_j`
+    for a rare item, and at most 1 for an item in (nearly) every batch.
+    :func:`sampled_softmax` gives each distinct batch item one column, so this
+    is the probability that matches its columns. ``batch_size=None`` gives the
+    click share :math:`q_j` itself (the same correction up to a constant only
+    while :math:`B q_j \ll 1` for every item).
+    """
     c = counts.double().clamp(min=1)
-    return (c.log() - c.sum().log()).float()
+    log_share = c.log() - c.sum().log()
+    if batch_size is None:
+        return log_share.float()
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    # log(1 - (1 - q)^B), computed without cancellation for small q.
+    return torch.log(-torch.expm1(batch_size * torch.log1p(-log_share.exp()))).float()
 
 
 __all__ = ["log_q_of_items", "sampled_softmax"]

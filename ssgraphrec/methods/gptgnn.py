@@ -105,9 +105,11 @@ class GPTGNN(Method):
         if cfg.emb_dim % cfg.num_heads:
             raise ConfigError(f"emb_dim {cfg.emb_dim} must be a multiple of num_heads "
                               f"{cfg.num_heads}")
-        if cfg.freeze_layers > cfg.num_layers:
-            raise ConfigError(f"freeze_layers {cfg.freeze_layers} exceeds num_layers "
-                              f"{cfg.num_layers}")
+        if cfg.freeze_layers >= cfg.num_layers:
+            # Fine-tuning trains the HGT only: freezing every layer leaves nothing to train.
+            raise ConfigError(f"freeze_layers {cfg.freeze_layers} must be below num_layers "
+                              f"{cfg.num_layers}: freezing every layer leaves nothing to "
+                              "fine-tune")
         self.train_edges = data[INTERACTS].edge_index
         self.train_keys = torch.sort(self.train_edges[0] * self.num_items
                                      + self.train_edges[1]).values

@@ -43,9 +43,12 @@ class MicRecConfig(TwoTowerConfig):
       inner product as similarity (``similarity``: ``"dot"`` or ``"cos"``);
     * ``feature_weight``, ``semantic_weight``, ``session_weight``: the weights
       :math:`\lambda_f, \lambda_{sem}, \lambda_{ses}` of the three CL losses
-      added to the matching loss: 1 each, equal weights as recalled from the
-      paper, not checked against its text here; ``benchmarks/micrec.py`` also
-      runs 0.1 each;
+      added to the matching loss: 1 each. Not verified: the paper's
+      experiment section could not be read in the references available to
+      this project (only its abstract), so the equal weights of 1, the
+      temperature of 1 and the mask ratio of 0.5 are unconfirmed
+      recollections, not checked published values; ``benchmarks/micrec.py``
+      also runs 0.1 each;
     * ``feature_cl`` / ``semantic_cl`` / ``session_cl``: switch a level off
       for the ablations of the paper's Table 4 (MicRec without one CL task);
     * ``semantic_source``: ``"titles"`` (items with the closest title
@@ -59,7 +62,8 @@ class MicRecConfig(TwoTowerConfig):
       apart in a user's time-ordered training sequence (1: adjacent clicks,
       chosen here: the paper's sessions are not the public data's sequences);
       positives are drawn in proportion to the co-occurrence count and items
-      never co-occurring with the anchor are its negatives.
+      never co-occurring with the anchor are its negatives. The paper's own
+      session definition and window could not be checked either.
     """
 
     feature_mask_ratio: float = 0.5

@@ -23,18 +23,24 @@ class SSL4RecConfig(TwoTowerConfig):
     """Yao et al., "Self-supervised Learning for Large-scale Item Recommendations",
     CIKM 2021, Sec. 4 and Sec. 5 (on top of :class:`TwoTowerConfig`).
 
-    From the paper: complementary masks of half the features (Sec. 4.1,
-    ``mask_ratio = 0.5``), random (RFM, ``aug=field_mask``) or grown by mutual
+    From the paper's method sections: complementary masks that split an
+    item's features in half (Sec. 4.1, ``mask_ratio = 0.5``), random (RFM,
+    ``aug=field_mask``) or grown from a random seed feature by mutual
     information (CFM, ``aug=correlated_field_mask``); categorical dropout of
     multi-valued features after masking (Sec. 4.1); the SSL loss is a
-    softmax over the two views with cosine similarity and temperature
-    :math:`\\tau = 0.1` (Sec. 3.2); its items are sampled uniformly from the
-    corpus, a different distribution from the main task's clicked items
-    (Sec. 4.3), with a batch the size of the main one; the SSL weight
-    :math:`\\alpha` (Sec. 3.3) was tuned per data set in the paper, 1.0 here.
-    ``dropout_rate`` (categorical dropout) 0.5 is chosen here (the paper
-    tunes it). ``mask_fields`` (comma separated) masks those named fields in
-    every item instead of a random split (RFM only).
+    softmax over the two views with cosine similarity and a temperature
+    (Sec. 3.2), with the two views encoded by the same tower; its items are
+    sampled uniformly from the corpus, a different distribution from the
+    main task's clicked items (Sec. 4.3); the SSL weight :math:`\\alpha`
+    (Sec. 3.3) is a tuned hyper-parameter.
+
+    Not verified: :math:`\\tau = 0.1`, the SSL batch of 4096, :math:`\\alpha = 1`
+    and the categorical dropout rate 0.5 could not be checked against the
+    paper's experiment section (only its abstract was retrievable from the
+    references available to this project); :math:`\\alpha` and the dropout
+    rate are tuned per data set in the paper, so these are our choices, not
+    published values. ``mask_fields`` (comma separated) masks those named
+    fields in every item instead of a random split (RFM only).
     """
 
     aug: str = "correlated_field_mask"

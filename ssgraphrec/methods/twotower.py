@@ -22,13 +22,17 @@ class TwoTowerConfig(MethodConfig):
     """Two-tower DNN of Yao et al., "Self-supervised Learning for Large-scale Item
     Recommendations", CIKM 2021, Sec. 3 and Sec. 5.
 
-    From the paper: cosine similarity with temperature :math:`\\tau = 0.1`
-    (Sec. 3), batch softmax with log-Q correction (Sec. 3, after Yi et
-    al., RecSys 2019), batch size 4096 (Sec. 5; the temperature and batch size
-    are as we read the paper and were not re-checked against its text here),
-    and the item ID counted as one of the item features (Sec. 4.1), so
-    ``id_as_field`` puts it in the item-attribute graph where augmentations
-    can mask it.
+    From the paper's method sections: cosine similarity scaled by a
+    temperature (Sec. 3), batch softmax with log-Q correction (Sec. 3, after
+    Yi et al., RecSys 2019; :math:`p_j` is the probability that item ``j`` is
+    in a batch, Yi et al. Sec. 4), and the item ID counted as one of the item
+    features (Sec. 4.1), so ``id_as_field`` puts it in the item-attribute
+    graph where augmentations can mask it.
+
+    Not verified: the values :math:`\\tau = 0.1` and batch size 4096 could not
+    be checked against the text of the paper's Sec. 5 (only its abstract was
+    retrievable from the references available to this project) and may not
+    be the published ones; we found no public code of the authors.
 
     Not tied to these data sets by the paper (its data sets are far larger) and
     chosen here: embedding size 64 per field, tower MLP ``128,64`` (layer sizes,
@@ -86,9 +90,10 @@ class TwoTower(Method):
 
     :math:`\mathcal{L}_{main} = -\frac{1}{B}\sum_i \log \frac{e^{s(q_i, x_i)/\tau - \log p_i}}
     {\sum_j e^{s(q_i, x_j)/\tau - \log p_j}}` over a batch of training
-    (user, clicked item) pairs, :math:`p_j` the item's share of training
-    clicks. The query tower sees the user's training items except the batch's
-    target. Scores are cosine similarities (embeddings are L2-normalised).
+    (user, clicked item) pairs, :math:`p_j` the probability that item ``j``
+    is in a batch (:func:`~ssgraphrec.losses.log_q_of_items`). The query
+    tower sees the user's training items except the batch's target. Scores
+    are cosine similarities (embeddings are L2-normalised).
     """
 
     config_class = TwoTowerConfig
@@ -110,7 +115,8 @@ class TwoTower(Method):
                                               use_id=cfg.user_id, dropout=cfg.dropout)
         train = data[INTERACTS].edge_index
         counts = torch.bincount(train[1], minlength=self.num_items)
-        self.register_buffer("log_q", log_q_of_items(counts), persistent=False)
+        # p_j: the probability that item j is in a batch of batch_size training clicks.
+        self.register_buffer("log_q", log_q_of_items(counts, cfg.batch_size), persistent=False)
 
     def main_loss(self, batch: BPRBatch) -> tuple[Tensor, Tensor]:
         """(batch softmax loss, the batch's item representations)."""

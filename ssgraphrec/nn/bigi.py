@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from ..data.subgraph import EnclosingSubgraphs
 from ..sparse import Adjacency, adjacency_from_edges, propagate
+from .dropout import dropout
 
 
 def bipartite_row_normalized(edge_index: Tensor, num_users: int, num_items: int,
@@ -48,7 +49,8 @@ class BiGILayer(nn.Module):
     h_U W_1 + b_1) W_3 + b_3)` with LeakyReLU :math:`\sigma`, and is updated
     as :math:`h_u' = \mathrm{ReLU}(W_u[\bar h_u ; h_u] + c_u)`; items alike
     with their own weights (the authors' ``DGCNLayer``: ``gc1``..``gc4``,
-    ``user_union``, ``item_union``). Dropout acts on the layer's input.
+    ``user_union``, ``item_union``). Dropout acts on the layer's input
+    (:func:`~ssgraphrec.nn.dropout.dropout`, the distribution of ``F.dropout``).
     """
 
     def __init__(self, dim: int, dropout: float = 0.3, negative_slope: float = 0.1):
@@ -72,8 +74,8 @@ class BiGILayer(nn.Module):
                 F.leaky_relu(out[num_users:] + lin_user.bias, self.negative_slope))
 
     def forward(self, adj: Adjacency, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
-        users = F.dropout(users, self.dropout, self.training)
-        items = F.dropout(items, self.dropout, self.training)
+        users = dropout(users, self.dropout, self.training)
+        items = dropout(items, self.dropout, self.training)
         # First hop: users receive from items (gc2), items from users (gc1).
         from_items, from_users = self._hop(adj, users, items, self.user_to_item, self.item_to_user)
         # Second hop: items' messages from users go back to users (gc3), and vice versa (gc4).
@@ -136,7 +138,9 @@ class SubgraphAttention(nn.Module):
 
         Scores come from one ``[B, N]`` product gathered at ``idx`` and the
         weighted sum is a scatter into ``[B, N]`` times ``table``: two dense
-        products instead of ``[B, K, d]`` copies of the keys.
+        products instead of ``[B, K, d]`` copies of the keys (on the CPU the
+        gathered form, ``O(B K d)`` memory traffic, measured three to five
+        times slower for ``K = 100`` and ``N`` in the thousands).
         """
         scores = (query @ table.t()).gather(1, idx) / math.sqrt(self.dim)   # [B, K]
         scores = scores.masked_fill(~mask, float("-inf"))

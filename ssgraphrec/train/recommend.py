@@ -32,7 +32,9 @@ def recommend_for_user(run: Run, raw_user: str, k: int = 20) -> list[tuple[str, 
         users, items = run.method.embeddings()
         scores = (users[user] @ items.t()).clone()
     store = run.data[INTERACTS]
-    for edges in (store.edge_index, store.val_edge_index):
+    # hidden_edge_index: what a cold-start simulation took from the graph (data/cold_simulation.py)
+    hidden = [store.hidden_edge_index] if "hidden_edge_index" in store else []
+    for edges in (store.edge_index, store.val_edge_index, *hidden):
         scores[edges[1, edges[0] == user]] = -float("inf")
     top = torch.topk(scores, k)
     raw_items = run.data[ITEM].raw_id

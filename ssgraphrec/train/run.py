@@ -12,6 +12,7 @@ from torch_geometric.data import HeteroData
 
 from ..config import RunConfig, apply, method_config
 from ..data import DATASETS, load_dataset
+from ..data.cold_simulation import simulate_cold_users, simulation_summary
 from ..data.link_negatives import is_link_prediction
 from ..data.schema import INTERACTS, summary, task_of
 from ..errors import SSGraphRecError
@@ -21,11 +22,12 @@ from ..sparse import resolve_backend
 from . import run_dir as rd
 from .checkpoint import load_checkpoint
 from .device import resolve_device
-from .schemes import check_run, init_encoder, resolve_scheme
+from .schemes import check_run, init_encoder, init_phase, resolve_scheme
 from .seed import seed_everything
 from .trainer import Trainer
 
 VIEW_SEED_OFFSET = 7919
+COLD_SEED_OFFSET = 104729
 
 #: Cut-offs reported when ``eval_ks`` is not set: the ones the task's papers report
 #: (LightGCN/SGL: 10, 20; DHCN: P@10/20, MRR@10/20; S3-Rec/CL4SRec: HR and NDCG@5/10/20).
@@ -84,6 +86,12 @@ def build(cfg: RunConfig) -> Run:
         raise SSGraphRecError(f"the test split is empty for dataset {cfg.dataset!r}: nothing to "
                               "evaluate (every user has a single interaction, or the test file "
                               "is empty)")
+    if cfg.simulate_cold is not None:
+        if task != "ranking":
+            raise SSGraphRecError(f"simulate_cold applies to ranking data, not {task} data")
+        # Its own seeded stream: the same users are cut down for every method of a seed.
+        data = simulate_cold_users(data, cfg.simulate_cold, cfg.simulate_cold_share,
+                                   torch.Generator().manual_seed(cfg.seed + COLD_SEED_OFFSET))
     data = data.to(device)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     # Views draw from their own stream, so that every method of a seed sees the same
@@ -139,7 +147,7 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
     if cfg.init and not resume:
         pretrained = init_encoder(run.method, run.data, cfg.init, cfg.dataset)
     elif cfg.init:  # a resumed run's checkpoint already holds the initialised encoder
-        pretrained = {"from": cfg.init}
+        pretrained = init_phase(cfg.init)
     if not resume:
         run_path = rd.new_run_dir(cfg.method, cfg.dataset, out)
         rd.write_config(run_path, full_config(run))
@@ -163,6 +171,10 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
         "seed": cfg.seed,
         "versions": rd.versions(),
     }
+    simulated = simulation_summary(run.data)
+    if simulated is not None:
+        results["cold_simulation"] = {"k": cfg.simulate_cold, "share": cfg.simulate_cold_share,
+                                      **simulated}
     if getattr(run.method, "info", None):  # what the method chose at run time (MicRec)
         results["method_info"] = dict(run.method.info)
     rd.write_results(run_path, results)

@@ -12,6 +12,7 @@ import torch
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
+from ..data.cold_simulation import HIDDEN, SIMULATED
 from ..data.link_negatives import is_link_prediction
 from ..data.sampler import NegativeSampler, bpr_batches, num_batches
 from ..data.schema import INTERACTS, SESSION, num_items, num_users, summary, task_of
@@ -127,22 +128,42 @@ class Trainer:
         self.pretrained = pretrained
         self.pretrain_times: list[float] = []
         self.slices = []
-        if cold_threshold is not None or head_share is not None:
+        simulated = (data["user"][SIMULATED] if self.task == "ranking"
+                     and SIMULATED in data["user"] else None)
+        if cold_threshold is not None or head_share is not None or simulated is not None:
             if self.task != "ranking":
                 raise ConfigError("cold-start and head/tail slices (--cold-threshold, "
                                   f"--head-share) apply to ranking data, not {self.task} data")
             store = data[INTERACTS]
             self.slices = build_slices(store.edge_index, store.test_edge_index, num_users(data),
                                        num_items(data), cold_threshold=cold_threshold,
-                                       head_share=head_share)
+                                       head_share=head_share, simulated=simulated)
         lr = method.cfg.lr if pretrained is None or finetune_lr is None else finetune_lr
         self.optimizer = self._new_optimizer(lr) if method.trainable else None
         self.start_epoch = 0
+        self.start_pretrain_epoch = 0
+        #: True once resume() has found a checkpoint of the fine-tuning (or joint) phase
+        self.resumed_finetune = False
         self.epoch_times: list[float] = []
 
     def _new_optimizer(self, lr: float) -> torch.optim.Optimizer:
         params = [p for p in self.method.parameters() if p.requires_grad]
         return torch.optim.Adam(params, lr=lr)
+
+    def _follows_pretraining(self) -> bool:
+        """Whether fine-tuning starts from a pre-trained encoder (this run's or ``--init``'s)."""
+        return self.method.trainable and (self.pretrained is not None
+                                          or self.scheme == "pretrain_finetune")
+
+    def _enter_finetune(self) -> None:
+        """Between the phases: ``on_finetune_start()`` (freeze layers, check the pretext
+        state), then a fresh optimizer over what stays trainable, at ``finetune_lr``."""
+        self.method.on_finetune_start()
+        if not any(p.requires_grad for p in self.method.parameters()):
+            raise ConfigError(f"method {self.method.name!r} has no trainable parameter left "
+                              "after on_finetune_start (every layer frozen?): nothing to "
+                              "fine-tune")
+        self.optimizer = self._new_optimizer(self.finetune_lr or self.method.cfg.lr)
 
     # -- evaluation -------------------------------------------------------
     @torch.no_grad()
@@ -162,6 +183,8 @@ class Trainer:
         score = (self.method.ranking_scores() if hasattr(self.method, "ranking_scores")
                  else dot_scores(users, items))
         exclude = [store.edge_index] + ([store.val_edge_index] if split == "test" else [])
+        if HIDDEN in store:  # what the cold-start simulation took away: neither hit nor miss
+            exclude.append(store[HIDDEN])
         if target is None:
             target = store.val_edge_index if split == "val" else store.test_edge_index
         if self.retrieval != "exact" and not hasattr(self.method, "ranking_scores"):
@@ -173,9 +196,12 @@ class Trainer:
                                 self.eval_batch_size, split_name=split)
 
     # -- checkpoints ------------------------------------------------------
-    def _state(self, epoch: int) -> dict[str, Any]:
+    def _state(self, epoch: int, phase: str = "finetune") -> dict[str, Any]:
+        """A resumable checkpoint; ``phase`` ``"pretrain"``: ``epoch`` is a pre-training epoch."""
         return {
+            "phase": phase,
             "epoch": epoch,
+            "pretrain_times": self.pretrain_times,
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict() if self.optimizer else None,
             "early_stopping": self.stopper.state_dict(),
@@ -187,11 +213,33 @@ class Trainer:
         }
 
     def resume(self) -> None:
-        """Continue from ``last.pt`` of the run directory."""
+        """Continue from ``last.pt`` of the run directory.
+
+        A checkpoint of the pre-training phase continues pre-training at the next
+        pre-training epoch with its optimizer. One of the fine-tuning phase of a
+        pretrain->finetune (or ``--init``) run re-enters fine-tuning first (layers
+        frozen again by ``on_finetune_start``, the fine-tuning optimizer over the
+        parameters left trainable), then loads that optimizer's state.
+        """
         state = load_checkpoint(self.run_dir / rd.LAST, self.device)
         self.method.load_state_dict(state["method"])
+        phase = state.get("phase", "finetune")
+        if phase == "pretrain":
+            if self.scheme != "pretrain_finetune" or self.pretrained is not None:
+                raise ConfigError(f"{self.run_dir / rd.LAST} was saved during pre-training, "
+                                  f"but this run does not pre-train (scheme {self.scheme!r})")
+            self.start_pretrain_epoch = state["epoch"] + 1
+        else:
+            self.resumed_finetune = True
+            self.start_epoch = state["epoch"] + 1
+            if self._follows_pretraining():
+                self._enter_finetune()
         if self.optimizer and state["optimizer"]:
-            self.optimizer.load_state_dict(state["optimizer"])
+            try:
+                self.optimizer.load_state_dict(state["optimizer"])
+            except ValueError as exc:
+                raise ConfigError(f"cannot resume {self.run_dir}: the saved optimizer does not "
+                                  f"fit the trainable parameters of this run ({exc})") from None
         self.stopper.load_state_dict(state["early_stopping"])
         self.generator.set_state(state["generator"].cpu() if hasattr(state["generator"], "cpu")
                                  else state["generator"])
@@ -199,7 +247,7 @@ class Trainer:
             self.method.generator.set_state(state["method_generator"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
         self.epoch_times = list(state.get("epoch_times", []))
-        self.start_epoch = state["epoch"] + 1
+        self.pretrain_times = list(state.get("pretrain_times", []))
 
     # -- training ---------------------------------------------------------
     def _batches(self):
@@ -252,13 +300,14 @@ class Trainer:
         ``encoder.pt``.
         """
         self.method.to(self.device)
-        for epoch in range(self.pretrain_epochs):
+        for epoch in range(self.start_pretrain_epoch, self.pretrain_epochs):
             t0 = time.perf_counter()
             losses = self.train_epoch(epoch, pretrain=True)
             self.pretrain_times.append(time.perf_counter() - t0)
             rd.append_metrics(self.run_dir, {"phase": "pretrain", "pretrain_epoch": epoch + 1,
                                              "loss": losses,
                                              "train_s": round(self.pretrain_times[-1], 3)})
+            save_atomic(self._state(epoch, phase="pretrain"), self.run_dir / rd.LAST)
             self.log(f"pre-train epoch {epoch + 1:3d} | "
                      + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
                      + f" | {self.pretrain_times[-1]:.1f}s")
@@ -280,14 +329,15 @@ class Trainer:
         phases: dict[str, Any] = {}
         if self.pretrained is not None:
             phases["pretrain"] = self.pretrained
+            if self.method.trainable and not self.resumed_finetune:
+                self._enter_finetune()  # an --init run freezes layers as a pre-training one
         elif self.scheme == "pretrain_finetune" and self.method.trainable:
-            saved = self.run_dir / ENCODER
-            if self.start_epoch > 0 and saved.is_file():  # resumed after pre-training
-                phases["pretrain"] = load_checkpoint(saved, self.device).get("phase", {})
+            if self.resumed_finetune:  # resumed after pre-training: encoder.pt holds its record
+                phases["pretrain"] = load_checkpoint(self.run_dir / ENCODER,
+                                                     self.device).get("phase", {})
             else:
                 phases["pretrain"] = self.pretrain()
-                self.method.on_finetune_start()
-                self.optimizer = self._new_optimizer(self.finetune_lr or self.method.cfg.lr)
+                self._enter_finetune()
         if self.method.trainable:
             for epoch in range(self.start_epoch, self.epochs):
                 t0 = time.perf_counter()
