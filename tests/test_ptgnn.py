@@ -311,14 +311,18 @@ def test_isolated_and_tiny_graphs_do_not_break_sampling():
 
 @pytest.mark.slow
 def test_lastfm_reconstruction_identifies_the_item_among_all_warm_items(real_dataset, tmp_path):
-    """On lastfm, after 8 base-model and 2 reconstruction epochs, the reconstruction of a warm
+    """On lastfm, after 20 base-model and 10 reconstruction epochs, the reconstruction of a warm
     item from K = 3 shots is, among all warm items' LightGCN embeddings, closest to its own far
-    more often than chance (a constant guess such as the mean embedding would be at chance)."""
+    more often than chance (a constant guess such as the mean embedding would be at chance).
+
+    After 8 + 2 epochs the ratio still depends on the initialisation (1.4x to 3.4x chance over
+    three seeds); after 20 + 10 it was 21x to 24x."""
     from ssgraphrec.data import load_dataset
 
     root = real_dataset("lastfm").parent
     data = load_dataset("lastfm", seed=2020, root=str(root))
-    method = PTGNN(data, PTGNNConfig(base_epochs=8, recon_epochs=2), backend="torch",
+    torch.manual_seed(1)  # the parameters' initialisation
+    method = PTGNN(data, PTGNNConfig(base_epochs=20, recon_epochs=10), backend="torch",
                    generator=torch.Generator().manual_seed(0))
     Trainer(method, data, tmp_path, epochs=0, generator=torch.Generator().manual_seed(0),
             progress=False, log=lambda msg: None, scheme="pretrain_finetune",
@@ -335,4 +339,4 @@ def test_lastfm_reconstruction_identifies_the_item_among_all_warm_items(real_dat
         top10 = sims.topk(10, dim=1).indices
         hit10 = (top10 == torch.arange(items.numel())[:, None]).any(1).float().mean()
     chance = 10 / items.numel()
-    assert hit10 > 3 * chance, (float(hit10), chance)  # 4.3x measured; 24x after 20 + 10 epochs
+    assert hit10 > 5 * chance, (float(hit10), chance)  # 23.8x measured with this seed
