@@ -10,6 +10,7 @@ import click
 
 from .config import RunConfig, apply, load_yaml, parse_overrides
 from .errors import SSGraphRecError
+from .tuning.tuned import describe_source, resolve_run_config, strip_meta
 
 
 def _fail_cleanly(fn):
@@ -100,13 +101,16 @@ def main() -> None:
               help="Run directory. [default: runs/<method>-<dataset>-<time>]")
 @click.option("--resume", type=click.Path(), help="Continue the run in this directory.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--paper-defaults", is_flag=True,
+              help="Use the paper's hyper-parameters even where the package ships a tuned "
+                   "configuration for this method and dataset.")
 @_scheme_options
 @_slice_options
 @_fail_cleanly
 def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, device, threads, seed,
           sparse_backend, split, test_ratio, val_ratio, patience, mask_history, data_root, out,
-          resume, no_progress, scheme=None, pretrain_epochs=None, finetune_lr=None, init=None,
-          cold_threshold=None, head_share=None) -> None:
+          resume, no_progress, paper_defaults=False, scheme=None, pretrain_epochs=None,
+          finetune_lr=None, init=None, cold_threshold=None, head_share=None) -> None:
     """Train a method and report test metrics of the best validation epoch."""
     from .train import train as run_training
 
@@ -119,9 +123,7 @@ def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, 
             # Training into an old run would mix its metrics and checkpoints with ours.
             raise SSGraphRecError(f"--out {out} already holds a run; continue it with "
                                   "--resume, or pick another --out")
-        cfg = RunConfig()
-        if config_file:
-            apply(cfg, load_yaml(config_file))
+        file_values = strip_meta(load_yaml(config_file)) if config_file else {}
         options: dict[str, Any] = {
             "method": method, "aug": aug, "dataset": dataset, "epochs": epochs,
             "batch_size": batch_size, "lr": lr, "device": device, "threads": threads, "seed": seed,
@@ -132,21 +134,22 @@ def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, 
             "head_share": head_share,
         }
         given = {k: v for k, v in options.items() if v is not None}
-        apply(cfg, given)
         set_values = parse_overrides(overrides)
-        apply(cfg, set_values)
+        cfg, provenance = resolve_run_config([file_values, given, set_values],
+                                             paper_defaults=paper_defaults)
         if cfg.init:
             from .train.schemes import inherit_data_settings
 
-            explicit = set(given) | set(set_values) | (
-                set(load_yaml(config_file)) if config_file else set())
+            explicit = set(given) | set(set_values) | set(file_values)
             copied = inherit_data_settings(cfg, explicit)
             if copied:
                 click.echo(f"from --init {cfg.init}: " + ", ".join(
                     f"{k}={getattr(cfg, k)}" for k in copied), err=True)
         click.echo(f"training {cfg.method} on {cfg.dataset}"
-                   + (f" with {cfg.aug}" if cfg.aug else ""), err=True)
-        run_dir, results = run_training(cfg, out, progress=not no_progress)
+                   + (f" with {cfg.aug}" if cfg.aug else "") + "; " + describe_source(provenance),
+                   err=True)
+        run_dir, results = run_training(cfg, out, progress=not no_progress,
+                                        provenance=provenance)
     _report(run_dir, results)
 
 
@@ -273,12 +276,95 @@ def recommend(run_dir, raw_user, k, device) -> None:
 
 
 @main.command()
-def methods() -> None:
+@click.option("--show-space", "show_space", metavar="NAME",
+              help="Print the search space of one method (what 'ssgraphrec tune' searches).")
+@_fail_cleanly
+def methods(show_space) -> None:
     """List the methods."""
     from .methods import METHODS
 
+    if show_space:
+        from .tuning.space import describe_space
+
+        cls = METHODS.get(show_space)
+        click.echo(f"search space of {show_space} ({cls.paper}):")
+        for line in describe_space(cls):
+            click.echo("  " + line)
+        return
     for name, cls in METHODS.items():
         click.echo(f"{name:<12} {cls.description}  [{cls.paper}]")
+
+
+@main.command()
+@click.option("--method", "-m", help="Method name (see 'ssgraphrec methods'). [default: sgl]")
+@click.option("--dataset", "-d", help="Dataset name or path. [default: synthetic]")
+@click.option("--trials", type=int, default=30, show_default=True,
+              help="Finished (complete or pruned) trials the study should hold; running the "
+                   "command again continues the study up to this number.")
+@click.option("--timeout", type=float, help="Stop starting trials after this many seconds.")
+@click.option("--jobs", type=int, default=1, show_default=True,
+              help="Worker processes, each with one torch thread.")
+@click.option("--out", "-o", type=click.Path(),
+              help="Tune folder (study.db, best.yaml, trials.csv/.md, history.png). "
+                   "[default: tunes/<method>-<dataset>]")
+@click.option("--epochs", type=int, help="Maximum epochs per trial. [default: 40]")
+@click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default="median",
+              show_default=True, help="Stops unpromising trials on their per-epoch validation.")
+@click.option("--space", "space_file", type=click.Path(),
+              help="YAML file: parameters to search instead of (or besides) the declared space; "
+                   "NAME: {low: L, high: H, log: true} or NAME: [choice, ...].")
+@click.option("--config", "config_file", type=click.Path(), help="YAML file of fixed settings.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Fix a run or method setting for every trial (it leaves the space).")
+@click.option("--seed", type=int, help="Seed of the split and of each trial's training.")
+@click.option("--sampler-seed", type=int, default=0, show_default=True,
+              help="Seed of the TPE sampler.")
+@click.option("--device", help="cpu, cuda, cuda:N or auto. [default: auto]")
+@click.option("--data-root", type=click.Path(), help="Data directory. [default: $SSGRAPHREC_DATA]")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@_fail_cleanly
+def tune(method, dataset, trials, timeout, jobs, out, epochs, pruner, space_file, config_file,
+         overrides, seed, sampler_seed, device, data_root, no_progress) -> None:
+    """Search a method's hyper-parameters on the validation split (Optuna TPE + pruning)."""
+    from .bench.quality import command_line
+    from .tuning.space import read_space_file
+    from .tuning.study import TuneSpec
+    from .tuning.study import tune as run_tune
+
+    file_values = strip_meta(load_yaml(config_file)) if config_file else {}
+    options = {"method": method, "dataset": dataset, "seed": seed, "device": device,
+               "data_root": data_root, "epochs": 40 if epochs is None else epochs}
+    layers = [file_values, {k: v for k, v in options.items() if v is not None},
+              parse_overrides(overrides)]
+    probe = RunConfig()
+    for layer in layers:
+        apply(probe, dict(layer))
+    folder = Path(out) if out else Path("tunes") / f"{probe.method}-{Path(probe.dataset).name}"
+    command = command_line("tune", {
+        "method": probe.method, "dataset": probe.dataset, "trials": trials, "timeout": timeout,
+        "jobs": jobs, "out": str(folder), "epochs": probe.epochs, "pruner": pruner,
+        "space": space_file, "config": config_file, "set": overrides, "seed": seed,
+        "sampler_seed": sampler_seed or None})
+    command = command.replace("bench tune", "tune")
+    spec = TuneSpec(layers=layers, trials=trials, out=folder, timeout=timeout, jobs=jobs,
+                    pruner=pruner, sampler_seed=sampler_seed,
+                    space_override=read_space_file(space_file) if space_file else {},
+                    command=command)
+    outcome = run_tune(spec, log=lambda msg: click.echo(msg, err=True), progress=not no_progress)
+    study = outcome.study
+    if "markdown" in outcome.outputs:
+        lines = outcome.outputs["markdown"].read_text().splitlines()
+        table = [line for line in lines if line.startswith("|")]
+        click.echo("\n".join(table[:12]))
+    if "best" in outcome.outputs:
+        best = study.best_trial
+        click.echo(f"\nbest trial {best.number}: validation {probe.monitor} {best.value:.4f}; "
+                   + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in best.params.items()))
+        click.echo(f"train with it: ssgraphrec train --config {outcome.outputs['best']}")
+    else:
+        click.echo("no trial has completed yet: no best.yaml")
+    click.echo("written: " + ", ".join(str(p) for p in outcome.outputs.values()), err=True)
 
 
 @main.command()
@@ -344,9 +430,12 @@ def bench() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="A run setting (all cells), a method setting (the methods that have it) "
                    "or METHOD.KEY=VALUE (one method). Repeatable.")
+@click.option("--tuned", is_flag=True,
+              help="Run each method at the package's tuned configuration for the dataset, "
+                   "where one exists (the paper's defaults elsewhere).")
 @_fail_cleanly
 def bench_quality(methods, datasets, epochs, seeds, first_seed, out, device, threads, data_root,
-                  overrides) -> None:
+                  overrides, tuned) -> None:
     """Train every (method, dataset, seed) cell and table test Recall@20 / NDCG@20.
 
     Resumes: finished cells are read back, interrupted ones continue.
@@ -359,11 +448,12 @@ def bench_quality(methods, datasets, epochs, seeds, first_seed, out, device, thr
         raise SSGraphRecError(f"--threads must be >= 1, got {threads}")
     spec = QualitySpec(parse_names(methods), parse_names(datasets),
                        list(range(first_seed, first_seed + seeds)), epochs, Path(out),
-                       parse_overrides(overrides), device, data_root, threads)
+                       parse_overrides(overrides), device, data_root, threads, tuned=tuned)
     command = command_line("quality", {
         "methods": ",".join(spec.methods), "datasets": ",".join(spec.datasets),
         "epochs": epochs, "seeds": seeds, "first_seed": first_seed, "out": out,
-        "device": device, "threads": threads, "data_root": data_root, "set": overrides})
+        "device": device, "threads": threads, "data_root": data_root, "set": overrides,
+        "tuned": tuned})
     report = run_quality(spec, log=lambda msg: click.echo(msg, err=True), command=command)
     click.echo(report.markdown.read_text())
     click.echo(f"written: {report.markdown}, {report.csv}, {report.json}"

@@ -67,6 +67,9 @@ class RunConfig:
     #: ranking data: how the top-K items are found, "exact" (batched top-k over all items)
     #: or "faiss" (an exact faiss inner-product index; optional extra, ssgraphrec.eval.retrieval).
     retrieval: str = "exact"
+    #: ramp the weight of the self-supervised loss terms from 0 to 1 over this many
+    #: optimizer steps (0: none; docs/tuning.md).
+    ssl_warmup: int = 0
     params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,14 +117,15 @@ def apply(cfg: RunConfig, values: dict[str, Any]) -> RunConfig:
 # Run fields that are not optional (None is not allowed), and the type of each scalar field.
 _REQUIRED = {"method", "dataset", "epochs", "seed", "device", "sparse_backend", "val_ratio",
              "patience", "monitor", "eval_batch_size", "mask_history",
-             "train_fraction", "pretrain_epochs", "simulate_cold_share"}
+             "train_fraction", "pretrain_epochs", "simulate_cold_share", "ssl_warmup"}
 _TYPES = {"threads": int, "epochs": int, "seed": int, "patience": int, "eval_batch_size": int,
           "batch_size": int, "lr": float, "test_ratio": float, "val_ratio": float,
           "method": str, "dataset": str, "aug": str, "device": str, "sparse_backend": str,
           "split": str, "monitor": str, "data_root": str, "mask_history": bool,
           "train_fraction": float, "scheme": str, "pretrain_epochs": int,
           "finetune_lr": float, "init": str, "cold_threshold": int, "head_share": float,
-          "retrieval": str, "simulate_cold": int, "simulate_cold_share": float}
+          "retrieval": str, "simulate_cold": int, "simulate_cold_share": float,
+          "ssl_warmup": int}
 
 
 def _as_int(value: Any) -> int:

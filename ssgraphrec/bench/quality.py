@@ -32,12 +32,13 @@ from typing import Any
 
 import torch
 
-from ..config import RUN_FIELDS, RunConfig, apply, method_config
+from ..config import RUN_FIELDS, RunConfig, method_config
 from ..data.registry import DATA_ENV, resolve
 from ..errors import ConfigError, SSGraphRecError
 from ..methods import METHODS
 from ..train import run_dir as rd
 from ..train.run import train
+from ..tuning.tuned import resolve_run_config
 from .references import Protocol, metric_label, other_data
 from .table import (
     CURVE_METRIC,
@@ -87,6 +88,9 @@ class QualitySpec:
     device: str | None = None
     data_root: str | None = None
     threads: int | None = None
+    #: run each method at its shipped tuned configuration for the dataset, where one exists
+    #: (ssgraphrec.tuning.tuned); the paper's defaults elsewhere. ``--set`` still wins.
+    tuned: bool = False
 
 
 @dataclass
@@ -100,6 +104,7 @@ class Cell:
     run_dir: Path
     state: str  # "done", "interrupted" or "new"
     params: dict[str, Any] = field(default_factory=dict)  # every method setting, resolved
+    provenance: dict[str, Any] = field(default_factory=dict)  # results.json: config_source
 
 
 @dataclass
@@ -202,19 +207,26 @@ def _config_fields(method: str) -> set[str]:
 
 def cell_config(spec: QualitySpec, dataset: str, method: str, seed: int,
                 common: dict[str, Any], own: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
-    """The RunConfig of one cell and its resolved method settings, checked without training."""
-    cfg = RunConfig(method=method, dataset=dataset, seed=seed, epochs=spec.epochs)
-    if spec.device:
-        cfg.device = spec.device
-    if spec.data_root:
-        cfg.data_root = spec.data_root
-    if spec.threads:
-        cfg.threads = spec.threads
-    apply(cfg, common)
-    apply(cfg, own)
+    """The RunConfig of one cell and its resolved method settings, checked without training.
+
+    With ``spec.tuned`` the method's tuned file for ``dataset`` is the layer under the
+    ``--set`` values (:func:`ssgraphrec.tuning.tuned.resolve_run_config`).
+    """
+    cfg, _ = cell_settings(spec, dataset, method, seed, common, own)
     cfg.eval_ks = sorted({*(cfg.eval_ks or (10, 20)), 20})
     params = dataclasses.asdict(method_config(METHODS.get(method).config_class, cfg, method))
     return cfg, params
+
+
+def cell_settings(spec: QualitySpec, dataset: str, method: str, seed: int,
+                  common: dict[str, Any], own: dict[str, Any]
+                  ) -> tuple[RunConfig, dict[str, Any]]:
+    """A cell's RunConfig before checking, and where its settings came from."""
+    fixed = {"method": method, "dataset": dataset, "seed": seed, "epochs": spec.epochs}
+    for key in ("device", "data_root", "threads"):
+        if getattr(spec, key):
+            fixed[key] = getattr(spec, key)
+    return resolve_run_config([fixed, common, own], paper_defaults=not spec.tuned)
 
 
 def cell_state(run_dir: Path) -> str:
@@ -282,8 +294,10 @@ def plan(spec: QualitySpec) -> list[Cell]:
         for method in spec.methods:
             for seed in spec.seeds:
                 cfg, params = cell_config(spec, dataset, method, seed, common, per[method])
+                _, provenance = cell_settings(spec, dataset, method, seed, common, per[method])
                 path = spec.out / "runs" / dataset_dirname(dataset) / method / f"seed{seed}"
-                cell = Cell(dataset, method, seed, cfg, path, cell_state(path), params)
+                cell = Cell(dataset, method, seed, cfg, path, cell_state(path), params,
+                            provenance)
                 if cell.state != "new":
                     check_saved_config(cell)
                 cells.append(cell)
@@ -326,7 +340,8 @@ def run_cell(cell: Cell, log: Callable[[str], None]) -> CellResult:
             result.status = "resumed"
         else:
             _clear_partial(cell.run_dir)
-            _, results = train(cell.cfg, str(cell.run_dir), progress=False, log=log)
+            _, results = train(cell.cfg, str(cell.run_dir), progress=False, log=log,
+                               provenance=cell.provenance)
             result.status = "trained"
     except Exception as exc:  # one broken cell must not lose the others' hours
         result.error = f"{type(exc).__name__}: {exc}"
@@ -461,15 +476,20 @@ def _header(spec: QualitySpec, results: Sequence[CellResult], command: str | Non
         "",
         f"Methods {', '.join(spec.methods)}; seeds {', '.join(map(str, spec.seeds))}; at most "
         f"{spec.epochs} epochs" + (f"; settings {_fmt_overrides(spec.overrides)}"
-                                   if spec.overrides else "") + ".",
+                                   if spec.overrides else "")
+        + ("; each method at its tuned configuration where the package ships one (--tuned)"
+           if spec.tuned else "") + ".",
         "",
         f"Test Recall@20 and NDCG@20 of the epoch with the best validation "
         f"{metric_label(monitor)} (early stopping on it; the last epoch without a validation "
         "split), full ranking over all items with the user's training and validation "
         "items masked; mean ± sample standard deviation (n − 1) over seeds. For one dataset "
         "and seed every method has the same split. `vs lightgcn`: relative gain over "
-        "LightGCN, paired by seed. Published figures are labelled where their K, split or "
-        "budget differ from ours (see the notes under each table).",
+        "LightGCN, paired by seed, with its 95 % t-interval over seeds; (better) / (worse): "
+        "the interval excludes zero. `settings`: tuned (the package's tuned file for the "
+        "dataset), paper (the paper's defaults) or user (--set). Published figures are "
+        "labelled where their K, split or budget differ from ours (see the notes under each "
+        "table).",
         "",
         f"Cells: {sum(c.status == 'trained' for c in results)} trained, "
         f"{sum(c.status == 'resumed' for c in results)} resumed, "

@@ -69,6 +69,10 @@ class Row:
     std: dict[str, float]
     gain_mean: dict[str, float] = field(default_factory=dict)
     gain_std: dict[str, float] = field(default_factory=dict)
+    #: half-width of the 95 % t-interval of the paired gain (NaN for one seed)
+    gain_ci: dict[str, float] = field(default_factory=dict)
+    #: where the settings of the row's cells came from (tuned, paper, user)
+    config_source: str = ""
     epochs_trained: float = math.nan
     best_epoch: float = math.nan
     train_s_per_epoch: float = math.nan
@@ -82,6 +86,22 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
         return math.nan, math.nan
     mean = statistics.fmean(vals)
     return mean, (statistics.stdev(vals) if len(vals) > 1 else math.nan)
+
+
+#: Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom.
+T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+       2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+       2.052, 2.048, 2.045, 2.042)
+
+
+def t_interval(values: Sequence[float]) -> float:
+    """Half-width of the 95 % confidence interval of the mean of ``values`` (Student's t,
+    n - 1 degrees of freedom); NaN for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return math.nan
+    t = T95[n - 2] if n - 1 <= len(T95) else 1.96
+    return t * statistics.stdev(values) / math.sqrt(n)
 
 
 def aggregate(cells: Iterable[CellResult], metrics: Sequence[str] = METRICS,
@@ -107,6 +127,8 @@ def aggregate(cells: Iterable[CellResult], metrics: Sequence[str] = METRICS,
                   sorted(c.seed for c in group if not c.ok), values,
                   {m: mean_std(v)[0] for m, v in values.items()},
                   {m: mean_std(v)[1] for m, v in values.items()})
+        sources = sorted({c.results.get("config_source", "") for c in ok} - {""})
+        row.config_source = "/".join(sources)
         row.epochs_trained = _mean(c.results.get("epochs_trained") for c in ok)
         row.best_epoch = _mean(c.results.get("best_epoch") for c in ok)
         row.train_s_per_epoch = _mean(c.results.get("timing", {}).get("train_s_per_epoch")
@@ -127,6 +149,7 @@ def aggregate(cells: Iterable[CellResult], metrics: Sequence[str] = METRICS,
                     gains.append(100.0 * (value / float(base.test[m]) - 1.0))
             if gains:
                 row.gain_mean[m], row.gain_std[m] = mean_std(gains)
+                row.gain_ci[m] = t_interval(gains)
     return rows
 
 
@@ -150,6 +173,18 @@ def fmt_gain(mean: float | None, std: float | None) -> str:
         return "–"
     text = f"{mean:+.1f}%"
     return text if std is None or math.isnan(std) else f"{text} ± {std:.1f}"
+
+
+def fmt_gain_ci(mean: float | None, half: float | None) -> str:
+    """``+3.1% [+0.4, +5.8]``: the paired gain and its 95 % interval; a gain whose interval
+    lies below zero is marked ``(worse)``, one above zero ``(better)``."""
+    if mean is None or math.isnan(mean):
+        return "–"
+    if half is None or math.isnan(half):
+        return f"{mean:+.1f}%"
+    lo, hi = mean - half, mean + half
+    verdict = " (better)" if lo > 0 else (" (worse)" if hi < 0 else "")
+    return f"{mean:+.1f}% [{lo:+.1f}, {hi:+.1f}]{verdict}"
 
 
 def _fmt_number(x: float, digits: int = 1) -> str:
@@ -207,16 +242,19 @@ def markdown_table(rows: Sequence[Row], metrics: Sequence[str] = METRICS,
     notes = _Footnotes()
     labels = [metric_label(m) for m in metrics]
     has_gain = any(r.gain_mean for r in rows)
-    head = (["method", "seeds"] + [f"test {lab}" for lab in labels]
-            + ([f"{lab} vs {baseline}" for lab in labels] if has_gain else [])
+    has_source = any(r.config_source for r in rows)
+    head = (["method"] + (["settings"] if has_source else []) + ["seeds"]
+            + [f"test {lab}" for lab in labels]
+            + ([f"{lab} vs {baseline} [95% CI]" for lab in labels] if has_gain else [])
             + [f"published {lab.split('@')[0]}" for lab in labels]
             + ["epochs (best)", "s/epoch"])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         seeds = str(len(r.seeds)) + (f" ({len(r.failed)} failed)" if r.failed else "")
-        cells = [r.method, seeds] + [fmt_mean_std(r.mean[m], r.std[m]) for m in metrics]
+        cells = [r.method] + ([r.config_source or "–"] if has_source else []) + [seeds]
+        cells += [fmt_mean_std(r.mean[m], r.std[m]) for m in metrics]
         if has_gain:
-            cells += [fmt_gain(r.gain_mean.get(m), r.gain_std.get(m)) if r.method != baseline
+            cells += [fmt_gain_ci(r.gain_mean.get(m), r.gain_ci.get(m)) if r.method != baseline
                       else "–" for m in metrics]
         cells += [_published_cell(r.references.get(m, []), notes) for m in metrics]
         epochs = ("–" if math.isnan(r.epochs_trained) or not r.epochs_trained

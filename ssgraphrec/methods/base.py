@@ -76,6 +76,12 @@ class Method(nn.Module):
     trainable = True
     #: The data tasks the method can run on (:func:`ssgraphrec.data.schema.task_of`).
     tasks: tuple[str, ...] = ("ranking",)
+    #: The loss terms that are self-supervised: the trainer's ``ssl_warmup`` ramps
+    #: their weight from 0 to 1 over the first optimizer steps (docs/tuning.md).
+    ssl_terms: tuple[str, ...] = ("ssl",)
+    #: The search space of ``ssgraphrec tune`` (:mod:`ssgraphrec.tuning.space`): what
+    #: self-supervision adds plus the optimiser, L2 and depth; empty: nothing to tune.
+    space: dict = {}
 
     def __init__(self, data: HeteroData, cfg: MethodConfig, *, backend: str = "auto",
                  generator: torch.Generator | None = None):

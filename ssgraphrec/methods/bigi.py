@@ -24,6 +24,7 @@ from ..nn.bigi import (
 )
 from ..nn.perturb import row_shuffle
 from ..transforms.edge_flip import flip_edges
+from ..tuning.space import Choice, Float
 from .base import BPRBatch, Method, MethodConfig, register_method
 
 
@@ -79,6 +80,13 @@ class BiGI(Method):
     """
 
     config_class = BiGIConfig
+    space = {
+        "lr": Float(1e-4, 1e-2, log=True),
+        "batch_size": Choice((64, 128, 256)),
+        "mim_weight": Float(0.01, 1.0, log=True),
+        "dropout": Float(0.0, 0.5),
+        "margin": Float(0.1, 0.5),
+    }
     description = "BiGI: local sub-graph vs. global prototype infomax with edge reconstruction"
     paper = "Cao et al., WSDM 2021"
 

@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..losses import nt_xent
 from ..transforms import make_augmentation
 from ..transforms.item_cooccurrence import ItemCooccurrence
+from ..tuning.space import Choice, Float
 from .base import register_method
 from .sasrec import SASRec, SASRecConfig
 
@@ -96,6 +97,15 @@ class CL4SRec(SASRec):
     """
 
     config_class = CL4SRecConfig
+    space = {
+        **SASRec.space,
+        "ssl_weight": Float(1e-3, 1.0, log=True),
+        "temperature": Float(0.05, 2.0, log=True),
+        "crop_eta": Float(0.2, 0.9),
+        "mask_gamma": Float(0.1, 0.7),
+        "reorder_beta": Float(0.1, 0.9),
+        "similarity": Choice(("dot", "cos")),
+    }
     description = "CL4SRec: SASRec + NT-Xent between two augmented sequence views (crop/mask/reorder)"
     paper = "Xie et al., ICDE 2022"
     tasks = ("sequential",)

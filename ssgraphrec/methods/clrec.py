@@ -10,6 +10,7 @@ from torch_geometric.data import HeteroData
 from ..errors import ConfigError
 from ..losses import MemoryBank, sampled_softmax
 from ..losses.queue_softmax import queue_softmax
+from ..tuning.space import Int
 from .base import BPRBatch, register_method
 from .twotower import TwoTower, TwoTowerConfig
 
@@ -50,6 +51,10 @@ class CLRec(TwoTower):
     debiases the loss without a log-Q correction."""
 
     config_class = CLRecConfig
+    space = {
+        **TwoTower.space,
+        "queue_batches": Int(1, 16, log=True),
+    }
     description = "CLRec: two-tower + queue of previous batches' items as negatives (debiasing)"
     paper = "Zhou et al., KDD 2021"
 

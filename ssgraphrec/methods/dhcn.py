@@ -17,6 +17,7 @@ from ..nn.dhcn import DHCNEncoder, reverse_padded
 from ..nn.perturb import row_column_shuffle
 from ..transforms.session_hypergraph import SessionHypergraph, hypergraph_adjacency
 from ..transforms.session_line_graph import line_graph, line_graph_adjacency
+from ..tuning.space import Choice, Float, Int
 from .base import MethodConfig, SessionMethod, check_minimums, register_method
 
 #: The self-supervision weight β the authors give per dataset (xiaxin1998/DHCN README:
@@ -101,6 +102,13 @@ class DHCN(SessionMethod):
     """
 
     config_class = DHCNConfig
+    space = {
+        "lr": Float(1e-4, 1e-2, log=True),
+        "batch_size": Choice((100, 256, 512)),
+        "reg": Float(1e-6, 1e-3, log=True),
+        "num_layers": Int(1, 4),
+        "ssl_weight": Float(1e-3, 0.1, log=True),
+    }
     description = "S2-DHCN: session hypergraph + line graph channels, cross-channel infomax"
     paper = "Xia et al., AAAI 2021"
     tasks = ("next_item",)

@@ -15,6 +15,7 @@ from ..losses.attribute_generation import attribute_generation_loss
 from ..losses.edge_generation import edge_generation_loss
 from ..nn.generation import AttributeDecoder, Matcher
 from ..nn.hgt import HGTEncoder
+from ..tuning.space import Float
 from .base import BPRBatch, Method, MethodConfig, check_minimums, register_method
 
 REV_INTERACTS = (ITEM, "rev_interacts", USER)
@@ -90,6 +91,12 @@ class GPTGNN(Method):
     """
 
     config_class = GPTGNNConfig
+    space = {
+        "lr": Float(1e-4, 1e-2, log=True),
+        "dropout": Float(0.0, 0.5),
+        "mask_ratio": Float(0.2, 0.8),
+        "temperature": Float(0.05, 0.5, log=True),
+    }
     description = "GPT-GNN: HGT pre-trained by attribute and edge generation, then BPR"
     paper = "Hu et al., KDD 2020"
     default_scheme = "pretrain_finetune"

@@ -9,6 +9,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..losses import bpr_loss, l2_regularization
 from ..nn import LightGCNEncoder
+from ..tuning.space import OPTIMISER_SPACE, Float, Int
 from .base import BPRBatch, GraphMethod, MethodConfig, register_method
 
 
@@ -36,6 +37,11 @@ class LightGCN(GraphMethod):
     """LightGCN trained with BPR and L2 on the batch's ego embeddings (Eq. 15)."""
 
     config_class = LightGCNConfig
+    space = {
+        **OPTIMISER_SPACE,
+        "reg": Float(1e-6, 1e-2, log=True),
+        "num_layers": Int(1, 4),
+    }
     description = "LightGCN: linear propagation on the user-item graph, BPR loss"
     paper = "He et al., SIGIR 2020"
 

@@ -16,6 +16,7 @@ from ..nn import MHCNEncoder, SelfGating
 from ..nn.perturb import row_column_shuffle, row_shuffle
 from ..sparse import propagate
 from ..transforms.social_motifs import CHANNELS, SocialMotifs, channel_adjacencies
+from ..tuning.space import OPTIMISER_SPACE, Float, Int
 from .base import BPRBatch, GraphMethod, MethodConfig, check_minimums, register_method
 
 
@@ -87,6 +88,12 @@ class MHCN(GraphMethod):
     """
 
     config_class = MHCNConfig
+    space = {
+        **OPTIMISER_SPACE,
+        "reg": Float(1e-5, 1e-2, log=True),
+        "num_layers": Int(1, 3),
+        "ssl_weight": Float(1e-4, 0.5, log=True),
+    }
     description = "S2-MHCN: social motif hypergraph channels + hierarchical mutual information"
     paper = "Yu et al., WWW 2021"
 

@@ -20,6 +20,7 @@ from ..transforms.item_positives import (
     linked,
     nearest_neighbour_graph,
 )
+from ..tuning.space import Float
 from .base import BPRBatch, register_method
 from .twotower import TwoTower, TwoTowerConfig
 
@@ -103,6 +104,15 @@ class MicRec(TwoTower):
     """
 
     config_class = MicRecConfig
+    space = {
+        **TwoTower.space,
+        "feature_mask_ratio": Float(0.1, 0.7),
+        "cl_temperature": Float(0.05, 2.0, log=True),
+        "feature_weight": Float(0.01, 3.0, log=True),
+        "semantic_weight": Float(0.01, 3.0, log=True),
+        "session_weight": Float(0.01, 3.0, log=True),
+    }
+    ssl_terms = ("feature_cl", "semantic_cl", "session_cl")
     description = "MicRec: two-tower + feature-, semantic- and session-level item CL"
     paper = "Xie et al., arXiv:2207.01387, 2022"
     #: The cut-offs the paper reports for matching (HIT@N) and the model-selection metric.

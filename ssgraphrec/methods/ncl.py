@@ -12,6 +12,7 @@ from torch_geometric.data import HeteroData
 from ..errors import ConfigError
 from ..losses import proto_nce
 from ..nn.kmeans import kmeans, resolve_kmeans_backend
+from ..tuning.space import Choice, Float, Int
 from .base import BPRBatch, register_method
 from .lightgcn import LightGCN, LightGCNConfig
 
@@ -84,6 +85,17 @@ class NCL(LightGCN):
     """
 
     config_class = NCLConfig
+    space = {
+        **LightGCN.space,
+        "ssl_warmup": Choice((0, 250, 500, 1000)),
+        "ssl_weight": Float(1e-8, 1e-4, log=True),
+        "proto_weight": Float(1e-9, 1e-5, log=True),
+        "temperature": Float(0.03, 0.5, log=True),
+        "alpha": Float(0.5, 2.0),
+        "num_clusters": Choice((100, 300, 1000, 2000)),
+        "warm_up_epochs": Int(0, 20, step=5),
+    }
+    ssl_terms = ("ssl", "proto")
     description = "NCL: LightGCN + structural (layer 0 vs 2h) and prototype (k-means) contrast"
     paper = "Lin et al., WWW 2022"
 

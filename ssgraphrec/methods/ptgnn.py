@@ -41,6 +41,7 @@ from ..data.neighbour_sampler import NeighbourTable
 from ..errors import ConfigError
 from ..losses import cosine_reconstruction
 from ..nn.ptgnn import ITEM, USER, AdaptiveNeighbourSampler, ReconstructionGNN
+from ..tuning.space import Int
 from .base import BPRBatch, check_minimums, register_method
 from .lightgcn import LightGCN, LightGCNConfig
 
@@ -116,6 +117,11 @@ class PTGNN(LightGCN):
     """
 
     config_class = PTGNNConfig
+    space = {
+        **LightGCN.space,
+        "k_shot": Int(2, 8),
+        "recon_epochs": Int(5, 40, step=5),
+    }
     description = ("PT-GNN: K-shot reconstruction of LightGCN embeddings (meta aggregator, "
                    "adaptive sampler) for cold-start nodes")
     paper = "Hao et al., WSDM 2021"

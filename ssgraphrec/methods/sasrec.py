@@ -13,6 +13,7 @@ from ..data.schema import CONTAINS, SESSION, task_of
 from ..data.sessions import padded_prefixes, padded_sessions, prefix_targets, session_pointer
 from ..errors import ConfigError, check_probability
 from ..nn import SASRecEncoder
+from ..tuning.space import Choice, Float, Int
 from .base import MethodConfig, SessionMethod, check_minimums, register_method
 
 
@@ -76,6 +77,12 @@ class SASRec(SessionMethod):
     """
 
     config_class = SASRecConfig
+    space = {
+        "lr": Float(1e-4, 1e-2, log=True),
+        "batch_size": Choice((128, 256, 512)),
+        "dropout": Float(0.1, 0.6),
+        "num_layers": Int(1, 3),
+    }
     description = "SASRec: causal self-attention over user sequences, CE over all items"
     paper = "Kang & McAuley, ICDM 2018"
     tasks = ("sequential", "next_item")

@@ -15,6 +15,7 @@ from ..losses import info_nce
 from ..sparse import view_adjacency
 from ..transforms import make_augmentation
 from ..transforms.base import embedding_consumers
+from ..tuning.space import Choice, Float
 from .base import BPRBatch, register_method
 from .lightgcn import LightGCN, LightGCNConfig
 
@@ -57,6 +58,14 @@ class SGL(LightGCN):
     """
 
     config_class = SGLConfig
+    space = {
+        **LightGCN.space,
+        "ssl_warmup": Choice((0, 250, 500, 1000)),
+        "ssl_weight": Float(1e-3, 1.0, log=True),
+        "temperature": Float(0.05, 1.0, log=True),
+        "drop_ratio": Float(0.05, 0.5),
+        "aug": Choice(("edge_drop", "node_drop", "random_walk")),
+    }
     description = "SGL: LightGCN + InfoNCE between two augmented views (edge/node drop, random walk)"
     paper = "Wu et al., SIGIR 2021"
 

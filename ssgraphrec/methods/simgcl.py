@@ -11,6 +11,7 @@ from torch_geometric.data import HeteroData
 from ..errors import ConfigError
 from ..losses import info_nce
 from ..nn.perturb import UniformNoise, check_eps
+from ..tuning.space import Choice, Float
 from .base import BPRBatch, register_method
 from .lightgcn import LightGCN, LightGCNConfig
 
@@ -66,6 +67,13 @@ class SimGCL(LightGCN):
     """
 
     config_class = SimGCLConfig
+    space = {
+        **LightGCN.space,
+        "ssl_warmup": Choice((0, 250, 500, 1000)),
+        "ssl_weight": Float(1e-3, 2.0, log=True),
+        "temperature": Float(0.05, 1.0, log=True),
+        "eps": Float(0.01, 0.5, log=True),
+    }
     description = "SimGCL: LightGCN + InfoNCE between two uniformly-noised propagations"
     paper = "Yu et al., SIGIR 2022"
 

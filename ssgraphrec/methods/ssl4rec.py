@@ -12,6 +12,7 @@ from ..data.schema import HAS_ATTR
 from ..errors import ConfigError, check_probability
 from ..losses import info_nce
 from ..transforms import CategoricalDropout, CorrelatedFieldMask, FieldMask
+from ..tuning.space import Choice, Float
 from .base import BPRBatch, register_method
 from .twotower import TwoTower, TwoTowerConfig
 
@@ -66,6 +67,14 @@ class SSL4Rec(TwoTower):
     """
 
     config_class = SSL4RecConfig
+    space = {
+        **TwoTower.space,
+        "ssl_weight": Float(1e-2, 3.0, log=True),
+        "ssl_temperature": Float(0.02, 1.0, log=True),
+        "mask_ratio": Float(0.1, 0.7),
+        "dropout_rate": Float(0.1, 0.7),
+        "aug": Choice(MASKS),
+    }
     description = "Two-tower + feature masking SSL (RFM / CFM, categorical dropout) on uniform items"
     paper = "Yao et al., CIKM 2021"
 

@@ -14,6 +14,7 @@ from ..data.schema import ATTR, HAS_ATTR, INTERACTS, ITEM
 from ..errors import ConfigError, check_probability
 from ..losses import log_q_of_items, sampled_softmax
 from ..nn.towers import ItemTower, UserTower
+from ..tuning.space import OPTIMISER_SPACE, Float
 from .base import BPRBatch, Method, MethodConfig, check_minimums, register_method
 
 
@@ -97,6 +98,11 @@ class TwoTower(Method):
     """
 
     config_class = TwoTowerConfig
+    space = {
+        **OPTIMISER_SPACE,
+        "temperature": Float(0.02, 1.0, log=True),
+        "dropout": Float(0.0, 0.5),
+    }
     description = "Two-tower DNN (item features + ID, user history) with batch softmax and log-Q"
     paper = "Yao et al., CIKM 2021 (baseline)"
 

@@ -51,6 +51,7 @@ class XSimGCL(SimGCL):
     """
 
     config_class = XSimGCLConfig
+    space = SimGCL.space
     description = "XSimGCL: one noised propagation; BPR + cross-layer InfoNCE (final vs layer l*)"
     paper = "Yu et al., IEEE TKDE 2023"
 

@@ -125,18 +125,25 @@ def full_config(run: Run) -> dict[str, Any]:
 
 
 def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None = None,
-          epochs: int | None = None, progress: bool = True, log=None
-          ) -> tuple[Path, dict[str, Any]]:
+          epochs: int | None = None, progress: bool = True, log=None,
+          on_epoch_end=None, evaluate_test: bool = True,
+          provenance: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]]:
     """Train as ``cfg`` says; return the run directory and the results.
 
     With ``resume=RUN_DIR`` the saved config is used (``epochs`` may extend
-    it) and training continues from the run's last checkpoint.
+    it) and training continues from the run's last checkpoint. ``on_epoch_end``
+    and ``evaluate_test`` are the :class:`Trainer`'s (tuning passes both).
+    ``provenance`` says where the settings came from
+    (:func:`ssgraphrec.tuning.tuned.resolve_run_config`); it goes to
+    ``results.json`` (``config_source``: ``tuned``, ``paper`` or ``user``).
     """
     if resume:
         run_path = Path(resume)
         cfg = apply(RunConfig(), rd.read_config(run_path))
         if epochs is not None:
             cfg.epochs = epochs
+        if provenance is None:
+            provenance = rd.read_provenance(run_path)
     elif cfg is None:
         raise SSGraphRecError("train() needs a config or a run to resume")
     run = build(cfg)
@@ -148,22 +155,30 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
         pretrained = init_encoder(run.method, run.data, cfg.init, cfg.dataset)
     elif cfg.init:  # a resumed run's checkpoint already holds the initialised encoder
         pretrained = init_phase(cfg.init)
+    if provenance is None:
+        provenance = {"config_source": "user" if cfg.params or cfg.lr is not None
+                      or cfg.batch_size is not None else "paper"}
     if not resume:
         run_path = rd.new_run_dir(cfg.method, cfg.dataset, out)
         rd.write_config(run_path, full_config(run))
+        rd.write_provenance(run_path, provenance)
     trainer = Trainer(run.method, run.data, run_path, epochs=cfg.epochs, patience=cfg.patience,
                       monitor=cfg.monitor, ks=cfg.eval_ks, eval_batch_size=cfg.eval_batch_size,
                       generator=run.generator, progress=progress, log=log,
                       mask_history=cfg.mask_history, scheme=scheme,
                       pretrain_epochs=pretrain_epochs, finetune_lr=cfg.finetune_lr,
                       pretrained=pretrained, cold_threshold=cfg.cold_threshold,
-                      head_share=cfg.head_share, retrieval=cfg.retrieval)
+                      head_share=cfg.head_share, retrieval=cfg.retrieval,
+                      ssl_warmup=cfg.ssl_warmup, on_epoch_end=on_epoch_end,
+                      evaluate_test=evaluate_test)
     if resume:
         trainer.resume()
     outcome = trainer.fit()
     results = {
         "method": cfg.method,
         "dataset": cfg.dataset,
+        "config_source": provenance.get("config_source", "user"),
+        "provenance": provenance,
         "data": summary(run.data),
         **outcome,
         "device": str(run.device),

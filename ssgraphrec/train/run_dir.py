@@ -22,6 +22,8 @@ METRICS = "metrics.jsonl"
 RESULTS = "results.json"
 BEST = "best.pt"
 LAST = "last.pt"
+#: where the run's settings came from (tuned file, paper defaults, user); results.json repeats it
+PROVENANCE = "provenance.json"
 
 
 def new_run_dir(method: str, dataset: str, out: str | None) -> Path:
@@ -71,6 +73,16 @@ def write_results(run_dir: Path, results: dict[str, Any]) -> None:
 def read_results(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / RESULTS
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_provenance(run_dir: Path, provenance: dict[str, Any]) -> None:
+    write_text_atomic(run_dir / PROVENANCE, json.dumps(provenance, indent=2) + "\n")
+
+
+def read_provenance(run_dir: Path) -> dict[str, Any] | None:
+    """The provenance saved at the start of the run (None for runs older than the file)."""
+    path = Path(run_dir) / PROVENANCE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def versions() -> dict[str, str]:

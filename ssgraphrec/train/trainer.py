@@ -69,6 +69,14 @@ class Trainer:
             dot-product embeddings (:mod:`ssgraphrec.eval.retrieval`; same results).
         cold_threshold, head_share: test slices (:mod:`ssgraphrec.eval.slices`),
             ranking data only; checked (empty slices) before training.
+        ssl_warmup: ramp the weight of the method's self-supervised terms
+            (``method.ssl_terms``) linearly from 0 to 1 over this many optimizer
+            steps of joint training (0: full weight from the start; docs/tuning.md).
+        on_epoch_end: called as ``on_epoch_end(epoch, val)`` after each epoch's
+            validation (``val`` empty without a validation split); the tuner's
+            pruner raises from it to stop a trial.
+        evaluate_test: False: never evaluate the test split (tuning); ``test`` is
+            then absent from the outcome.
     """
 
     def __init__(self, method: Method, data: HeteroData, run_dir: Path, *, epochs: int,
@@ -78,7 +86,9 @@ class Trainer:
                  mask_history: bool = False, scheme: str = "joint", pretrain_epochs: int = 0,
                  finetune_lr: float | None = None, pretrained: dict[str, Any] | None = None,
                  cold_threshold: int | None = None, head_share: float | None = None,
-                 retrieval: str = "exact"):
+                 retrieval: str = "exact", ssl_warmup: int = 0,
+                 on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+                 evaluate_test: bool = True):
         self.method = method
         self.data = data
         self.retrieval = check_backend(retrieval)
@@ -145,6 +155,20 @@ class Trainer:
         #: True once resume() has found a checkpoint of the fine-tuning (or joint) phase
         self.resumed_finetune = False
         self.epoch_times: list[float] = []
+        if isinstance(ssl_warmup, bool) or not isinstance(ssl_warmup, int) or ssl_warmup < 0:
+            raise ConfigError(f"ssl_warmup must be a whole number of optimizer steps >= 0, "
+                              f"got {ssl_warmup!r}")
+        self.ssl_warmup = ssl_warmup
+        #: optimizer steps of joint (fine-tuning) training so far; drives ``ssl_warmup``
+        self.step = 0
+        self.on_epoch_end = on_epoch_end
+        self.evaluate_test = evaluate_test
+
+    def ssl_scale(self) -> float:
+        """The weight of the self-supervised terms at the current step (linear warm-up)."""
+        if self.ssl_warmup == 0:
+            return 1.0
+        return min(1.0, (self.step + 1) / self.ssl_warmup)
 
     def _new_optimizer(self, lr: float) -> torch.optim.Optimizer:
         params = [p for p in self.method.parameters() if p.requires_grad]
@@ -210,6 +234,7 @@ class Trainer:
                                  if self.method.generator is not None else None),
             "torch_rng": torch.get_rng_state(),
             "epoch_times": self.epoch_times,
+            "step": self.step,
         }
 
     def resume(self) -> None:
@@ -247,6 +272,7 @@ class Trainer:
             self.method.generator.set_state(state["method_generator"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
         self.epoch_times = list(state.get("epoch_times", []))
+        self.step = int(state.get("step", 0))
         self.pretrain_times = list(state.get("pretrain_times", []))
 
     # -- training ---------------------------------------------------------
@@ -277,8 +303,12 @@ class Trainer:
         desc = f"{'pre-train ' if pretrain else ''}epoch {epoch + 1}/{total}"
         bar = tqdm(batches, total=n, desc=desc,
                    disable=not self.progress, leave=False, file=sys.stderr, dynamic_ncols=True)
+        warm = not pretrain and self.ssl_warmup > 0
         for batch in bar:
             terms = loss_fn(batch)
+            if warm:
+                scale = self.ssl_scale()
+                terms = {k: v * scale if k in method.ssl_terms else v for k, v in terms.items()}
             loss = sum(terms.values())
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch + 1}; "
@@ -286,6 +316,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            if not pretrain:
+                self.step += 1
             for k, v in terms.items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach())
             steps += 1
@@ -364,6 +396,8 @@ class Trainer:
                 rd.append_metrics(self.run_dir, record)
                 save_atomic(self._state(epoch), self.run_dir / rd.LAST)
                 epochs_run = epoch + 1
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(epoch + 1, record.get("val", {}))
                 if self.stopper.should_stop:
                     self.log(f"early stop: no {self.monitor} gain for {self.stopper.patience} "
                              f"epochs; best epoch {self.stopper.best_epoch}")
@@ -380,11 +414,13 @@ class Trainer:
                         self.run_dir / rd.BEST)
             if self.has_val:
                 best_val = self.evaluate("val")
-        t_eval = time.perf_counter()
-        test = self.evaluate("test")
-        eval_s = time.perf_counter() - t_eval
         extra: dict[str, Any] = {}
-        if self.slices:
+        eval_s = 0.0
+        if self.evaluate_test:
+            t_eval = time.perf_counter()
+            extra["test"] = self.evaluate("test")
+            eval_s = time.perf_counter() - t_eval
+        if self.slices and self.evaluate_test:
             extra["test_slices"] = evaluate_slices(self.slices,
                                                    lambda t: self.evaluate("test", t))
         if phases:
@@ -398,7 +434,6 @@ class Trainer:
             extra["phases"] = phases
         return {
             "task": self.task,
-            "test": test,
             **extra,
             "val": best_val,
             "best_epoch": best_epoch,

@@ -1,0 +1,1 @@
+"""Hyper-parameter tuning on validation: search spaces, Optuna studies, tuned configurations."""

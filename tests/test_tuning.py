@@ -1,0 +1,337 @@
+"""``ssgraphrec tune``, search spaces, tuned files and the SSL warm-up.
+
+Every tune here runs LightGCN or SimGCL with embedding size 8 and one layer on
+a small generated triples file with planted communities, one or two epochs a
+trial, so a whole study takes seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from ssgraphrec.cli import main
+from ssgraphrec.config import RunConfig
+from ssgraphrec.errors import ConfigError
+from ssgraphrec.methods import METHODS
+from ssgraphrec.train import trainer as trainer_module
+from ssgraphrec.tuning import study as study_module
+from ssgraphrec.tuning import tuned as tuned_module
+from ssgraphrec.tuning.space import Choice, Float, Int, parse_param, search_space
+from ssgraphrec.tuning.study import STUDY_FILE, STUDY_NAME
+
+FIXED = ["--set", "emb_dim=8", "--set", "num_layers=1", "--set", "batch_size=512"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _threads(one_torch_thread):
+    pass
+
+
+@pytest.fixture(scope="module")
+def planted_file(tmp_path_factory) -> Path:
+    """120 users in 4 communities, each liking 10 to 16 of its community's 20 items."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for u in range(120):
+        group = u % 4
+        for i in rng.choice(20, rng.integers(10, 17), replace=False):
+            rows.append(f"u{u} i{group * 20 + i} 1\n")
+    path = tmp_path_factory.mktemp("planted") / "planted.txt"
+    path.write_text("".join(rows))
+    return path
+
+
+def invoke(*args: str, ok: bool = True):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def tune_args(data: Path, out: Path, trials: int, method: str = "lightgcn", epochs: int = 2):
+    return ["tune", "--method", method, "--dataset", data, "--trials", trials, "--epochs", epochs,
+            "--out", out, "--no-progress", *FIXED]
+
+
+def load(out: Path) -> optuna.Study:
+    return optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{out / STUDY_FILE}")
+
+
+def states(study: optuna.Study) -> list[str]:
+    return [t.state.name for t in study.trials]
+
+
+def test_a_three_trial_tune_writes_best_yaml_that_train_accepts(planted_file, tmp_path):
+    out = tmp_path / "tune"
+    result = invoke(*tune_args(planted_file, out, 3))
+    study = load(out)
+    assert states(study) == ["COMPLETE"] * 3
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    values = [t.value for t in study.trials]
+    assert best["tuning"]["value"] == pytest.approx(max(values), abs=1e-6)
+    assert best["tuning"]["best_trial"] == int(np.argmax(values))
+    assert best["tuning"]["trials"] == 3 and best["tuning"]["monitor"] == "ndcg@20"
+    winner = study.trials[best["tuning"]["best_trial"]].params
+    assert best["lr"] == pytest.approx(winner["lr"])
+    assert best["params"]["reg"] == pytest.approx(winner["reg"])
+    assert best["params"]["emb_dim"] == 8  # the fixed settings are part of the configuration
+    assert "best trial" in result.output and "ssgraphrec train --config" in result.output
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert [r["state"] for r in rows] == ["complete"] * 3
+    assert (out / "trials.md").read_text().count("| complete |") == 3
+    assert (out / "history.png").stat().st_size > 1000
+    # best.yaml is a --config: the run takes its settings and says where they came from
+    run = tmp_path / "run"
+    invoke("train", "--config", out / "best.yaml", "--epochs", 1, "--out", run, "--no-progress")
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["lr"] == pytest.approx(winner["lr"])
+    assert saved["params"]["reg"] == pytest.approx(winner["reg"])
+    assert saved["dataset"] == str(planted_file)
+
+
+def test_running_the_tune_again_continues_the_study(planted_file, tmp_path):
+    out = tmp_path / "tune"
+    invoke(*tune_args(planted_file, out, 2))
+    first = [(t.number, t.params, t.value) for t in load(out).trials]
+    again = invoke(*tune_args(planted_file, out, 2))
+    assert "already holds 2 finished trials" in again.output
+    assert len(load(out).trials) == 2
+    invoke(*tune_args(planted_file, out, 4))
+    study = load(out)
+    assert states(study) == ["COMPLETE"] * 4
+    assert [(t.number, t.params, t.value) for t in study.trials[:2]] == first
+    # a resumed study draws new start-up points rather than repeating the first ones
+    assert study.trials[2].params != study.trials[0].params
+
+
+class PruneTrialOne(optuna.pruners.BasePruner):
+    """Prunes trial 1 at its first report, never another."""
+
+    def prune(self, study, trial) -> bool:
+        return trial.number == 1
+
+
+def test_a_pruned_trial_is_recorded_as_pruned(planted_file, tmp_path, monkeypatch):
+    monkeypatch.setattr(study_module, "make_pruner", lambda name, epochs: PruneTrialOne())
+    out = tmp_path / "tune"
+    invoke(*tune_args(planted_file, out, 3, epochs=3))
+    study = load(out)
+    assert states(study) == ["COMPLETE", "PRUNED", "COMPLETE"]
+    pruned = study.trials[1]
+    assert pruned.user_attrs["pruned_at_epoch"] == 1
+    assert list(pruned.intermediate_values) == [1]
+    assert [t.user_attrs["epochs_trained"] for t in (study.trials[0], study.trials[2])] == [3, 3]
+    rows = {int(r["trial"]): r for r in csv.DictReader((out / "trials.csv").open())}
+    assert rows[1]["state"] == "pruned" and rows[1]["epochs"] == "1"
+    assert not list((out / "trials" / "0001").glob("*.pt"))  # checkpoints are deleted
+
+
+def test_tuning_never_evaluates_the_test_split(planted_file, tmp_path, monkeypatch):
+    asked: list[str] = []
+    evaluate = trainer_module.Trainer.evaluate
+
+    def spy(self, split="test", target=None):
+        asked.append(split)
+        return evaluate(self, split, target)
+
+    monkeypatch.setattr(trainer_module.Trainer, "evaluate", spy)
+    out = tmp_path / "tune"
+    invoke(*tune_args(planted_file, out, 2, method="simgcl"))
+    assert asked and set(asked) == {"val"}
+    assert len(asked) == 2 * 2  # every epoch of every trial, and nothing else
+    for trial in (out / "trials").iterdir():
+        assert "test" not in yaml.safe_load((trial / "results.json").read_text())
+
+
+def test_the_objective_is_the_best_validation_value_of_the_run(planted_file, tmp_path):
+    out = tmp_path / "tune"
+    invoke(*tune_args(planted_file, out, 1, epochs=3))
+    trial = load(out).trials[0]
+    curve = [yaml.safe_load(line)["val"]["ndcg@20"]
+             for line in (out / "trials" / "0000" / "metrics.jsonl").read_text().splitlines()]
+    assert trial.value == pytest.approx(max(curve))
+    assert trial.user_attrs["best_epoch"] == int(np.argmax(curve)) + 1
+    assert [trial.intermediate_values[e] for e in (1, 2, 3)] == pytest.approx(curve)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "nosuch"], "unknown method 'nosuch'"),
+    (["--trials", "0"], "--trials must be a whole number >= 1"),
+    (["--jobs", "0"], "--jobs must be >= 1"),
+    (["--set", "val_ratio=0"], "--val-ratio must be > 0"),
+    (["--method", "mostpop"], "declares no search space"),
+])
+def test_bad_tune_settings_give_one_clear_message(planted_file, tmp_path, args, message):
+    base = tune_args(planted_file, tmp_path / "tune", 2)
+    result = invoke(*base, *args, ok=False)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_unknown_parameter_in_a_space_file_is_refused(planted_file, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("tau: {low: 0.05, high: 1.0, log: true}\n")
+    result = invoke(*tune_args(planted_file, tmp_path / "tune", 2), "--space", space, ok=False)
+    assert result.exit_code == 1
+    assert "names 'tau', which is not one of its settings" in result.output
+    space.write_text("reg: {low: 0.1, hi: 2}\n")
+    result = invoke(*tune_args(planted_file, tmp_path / "tune", 2), "--space", space, ok=False)
+    assert "expected a list of choices" in result.output
+
+
+def test_a_study_of_another_method_or_dataset_is_refused(planted_file, tmp_path):
+    out = tmp_path / "tune"
+    invoke(*tune_args(planted_file, out, 1, epochs=1))
+    result = invoke(*tune_args(planted_file, out, 2, method="simgcl", epochs=1), ok=False)
+    assert result.exit_code == 1
+    assert "holds a study of lightgcn" in result.output and "method: study 'lightgcn'" in result.output
+    other = tmp_path / "other.txt"
+    other.write_text(planted_file.read_text())
+    result = invoke(*tune_args(other, out, 2, epochs=1), ok=False)
+    assert "dataset: study" in result.output
+    assert len(load(out).trials) == 1  # nothing ran
+
+
+def test_an_unwritable_tune_folder_is_refused(planted_file, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = invoke(*tune_args(planted_file, blocker / "tune", 2), ok=False)
+    assert result.exit_code == 1
+    assert f"cannot write the tune folder {blocker / 'tune'}" in result.output
+
+
+def test_fixed_settings_leave_the_space(planted_file, tmp_path):
+    out = tmp_path / "tune"
+    invoke(*tune_args(planted_file, out, 1, epochs=1), "--set", "lr=0.005")
+    trial = load(out).trials[0]
+    assert "lr" not in trial.params and "num_layers" not in trial.params
+    assert set(trial.params) == {"reg"}  # lightgcn: lr, batch_size, num_layers fixed
+
+
+def test_every_registered_space_names_real_settings():
+    tunable = [name for name, cls in METHODS.items() if cls.trainable]
+    assert len(tunable) >= 16
+    for name in tunable:
+        space = search_space(METHODS.get(name))
+        fields = {f.name for f in dataclasses.fields(METHODS.get(name).config_class)}
+        assert set(space) <= fields | {"lr", "batch_size", "ssl_warmup"}, name
+    for name in ("sgl", "simgcl", "xsimgcl", "ncl"):
+        assert {"ssl_weight", "temperature", "lr", "reg", "num_layers", "batch_size"} <= \
+            set(search_space(METHODS.get(name)))
+
+
+def test_show_space_lists_each_parameter_with_its_range():
+    out = invoke("methods", "--show-space", "simgcl").output
+    assert "ssl_weight       float in [0.001, 2] (log scale)" in out
+    assert "default 0.5" in out and "eps" in out
+    assert "unknown method" in invoke("methods", "--show-space", "nosuch", ok=False).output
+
+
+def test_space_parameters_parse_and_check_their_ranges():
+    assert parse_param("a", [1, 2]) == Choice((1, 2))
+    assert parse_param("a", {"low": 1, "high": 4}) == Int(1, 4)
+    assert parse_param("a", {"low": 1e-3, "high": 1, "log": True}) == Float(1e-3, 1.0, log=True)
+    with pytest.raises(ConfigError, match="log-scale Float range needs low > 0"):
+        Float(0.0, 1.0, log=True)
+    with pytest.raises(ConfigError, match="finite low < high"):
+        Float(1.0, 1.0)
+
+
+# -- tuned files and where a run's settings come from -------------------------------------
+
+def write_tuned(root: Path, dataset: str, method: str, values: dict) -> Path:
+    path = root / dataset / f"{method}.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+TUNED = {"method": "simgcl", "dataset": "lastfm", "epochs": 40, "lr": 0.002, "ssl_warmup": 250,
+         "params": {"ssl_weight": 0.1, "eps": 0.2},
+         "tuning": {"trials": 20, "monitor": "ndcg@20", "value": 0.31}}
+
+
+def test_a_tuned_file_is_layered_under_the_users_settings(tmp_path):
+    write_tuned(tmp_path, "lastfm", "simgcl", TUNED)
+    cfg, prov = tuned_module.resolve_run_config(
+        [{"method": "simgcl", "dataset": "lastfm"}, {"eps": 0.05}], root=tmp_path)
+    assert prov["config_source"] == "tuned" and prov["user_settings"] == ["eps"]
+    assert cfg.lr == 0.002 and cfg.ssl_warmup == 250
+    assert cfg.params == {"ssl_weight": 0.1, "eps": 0.05}  # the user's eps wins
+    assert cfg.epochs == RunConfig.epochs  # the file's protocol is not imposed
+    cfg, prov = tuned_module.resolve_run_config([{"method": "simgcl", "dataset": "lastfm"}],
+                                                paper_defaults=True, root=tmp_path)
+    assert prov["config_source"] == "paper" and cfg.params == {} and cfg.lr is None
+    cfg, prov = tuned_module.resolve_run_config([{"method": "sgl", "dataset": "lastfm",
+                                                  "ssl_weight": 0.2}], root=tmp_path)
+    assert prov["config_source"] == "user" and prov["tuned_file"] is None
+    _, prov = tuned_module.resolve_run_config([{"method": "simgcl", "dataset": "/data/lastfm"}],
+                                              root=tmp_path)
+    assert prov["config_source"] == "paper"  # a path has no tuned file
+
+
+def test_train_uses_a_shipped_tuned_file_and_records_it(planted_file, tmp_path, monkeypatch):
+    name = "planted-test"
+    from ssgraphrec.data import registry
+
+    spec = registry.DatasetSpec("planted test data", None, lambda p, n: registry.RawDataset(
+        n, interactions=registry.read_triples(planted_file)), split="random", test_ratio=0.2)
+    monkeypatch.setitem(registry.DATASETS._items, name, spec)
+    write_tuned(tmp_path, name, "lightgcn", {"lr": 0.004, "params": {"emb_dim": 8, "num_layers": 1},
+                                             "tuning": {"trials": 3, "monitor": "ndcg@20",
+                                                        "value": 0.5}})
+    monkeypatch.setattr(tuned_module, "TUNED_DIR", tmp_path)
+    run = tmp_path / "run"
+    result = invoke("train", "--method", "lightgcn", "--dataset", name, "--epochs", 1, "--out", run,
+                    "--no-progress")
+    assert "tuned settings from" in result.output and "3 trials" in result.output
+    results = yaml.safe_load((run / "results.json").read_text())
+    assert results["config_source"] == "tuned"
+    assert yaml.safe_load((run / "config.yaml").read_text())["lr"] == 0.004
+    paper = tmp_path / "paper"
+    invoke("train", "--method", "lightgcn", "--dataset", name, "--epochs", 1, "--out", paper,
+           "--no-progress", "--paper-defaults")
+    assert yaml.safe_load((paper / "results.json").read_text())["config_source"] == "paper"
+    assert yaml.safe_load((paper / "config.yaml").read_text())["params"]["emb_dim"] == 64
+
+
+# -- the SSL warm-up ----------------------------------------------------------------------
+
+def test_ssl_warmup_ramps_only_the_self_supervised_terms(planted_file, tmp_path):
+    from ssgraphrec.train.run import build
+
+    run = build(RunConfig(method="simgcl", dataset=str(planted_file),
+                          params={"emb_dim": 8, "num_layers": 1, "batch_size": 128}))
+    method = run.method
+    weight = next(method.parameters())
+    method.loss = lambda batch: {"bpr": weight.sum() * 0 + 1.0, "ssl": weight.sum() * 0 + 1.0}
+    trainer = trainer_module.Trainer(method, run.data, tmp_path, epochs=2, generator=run.generator,
+                                     progress=False, ssl_warmup=4)
+    steps = -(-run.data["user", "interacts", "item"].edge_index.size(1) // 128)
+    first = trainer.train_epoch(0)
+    expected = [min(1.0, (s + 1) / 4) for s in range(steps)]
+    assert first["bpr"] == pytest.approx(1.0)
+    assert first["ssl"] == pytest.approx(sum(expected) / steps)
+    assert trainer.step == steps
+    assert trainer.train_epoch(1)["ssl"] == pytest.approx(1.0)
+    assert trainer._state(1)["step"] == 2 * steps  # resumed runs continue the ramp
+
+
+def test_ssl_warmup_must_be_a_whole_number_of_steps(planted_file, tmp_path):
+    from ssgraphrec.train.run import build
+
+    run = build(RunConfig(method="lightgcn", dataset=str(planted_file), params={"emb_dim": 8}))
+    with pytest.raises(ConfigError, match="ssl_warmup must be a whole number"):
+        trainer_module.Trainer(run.method, run.data, tmp_path, epochs=1, generator=run.generator,
+                               ssl_warmup=-1)
+    assert torch.get_num_threads() == 1
