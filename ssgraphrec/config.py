@@ -70,6 +70,8 @@ class RunConfig:
     #: ramp the weight of the self-supervised loss terms from 0 to 1 over this many
     #: optimizer steps (0: none; docs/tuning.md).
     ssl_warmup: int = 0
+    #: early stopping does not stop before this many optimizer steps (docs/tuning.md).
+    min_steps: int = 0
     params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,7 +119,8 @@ def apply(cfg: RunConfig, values: dict[str, Any]) -> RunConfig:
 # Run fields that are not optional (None is not allowed), and the type of each scalar field.
 _REQUIRED = {"method", "dataset", "epochs", "seed", "device", "sparse_backend", "val_ratio",
              "patience", "monitor", "eval_batch_size", "mask_history",
-             "train_fraction", "pretrain_epochs", "simulate_cold_share", "ssl_warmup"}
+             "train_fraction", "pretrain_epochs", "simulate_cold_share", "ssl_warmup",
+             "min_steps"}
 _TYPES = {"threads": int, "epochs": int, "seed": int, "patience": int, "eval_batch_size": int,
           "batch_size": int, "lr": float, "test_ratio": float, "val_ratio": float,
           "method": str, "dataset": str, "aug": str, "device": str, "sparse_backend": str,
@@ -125,7 +128,7 @@ _TYPES = {"threads": int, "epochs": int, "seed": int, "patience": int, "eval_bat
           "train_fraction": float, "scheme": str, "pretrain_epochs": int,
           "finetune_lr": float, "init": str, "cold_threshold": int, "head_share": float,
           "retrieval": str, "simulate_cold": int, "simulate_cold_share": float,
-          "ssl_warmup": int}
+          "ssl_warmup": int, "min_steps": int}
 
 
 def _as_int(value: Any) -> int:

@@ -135,7 +135,8 @@ def test_table_shows_label_beside_published_figure():
 def fake_train(calls: list):
     """A stand-in for ``train``: records its call and writes config.yaml and results.json."""
 
-    def _train(cfg, out=None, *, resume=None, epochs=None, progress=True, log=None):
+    def _train(cfg, out=None, *, resume=None, epochs=None, progress=True, log=None,
+               provenance=None):
         run = Path(resume or out)
         calls.append(("resume" if resume else "new", run.parent.name, run.name))
         run.mkdir(parents=True, exist_ok=True)
@@ -228,7 +229,7 @@ def test_cli_end_to_end_tiny(tiny, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "skipped the plot" in result.output
     md = (out / "quality.md").read_text()
-    assert "| mostpop | 2 |" in md and "| lightgcn | 2 |" in md
+    assert "| mostpop | user | 2 |" in md and "| lightgcn | user | 2 |" in md
     assert "Command: `" in md and "--methods mostpop,lightgcn" in md
     rows = list(csv.DictReader((out / "quality.csv").open()))
     assert [r["method"] for r in rows] == ["mostpop", "lightgcn"]

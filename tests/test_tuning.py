@@ -280,13 +280,8 @@ def test_a_tuned_file_is_layered_under_the_users_settings(tmp_path):
     assert prov["config_source"] == "paper"  # a path has no tuned file
 
 
-def test_train_uses_a_shipped_tuned_file_and_records_it(planted_file, tmp_path, monkeypatch):
-    name = "planted-test"
-    from ssgraphrec.data import registry
-
-    spec = registry.DatasetSpec("planted test data", None, lambda p, n: registry.RawDataset(
-        n, interactions=registry.read_triples(planted_file)), split="random", test_ratio=0.2)
-    monkeypatch.setitem(registry.DATASETS._items, name, spec)
+def test_train_uses_a_shipped_tuned_file_and_records_it(planted_name, tmp_path, monkeypatch):
+    name = planted_name
     write_tuned(tmp_path, name, "lightgcn", {"lr": 0.004, "params": {"emb_dim": 8, "num_layers": 1},
                                              "tuning": {"trials": 3, "monitor": "ndcg@20",
                                                         "value": 0.5}})
@@ -335,3 +330,79 @@ def test_ssl_warmup_must_be_a_whole_number_of_steps(planted_file, tmp_path):
         trainer_module.Trainer(run.method, run.data, tmp_path, epochs=1, generator=run.generator,
                                ssl_warmup=-1)
     assert torch.get_num_threads() == 1
+
+
+def test_early_stopping_waits_for_the_minimum_budget_of_steps(planted_file, tmp_path, monkeypatch):
+    from ssgraphrec.train.run import build
+
+    falling = iter([0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    monkeypatch.setattr(trainer_module.Trainer, "evaluate",
+                        lambda self, split="test", target=None: {
+                            **{f"{m}@{k}": 0.0 for m in ("recall", "ndcg", "precision", "hit",
+                                                         "mrr") for k in (10, 20)},
+                            "ndcg@20": next(falling)} if split == "val" else {})
+
+    def epochs_run(min_steps: int, out: Path) -> int:
+        run = build(RunConfig(method="lightgcn", dataset=str(planted_file),
+                              params={"emb_dim": 8, "num_layers": 1, "batch_size": 256}))
+        trainer = trainer_module.Trainer(run.method, run.data, out, epochs=6, patience=1,
+                                         generator=run.generator, progress=False,
+                                         min_steps=min_steps, evaluate_test=False)
+        return trainer.fit()["epochs_trained"], trainer.step
+
+    steps_per_epoch = epochs_run(0, tmp_path / "a")[1] // 2
+    falling = iter([0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    assert epochs_run(0, tmp_path / "b")[0] == 2   # patience 1: stops after the first drop
+    falling = iter([0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    assert epochs_run(3 * steps_per_epoch, tmp_path / "c")[0] == 3
+    falling = iter([0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    assert epochs_run(3 * steps_per_epoch + 1, tmp_path / "d")[0] == 4
+
+
+def test_two_workers_share_one_study_and_draw_different_trials(planted_file, tmp_path):
+    out = tmp_path / "tune"
+    invoke(*tune_args(planted_file, out, 2, epochs=1), "--jobs", 2)
+    study = load(out)
+    assert states(study) == ["COMPLETE", "COMPLETE"]
+    assert study.trials[0].params != study.trials[1].params
+
+
+def test_the_paired_gain_carries_its_95_percent_t_interval():
+    from ssgraphrec.bench.table import fmt_gain_ci, t_interval
+
+    assert t_interval([1.0, 2.0, 3.0]) == pytest.approx(4.303 / 3 ** 0.5)  # sd 1, n 3
+    assert np.isnan(t_interval([1.0]))
+    assert fmt_gain_ci(5.0, 2.0) == "+5.0% [+3.0, +7.0] (better)"
+    assert fmt_gain_ci(-5.0, 2.0) == "-5.0% [-7.0, -3.0] (worse)"
+    assert fmt_gain_ci(1.0, 2.0) == "+1.0% [-1.0, +3.0]"
+
+
+@pytest.fixture
+def planted_name(planted_file, monkeypatch) -> str:
+    """``planted-test``: the planted file as a registered dataset."""
+    from ssgraphrec.data import registry
+
+    spec = registry.DatasetSpec("planted test data", None, lambda p, n: registry.RawDataset(
+        n, interactions=registry.read_triples(planted_file)), split="random", test_ratio=0.2)
+    monkeypatch.setitem(registry.DATASETS._items, "planted-test", spec)
+    return "planted-test"
+
+
+def test_bench_quality_tuned_runs_each_method_at_its_tuned_file(planted_name, tmp_path,
+                                                                monkeypatch):
+    write_tuned(tmp_path / "tuned", planted_name, "lightgcn",
+                {"lr": 0.004, "params": {"emb_dim": 8, "num_layers": 1},
+                 "tuning": {"trials": 3, "monitor": "ndcg@20", "value": 0.5}})
+    monkeypatch.setattr(tuned_module, "TUNED_DIR", tmp_path / "tuned")
+    out = tmp_path / "board"
+    result = invoke("bench", "quality", "--methods", "mostpop,lightgcn,simgcl", "--datasets",
+                    planted_name, "--epochs", 1, "--seeds", 2, "--out", out, "--tuned",
+                    "--set", "simgcl.emb_dim=8", "--set", "simgcl.num_layers=1")
+    table = (out / "quality.md").read_text()
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:]]
+            for line in table.splitlines() if line.startswith("| ") and "---" not in line}
+    assert rows["lightgcn"][0] == "tuned" and rows["simgcl"][0] == "user"
+    assert "vs lightgcn [95% CI]" in table and "--tuned" in result.output
+    saved = yaml.safe_load((out / "runs" / planted_name / "lightgcn" / "seed2020" /
+                            "config.yaml").read_text())
+    assert saved["lr"] == 0.004 and saved["params"]["emb_dim"] == 8

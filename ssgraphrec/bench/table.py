@@ -304,10 +304,10 @@ def csv_text(rows: Sequence[Row], protocols: dict[str, Protocol],
 
     Several published figures for one metric are joined with `` | ``.
     """
-    fields = ["dataset", "method", "protocol", "seeds", "failed_seeds"]
+    fields = ["dataset", "method", "config_source", "protocol", "seeds", "failed_seeds"]
     for m in metrics:
         fields += [f"{m}_mean", f"{m}_std", f"{m}_values", f"{m}_gain_pct_mean",
-                   f"{m}_gain_pct_std", f"{m}_published", f"{m}_published_metric",
+                   f"{m}_gain_pct_std", f"{m}_gain_pct_ci95", f"{m}_published", f"{m}_published_metric",
                    f"{m}_published_comparable", f"{m}_published_label",
                    f"{m}_published_source"]
     fields += ["epochs_trained_mean", "best_epoch_mean", "train_s_per_epoch_mean"]
@@ -317,7 +317,7 @@ def csv_text(rows: Sequence[Row], protocols: dict[str, Protocol],
     for r in rows:
         proto = protocols.get(r.dataset)
         line: dict[str, Any] = {
-            "dataset": r.dataset, "method": r.method,
+            "dataset": r.dataset, "method": r.method, "config_source": r.config_source,
             "protocol": proto.describe() if proto else "",
             "seeds": " ".join(map(str, r.seeds)), "failed_seeds": " ".join(map(str, r.failed)),
             "epochs_trained_mean": _csv_num(r.epochs_trained),
@@ -331,6 +331,7 @@ def csv_text(rows: Sequence[Row], protocols: dict[str, Protocol],
                 f"{m}_values": " ".join(f"{v:.6f}" for v in r.values[m]),
                 f"{m}_gain_pct_mean": _csv_num(r.gain_mean.get(m, math.nan)),
                 f"{m}_gain_pct_std": _csv_num(r.gain_std.get(m, math.nan)),
+                f"{m}_gain_pct_ci95": _csv_num(r.gain_ci.get(m, math.nan)),
                 f"{m}_published": " | ".join(f"{x.reference.value:g}" for x in matches),
                 f"{m}_published_metric": " | ".join(x.reference.metric for x in matches),
                 f"{m}_published_comparable": " | ".join(str(x.comparable).lower()

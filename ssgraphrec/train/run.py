@@ -169,7 +169,8 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
                       pretrain_epochs=pretrain_epochs, finetune_lr=cfg.finetune_lr,
                       pretrained=pretrained, cold_threshold=cfg.cold_threshold,
                       head_share=cfg.head_share, retrieval=cfg.retrieval,
-                      ssl_warmup=cfg.ssl_warmup, on_epoch_end=on_epoch_end,
+                      ssl_warmup=cfg.ssl_warmup, min_steps=cfg.min_steps,
+                      on_epoch_end=on_epoch_end,
                       evaluate_test=evaluate_test)
     if resume:
         trainer.resume()

@@ -77,6 +77,9 @@ class Trainer:
             pruner raises from it to stop a trial.
         evaluate_test: False: never evaluate the test split (tuning); ``test`` is
             then absent from the outcome.
+        min_steps: early stopping does not stop a run before this many optimizer
+            steps of joint training: contrastive methods dip before they rise on
+            small data (docs/tuning.md).
     """
 
     def __init__(self, method: Method, data: HeteroData, run_dir: Path, *, epochs: int,
@@ -88,7 +91,7 @@ class Trainer:
                  cold_threshold: int | None = None, head_share: float | None = None,
                  retrieval: str = "exact", ssl_warmup: int = 0,
                  on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
-                 evaluate_test: bool = True):
+                 evaluate_test: bool = True, min_steps: int = 0):
         self.method = method
         self.data = data
         self.retrieval = check_backend(retrieval)
@@ -159,6 +162,10 @@ class Trainer:
             raise ConfigError(f"ssl_warmup must be a whole number of optimizer steps >= 0, "
                               f"got {ssl_warmup!r}")
         self.ssl_warmup = ssl_warmup
+        if isinstance(min_steps, bool) or not isinstance(min_steps, int) or min_steps < 0:
+            raise ConfigError(f"min_steps must be a whole number of optimizer steps >= 0, "
+                              f"got {min_steps!r}")
+        self.min_steps = min_steps
         #: optimizer steps of joint (fine-tuning) training so far; drives ``ssl_warmup``
         self.step = 0
         self.on_epoch_end = on_epoch_end
@@ -398,9 +405,10 @@ class Trainer:
                 epochs_run = epoch + 1
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(epoch + 1, record.get("val", {}))
-                if self.stopper.should_stop:
-                    self.log(f"early stop: no {self.monitor} gain for {self.stopper.patience} "
-                             f"epochs; best epoch {self.stopper.best_epoch}")
+                if self.stopper.should_stop and self.step >= self.min_steps:
+                    budget = f" (past the minimum of {self.min_steps} steps)" if self.min_steps else ""
+                    self.log(f"early stop: no {self.monitor} gain for {self.stopper.bad_epochs} "
+                             f"epochs{budget}; best epoch {self.stopper.best_epoch}")
                     break
         if self.has_val and (self.run_dir / rd.BEST).is_file():
             best = load_checkpoint(self.run_dir / rd.BEST, self.device)

@@ -166,10 +166,12 @@ def make_pruner(name: str, epochs: int):
     raise ConfigError(f"unknown pruner {name!r}; expected one of {', '.join(PRUNERS)}")
 
 
-def make_sampler(seed: int, trials: int, done: int):
+def make_sampler(seed: int, trials: int, done: int, worker: int = 0):
+    """TPE with a seed of its own per worker and per resumption, so that neither two
+    workers nor a resumed study repeat the same random start-up trials."""
     optuna = import_optuna()
-    # A resumed study gets a new seed, so its random start-up trials are new ones.
-    return optuna.samplers.TPESampler(seed=seed + done, n_startup_trials=max(3, min(10, trials // 3)))
+    return optuna.samplers.TPESampler(seed=seed + 7919 * worker + done,
+                                      n_startup_trials=max(3, min(10, trials // 3)))
 
 
 def trial_config(base: RunConfig, params: dict[str, Any]) -> RunConfig:
@@ -231,9 +233,10 @@ def finished(study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def run_worker(spec: TuneSpec, threads: int, callbacks: list | None = None) -> None:
-    """One worker: trials of the shared study until it holds ``spec.trials`` finished ones
-    (``callbacks`` are Optuna's, called after each trial)."""
+def run_worker(spec: TuneSpec, threads: int, callbacks: list | None = None,
+               worker: int = 0, jobs: int = 1) -> None:
+    """Worker ``worker`` of ``jobs``: its share of the trials the shared study still needs to
+    hold ``spec.trials`` finished ones (``callbacks`` are Optuna's, called after each trial)."""
     import torch
 
     optuna = import_optuna()
@@ -242,18 +245,20 @@ def run_worker(spec: TuneSpec, threads: int, callbacks: list | None = None) -> N
     space = resolve_space(spec, base)
     study = open_study(spec, protocol(base, space), create=False)
     done = finished(study)
-    study.sampler = make_sampler(spec.sampler_seed, spec.trials, len(study.trials))
+    study.sampler = make_sampler(spec.sampler_seed, spec.trials, len(study.trials), worker)
     study.pruner = make_pruner(spec.pruner, base.epochs)
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    study.optimize(objective_for(spec, base, space), n_trials=max(0, spec.trials - done),
+    remaining = max(0, spec.trials - done)
+    share = remaining // jobs + (worker < remaining % jobs)
+    study.optimize(objective_for(spec, base, space), n_trials=share,
                    timeout=spec.timeout, catch=(SSGraphRecError, FloatingPointError),
                    callbacks=[optuna.study.MaxTrialsCallback(spec.trials, states=states),
                               *(callbacks or [])])
 
 
-def _worker_main(spec: TuneSpec) -> None:  # pragma: no cover - runs in a child process
+def _worker_main(spec: TuneSpec, worker: int) -> None:  # pragma: no cover - a child process
     try:
-        run_worker(spec, threads=1)
+        run_worker(spec, threads=1, worker=worker, jobs=spec.jobs)
     except SSGraphRecError as exc:
         print(f"tune worker: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -333,7 +338,8 @@ def _run_workers(spec: TuneSpec, bar) -> None:
 
     optuna = import_optuna()
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(spec,), daemon=False) for _ in range(spec.jobs)]
+    procs = [ctx.Process(target=_worker_main, args=(spec, k), daemon=False)
+             for k in range(spec.jobs)]
     for p in procs:
         p.start()
     storage = storage_for(spec.out / STUDY_FILE)
