@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from ssgraphrec.config import RunConfig, apply, parse_value
 from ssgraphrec.train.run import train
@@ -53,14 +54,48 @@ def run_cell(method: str, dataset: str, settings: dict, args: argparse.Namespace
     t0 = time.perf_counter()
     run_dir, results = train(cfg, str(workdir), progress=False, log=lambda _m: None)
     curve = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    batch = yaml.safe_load((run_dir / "config.yaml").read_text())["params"]["batch_size"]
     return {
         "method": method, "dataset": dataset, "settings": settings, "seed": args.seed,
         "best_epoch": results["best_epoch"], "epochs_trained": results["epochs_trained"],
         "val": results["val"], "test": results["test"],
         "val_ndcg20": [round(r["val"]["ndcg@20"], 5) for r in curve if "val" in r],
         "val_recall20": [round(r["val"]["recall@20"], 5) for r in curve if "val" in r],
+        "steps_per_epoch": -(-results["data"]["train"] // batch),
         "wall_s": round(time.perf_counter() - t0, 1),
     }
+
+
+def early_stop(curve: list[float], patience: int, min_steps: int, steps_per_epoch: int
+               ) -> tuple[int, float]:
+    """(epoch it stops at, best validation value until then) of early stopping with
+    ``patience`` epochs that may not stop before ``min_steps`` optimizer steps."""
+    best, bad = float("-inf"), 0
+    for epoch, value in enumerate(curve, 1):
+        if value > best:
+            best, bad = value, 0
+        else:
+            bad += 1
+        if bad >= patience and epoch * steps_per_epoch >= min_steps:
+            return epoch, best
+    return len(curve), best
+
+
+def summary(doc: dict, patience: int, min_steps: int) -> str:
+    """A Markdown table of the cells: full-budget best and early-stopped selections."""
+    head = ("| data | method | variant | best epoch | val NDCG@20 (40 epochs) | stopped, patience "
+            f"{patience} | stopped, patience {patience} + {min_steps} steps | test Recall@20 | "
+            "test NDCG@20 |")
+    lines = [head, "|" + "---|" * 9]
+    for c in doc["cells"]:
+        spe = c.get("steps_per_epoch", 1)
+        e0, v0 = early_stop(c["val_ndcg20"], patience, 0, spe)
+        e1, v1 = early_stop(c["val_ndcg20"], patience, min_steps, spe)
+        lines.append(f"| {Path(c['dataset']).name} | {c['method']} | {c['variant']} | "
+                     f"{c['best_epoch']} | {c['val']['ndcg@20']:.4f} | {v0:.4f} (epoch {e0}) | "
+                     f"{v1:.4f} (epoch {e1}) | {c['test']['recall@20']:.4f} | "
+                     f"{c['test']['ndcg@20']:.4f} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -74,9 +109,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(RESULTS / "remedies.json"))
+    parser.add_argument("--summary", action="store_true",
+                        help="print the Markdown table of the cells in --out and exit")
+    parser.add_argument("--min-steps", type=int, default=1000,
+                        help="the minimum budget the summary applies to early stopping")
     args = parser.parse_args()
     out = Path(args.out)
     doc = json.loads(out.read_text()) if out.is_file() else {"cells": []}
+    if args.summary:
+        print(summary(doc, 10, args.min_steps))
+        return
     done = {(c["method"], c["dataset"], c["variant"], c["seed"]) for c in doc["cells"]}
     variants = [parse_variant(v) for v in (args.variant or ["paper:"])]
     workdir_root = Path(os.environ.get("TMPDIR", "/tmp")) / "ssgraphrec-remedies"

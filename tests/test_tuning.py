@@ -75,6 +75,8 @@ def test_a_three_trial_tune_writes_best_yaml_that_train_accepts(planted_file, tm
     result = invoke(*tune_args(planted_file, out, 3))
     study = load(out)
     assert states(study) == ["COMPLETE"] * 3
+    # trial 0 is the paper's setting of what is searched (LightGCN: lr 1e-3, L2 1e-4)
+    assert study.trials[0].params == {"lr": 1e-3, "reg": 1e-4}
     best = yaml.safe_load((out / "best.yaml").read_text())
     values = [t.value for t in study.trials]
     assert best["tuning"]["value"] == pytest.approx(max(values), abs=1e-6)

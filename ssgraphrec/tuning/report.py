@@ -114,6 +114,9 @@ def plot_history(rows: list[dict[str, Any]], monitor: str, path: Path, title: st
                    [r["value"] for r in pruned if r["value"] is not None], s=18, marker="x",
                    label="pruned trial (last reported)")
     ax.step([r["trial"] for r in done], best_so_far, where="post", color="C3", label="best so far")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel(f"validation {monitor}")
     ax.set_title(title, fontsize=10)

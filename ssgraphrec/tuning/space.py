@@ -37,6 +37,10 @@ class Float:
     def suggest(self, trial, name: str) -> float:
         return trial.suggest_float(name, self.low, self.high, log=self.log)
 
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and self.low <= value <= self.high
+
     def describe(self) -> str:
         return f"float in [{self.low:g}, {self.high:g}]" + (" (log scale)" if self.log else "")
 
@@ -59,6 +63,10 @@ class Int:
     def suggest(self, trial, name: str) -> int:
         return trial.suggest_int(name, self.low, self.high, log=self.log, step=self.step)
 
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) \
+            and self.low <= value <= self.high and (value - self.low) % self.step == 0
+
     def describe(self) -> str:
         step = f" step {self.step}" if self.step != 1 else ""
         return f"int in [{self.low}, {self.high}]{step}" + (" (log scale)" if self.log else "")
@@ -76,6 +84,9 @@ class Choice:
 
     def suggest(self, trial, name: str) -> Any:
         return trial.suggest_categorical(name, list(self.values))
+
+    def contains(self, value: Any) -> bool:
+        return value in self.values
 
     def describe(self) -> str:
         return "one of " + ", ".join(str(v) for v in self.values)

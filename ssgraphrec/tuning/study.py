@@ -119,8 +119,10 @@ def check_out(out: Path) -> None:
         raise ConfigError(f"cannot write the tune folder {out}: {exc.strerror or exc}") from None
 
 
-def open_study(spec: TuneSpec, proto: dict[str, Any], *, create: bool = True):
-    """The study of ``spec.out``, created with ``proto`` or checked against it."""
+def open_study(spec: TuneSpec, proto: dict[str, Any], *, create: bool = True,
+               starting_point: dict[str, Any] | None = None):
+    """The study of ``spec.out``, created with ``proto`` (and ``starting_point`` queued
+    as its first trial) or checked against it."""
     optuna = import_optuna()
     path = spec.out / STUDY_FILE
     storage = storage_for(path)
@@ -141,6 +143,9 @@ def open_study(spec: TuneSpec, proto: dict[str, Any], *, create: bool = True):
         raise ConfigError(f"no study in {spec.out}")
     study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize")
     study.set_user_attr("protocol", proto)
+    if starting_point:
+        # Trial 0 is the starting configuration, so the search can only improve on it.
+        study.enqueue_trial(starting_point, user_attrs={"start": "defaults"})
     study.set_user_attr("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     return study
 
@@ -172,6 +177,21 @@ def make_sampler(seed: int, trials: int, done: int, worker: int = 0):
     optuna = import_optuna()
     return optuna.samplers.TPESampler(seed=seed + 7919 * worker + done,
                                       n_startup_trials=max(3, min(10, trials // 3)))
+
+
+def defaults_in(space: dict[str, Param], base: RunConfig) -> dict[str, Any]:
+    """The method's own settings (its paper's, or the user's fixed ones) for the keys of
+    ``space`` whose value lies in it: the first trial of a new study."""
+    from ..config import method_config
+
+    cfg = method_config(METHODS.get(base.method).config_class, base, base.method)
+    point = {}
+    for key, param in space.items():
+        value = getattr(base, key) if key in TUNABLE_RUN_FIELDS and getattr(base, key) \
+            is not None else getattr(cfg, key, None)
+        if value is not None and param.contains(value):
+            point[key] = value
+    return point
 
 
 def trial_config(base: RunConfig, params: dict[str, Any]) -> RunConfig:
@@ -292,7 +312,7 @@ def tune(spec: TuneSpec, log: Callable[[str], None] = print, progress: bool = Tr
     if not base.val_ratio > 0 and base.split != "fixed":
         raise ConfigError("tuning scores trials on the validation split: --val-ratio must be > 0")
     check_out(spec.out)
-    study = open_study(spec, protocol(base, space))
+    study = open_study(spec, protocol(base, space), starting_point=defaults_in(space, base))
     # Fail on the data or the settings now, once, rather than in every trial.
     build(trial_config(base, {}))
     before = finished(study)
