@@ -408,3 +408,23 @@ def test_bench_quality_tuned_runs_each_method_at_its_tuned_file(planted_name, tm
     saved = yaml.safe_load((out / "runs" / planted_name / "lightgcn" / "seed2020" /
                             "config.yaml").read_text())
     assert saved["lr"] == 0.004 and saved["params"]["emb_dim"] == 8
+
+
+def test_remedies_are_layered_unless_paper_defaults(tmp_path, monkeypatch):
+    from ssgraphrec.methods import SGL
+
+    monkeypatch.setattr(SGL, "remedies", {"ssl_warmup": 300})
+    cfg, prov = tuned_module.resolve_run_config([{"method": "sgl", "dataset": "x.txt"}],
+                                                root=tmp_path)
+    assert (cfg.min_steps, cfg.ssl_warmup) == (1000, 300)
+    assert prov["remedies"] == {"min_steps": 1000, "ssl_warmup": 300}
+    assert prov["config_source"] == "paper"
+    assert "small-data remedies min_steps=1000, ssl_warmup=300" in tuned_module.describe_source(prov)
+    cfg, prov = tuned_module.resolve_run_config(
+        [{"method": "sgl", "dataset": "x.txt"}, {"ssl_warmup": 0}], root=tmp_path)
+    assert cfg.ssl_warmup == 0 and prov["remedies"] == {"min_steps": 1000}
+    cfg, prov = tuned_module.resolve_run_config([{"method": "sgl", "dataset": "x.txt"}],
+                                                paper_defaults=True, root=tmp_path)
+    assert (cfg.min_steps, cfg.ssl_warmup) == (0, 0) and prov["remedies"] == {}
+    cfg, _ = tuned_module.resolve_run_config([{"method": "mostpop"}], root=tmp_path)
+    assert cfg.min_steps == 0  # nothing to train, nothing to remedy

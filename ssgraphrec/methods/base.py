@@ -79,6 +79,9 @@ class Method(nn.Module):
     #: The loss terms that are self-supervised: the trainer's ``ssl_warmup`` ramps
     #: their weight from 0 to 1 over the first optimizer steps (docs/tuning.md).
     ssl_terms: tuple[str, ...] = ("ssl",)
+    #: Run or method settings this method gets unless ``--paper-defaults``, each a remedy
+    #: measured on several datasets (docs/tuning.md); a tuned file or the user wins over them.
+    remedies: dict = {}
     #: The search space of ``ssgraphrec tune`` (:mod:`ssgraphrec.tuning.space`): what
     #: self-supervision adds plus the optimiser, L2 and depth; empty: nothing to tune.
     space: dict = {}

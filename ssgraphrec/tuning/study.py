@@ -59,7 +59,15 @@ class TuneSpec:
     command: str = ""
 
     def base_config(self) -> RunConfig:
+        """The settings every trial shares: the small-data remedies (as ``train`` applies
+        them), then the user's layers; a trial's parameters go on top."""
+        from .tuned import remedy_layer
+
+        probe = RunConfig()
+        for layer in self.layers:
+            apply(probe, dict(layer))
         cfg = RunConfig()
+        apply(cfg, remedy_layer(probe.method))
         for layer in self.layers:
             apply(cfg, dict(layer))
         return cfg
@@ -253,10 +261,11 @@ def finished(study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def run_worker(spec: TuneSpec, threads: int, callbacks: list | None = None,
-               worker: int = 0, jobs: int = 1) -> None:
-    """Worker ``worker`` of ``jobs``: its share of the trials the shared study still needs to
-    hold ``spec.trials`` finished ones (``callbacks`` are Optuna's, called after each trial)."""
+def run_worker(spec: TuneSpec, threads: int, n_trials: int, callbacks: list | None = None,
+               worker: int = 0) -> None:
+    """Worker ``worker``: ``n_trials`` trials (its share, counted by the caller before any
+    worker started) of the shared study, stopping early once it holds ``spec.trials``
+    finished ones (``callbacks`` are Optuna's, called after each trial)."""
     import torch
 
     optuna = import_optuna()
@@ -264,21 +273,25 @@ def run_worker(spec: TuneSpec, threads: int, callbacks: list | None = None,
     base = spec.base_config()
     space = resolve_space(spec, base)
     study = open_study(spec, protocol(base, space), create=False)
-    done = finished(study)
     study.sampler = make_sampler(spec.sampler_seed, spec.trials, len(study.trials), worker)
     study.pruner = make_pruner(spec.pruner, base.epochs)
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    remaining = max(0, spec.trials - done)
-    share = remaining // jobs + (worker < remaining % jobs)
-    study.optimize(objective_for(spec, base, space), n_trials=share,
+    if worker > 0:
+        # SQLite cannot lock a queued trial for one worker: leave the queued starting
+        # point to worker 0 rather than run it twice.
+        waiting = (optuna.trial.TrialState.WAITING,)
+        deadline = time.monotonic() + 120
+        while study.get_trials(deepcopy=False, states=waiting) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    study.optimize(objective_for(spec, base, space), n_trials=n_trials,
                    timeout=spec.timeout, catch=(SSGraphRecError, FloatingPointError),
                    callbacks=[optuna.study.MaxTrialsCallback(spec.trials, states=states),
                               *(callbacks or [])])
 
 
-def _worker_main(spec: TuneSpec, worker: int) -> None:  # pragma: no cover - a child process
+def _worker_main(spec: TuneSpec, worker: int, n_trials: int) -> None:  # pragma: no cover
     try:
-        run_worker(spec, threads=1, worker=worker, jobs=spec.jobs)
+        run_worker(spec, threads=1, n_trials=n_trials, worker=worker)
     except SSGraphRecError as exc:
         print(f"tune worker: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -325,17 +338,20 @@ def tune(spec: TuneSpec, log: Callable[[str], None] = print, progress: bool = Tr
             + ", ".join(space))
         bar = tqdm(total=spec.trials, initial=before, desc="trials", disable=not progress,
                    file=sys.stderr, dynamic_ncols=True)
+        remaining = spec.trials - before
         if spec.jobs == 1:
-            _run_inline(spec, base, bar)
+            _run_inline(spec, base, bar, remaining)
         else:
-            _run_workers(spec, bar)
+            shares = [remaining // spec.jobs + (k < remaining % spec.jobs)
+                      for k in range(spec.jobs)]
+            _run_workers(spec, bar, [n for n in shares if n > 0])
         bar.close()
     study = open_study(spec, protocol(base, space))
     outputs = write_outputs(study, spec, base)
     return TuneOutcome(study, outputs, finished(study) - before)
 
 
-def _run_inline(spec: TuneSpec, base: RunConfig, bar) -> None:
+def _run_inline(spec: TuneSpec, base: RunConfig, bar, n_trials: int) -> None:
     import torch
 
     threads = base.threads or 1
@@ -348,18 +364,18 @@ def _run_inline(spec: TuneSpec, base: RunConfig, bar) -> None:
                 bar.set_postfix({f"best {base.monitor}": f"{best:.4f}"})
             bar.refresh()
 
-        run_worker(spec, threads, callbacks=[step])
+        run_worker(spec, threads, n_trials, callbacks=[step])
     finally:
         torch.set_num_threads(previous)
 
 
-def _run_workers(spec: TuneSpec, bar) -> None:
+def _run_workers(spec: TuneSpec, bar, shares: list[int]) -> None:
     import multiprocessing as mp
 
     optuna = import_optuna()
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(spec, k), daemon=False)
-             for k in range(spec.jobs)]
+    procs = [ctx.Process(target=_worker_main, args=(spec, k, n), daemon=False)
+             for k, n in enumerate(shares)]
     for p in procs:
         p.start()
     storage = storage_for(spec.out / STUDY_FILE)

@@ -8,10 +8,11 @@ and the validation score. ``ssgraphrec tune`` writes the same format as
 ``best.yaml``.
 
 Layers of a run, later ones winning (:func:`resolve_run_config`): the method's
-paper defaults, the tuned file of (method, dataset) when there is one and
-``paper_defaults`` is off, then the user's layers (``--config`` YAML, command-line
-options, ``--set``). Only the tuned settings come from a tuned file; its protocol
-(epochs, split, seed) is not imposed on the run.
+paper defaults; unless ``paper_defaults``, the remedies for small data
+(:func:`remedy_layer`) and the tuned file of (method, dataset) when there is one;
+then the user's layers (``--config`` YAML, command-line options, ``--set``). Only
+the tuned settings come from a tuned file; its protocol (epochs, split, seed) is
+not imposed on the run.
 """
 
 from __future__ import annotations
@@ -31,6 +32,22 @@ TUNED_DIR = Path(__file__).resolve().parent.parent / "tuned"
 META_KEY = "tuning"
 #: Where a run's settings came from (``results.json``: ``config_source``).
 SOURCES = ("tuned", "paper", "user")
+#: Run settings every trainable method gets unless ``--paper-defaults``: early stopping
+#: waits for 1,000 optimizer steps, because contrastive methods dip before they rise
+#: when an epoch is a few dozen steps (measured in docs/tuning.md, "Remedies measured").
+GENERAL_REMEDIES: dict[str, Any] = {"min_steps": 1000}
+
+
+def remedy_layer(method: str) -> dict[str, Any]:
+    """The remedies a run of ``method`` gets unless ``--paper-defaults``:
+    :data:`GENERAL_REMEDIES` and the method's own ``remedies`` (for example SGL's SSL
+    warm-up), each measured on several datasets (docs/tuning.md)."""
+    from ..methods import METHODS
+
+    cls = METHODS.get(method)
+    if not cls.trainable:
+        return {}
+    return {**GENERAL_REMEDIES, **cls.remedies}
 
 
 def tuned_file(method: str, dataset: str, root: Path | None = None) -> Path | None:
@@ -97,7 +114,10 @@ def resolve_run_config(layers: list[dict[str, Any]], *, paper_defaults: bool = F
         apply(probe, dict(layer))
     path = None if paper_defaults else tuned_file(probe.method, probe.dataset, root)
     cfg = RunConfig()
+    remedies = {} if paper_defaults else remedy_layer(probe.method)
+    apply(cfg, dict(remedies))
     tuning: dict[str, Any] = {}
+    tuned_layer: dict[str, Any] = {}
     if path is not None:
         tuned_layer, tuning = read_tuned(path)
         apply(cfg, tuned_layer)
@@ -105,8 +125,10 @@ def resolve_run_config(layers: list[dict[str, Any]], *, paper_defaults: bool = F
         apply(cfg, dict(layer))
     own = user_settings(layers)
     source = "tuned" if path is not None else ("user" if own else "paper")
+    overridden = set(own) | set(tuned_layer) | set(tuned_layer.get("params", {}))
     return cfg, {"config_source": source, "tuned_file": str(path) if path else None,
-                 "tuning": tuning, "user_settings": own}
+                 "tuning": tuning, "user_settings": own,
+                 "remedies": {k: v for k, v in remedies.items() if k not in overridden}}
 
 
 def describe_source(provenance: dict[str, Any]) -> str:
@@ -121,6 +143,9 @@ def describe_source(provenance: dict[str, Any]) -> str:
                  f"{score:.4f})" if isinstance(score, (int, float)) else "")
         return (f"tuned settings from {provenance.get('tuned_file')}{found}{yours} "
                 "(--paper-defaults for the paper's)")
+    fixes = provenance.get("remedies") or {}
+    remedied = (" and the small-data remedies " + ", ".join(f"{k}={v}" for k, v in fixes.items())
+                + " (--paper-defaults for none)") if fixes else ""
     if source == "user":
-        return f"the paper's defaults with your settings{yours}"
-    return "the paper's defaults"
+        return f"the paper's defaults{remedied} with your settings{yours}"
+    return f"the paper's defaults{remedied}"
