@@ -67,6 +67,10 @@ class SimGCL(LightGCN):
     """
 
     config_class = SimGCLConfig
+    #: Unless --paper-defaults: the SSL term ramps in over 500 steps and Adam's lr is
+    #: 5e-3. The paper's Yelp2018 settings collapse on small data; warm-up alone does not
+    #: cure SimGCL, warm-up with the larger lr does (docs/tuning.md, "Remedies measured").
+    remedies = {"ssl_warmup": 500, "lr": 5e-3}
     space = {
         **LightGCN.space,
         "ssl_warmup": Choice((0, 250, 500, 1000)),

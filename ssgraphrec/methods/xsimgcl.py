@@ -52,6 +52,7 @@ class XSimGCL(SimGCL):
 
     config_class = XSimGCLConfig
     space = SimGCL.space
+    remedies = SimGCL.remedies  # measured on XSimGCL too (docs/tuning.md)
     description = "XSimGCL: one noised propagation; BPR + cross-layer InfoNCE (final vs layer l*)"
     paper = "Yu et al., IEEE TKDE 2023"
 
