@@ -98,6 +98,30 @@ def summary(doc: dict, patience: int, min_steps: int) -> str:
     return "\n".join(lines)
 
 
+def pivot(doc: dict, baseline: str = "lightgcn", reference: str = "paper") -> str:
+    """Test Recall@20 per (dataset, method) and variant, and its ratio to the baseline
+    method's ``reference`` variant on the same dataset."""
+    variants = list(dict.fromkeys(c["variant"] for c in doc["cells"]))
+    datasets = list(dict.fromkeys(c["dataset"] for c in doc["cells"]))
+    lines = ["| data | method | " + " | ".join(variants) + " |", "|" + "---|" * (len(variants) + 2)]
+    for dataset in datasets:
+        cells = {(c["method"], c["variant"]): c for c in doc["cells"] if c["dataset"] == dataset}
+        base = cells.get((baseline, reference))
+        for method in dict.fromkeys(m for m, _ in cells):
+            row = []
+            for v in variants:
+                c = cells.get((method, v))
+                if c is None:
+                    row.append("–")
+                    continue
+                r = c["test"]["recall@20"]
+                ratio = f" ({r / base['test']['recall@20']:.2f}×)" if base and method != baseline \
+                    else ""
+                row.append(f"{r:.4f}{ratio}")
+            lines.append(f"| {Path(dataset).name} | {method} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default="simgcl")
@@ -117,7 +141,7 @@ def main() -> None:
     out = Path(args.out)
     doc = json.loads(out.read_text()) if out.is_file() else {"cells": []}
     if args.summary:
-        print(summary(doc, 10, args.min_steps))
+        print(pivot(doc) + "\n\n" + summary(doc, 10, args.min_steps))
         return
     done = {(c["method"], c["dataset"], c["variant"], c["seed"]) for c in doc["cells"]}
     variants = [parse_variant(v) for v in (args.variant or ["paper:"])]
