@@ -450,3 +450,14 @@ def test_simgcl_defaults_do_not_collapse_on_data_nobody_tuned(real_dataset, tmp_
     paper = recall("simgcl-paper", "--method", "simgcl", "--paper-defaults")
     assert remedied >= 0.9 * lightgcn, (remedied, lightgcn)
     assert paper < 0.6 * lightgcn, (paper, lightgcn)
+
+
+def test_the_settings_column_says_when_remedies_were_applied():
+    from ssgraphrec.bench.table import _source_label
+
+    assert _source_label({"config_source": "paper", "provenance": {"remedies": {}}}) == "paper"
+    assert _source_label({"config_source": "paper",
+                          "provenance": {"remedies": {"ssl_warmup": 500}}}) == "paper + remedies"
+    assert _source_label({"config_source": "tuned",
+                          "provenance": {"remedies": {"min_steps": 1000}}}) == "tuned"
+    assert _source_label({}) == ""

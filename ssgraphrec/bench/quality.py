@@ -487,7 +487,8 @@ def _header(spec: QualitySpec, results: Sequence[CellResult], command: str | Non
         "and seed every method has the same split. `vs lightgcn`: relative gain over "
         "LightGCN, paired by seed, with its 95 % t-interval over seeds; (better) / (worse): "
         "the interval excludes zero. `settings`: tuned (the package's tuned file for the "
-        "dataset), paper (the paper's defaults) or user (--set). Published figures are "
+        "dataset), paper (the paper's defaults), paper + remedies (with the small-data "
+        "remedies of docs/tuning.md) or user (--set). Published figures are "
         "labelled where their K, split or budget differ from ours (see the notes under each "
         "table).",
         "",

@@ -127,7 +127,7 @@ def aggregate(cells: Iterable[CellResult], metrics: Sequence[str] = METRICS,
                   sorted(c.seed for c in group if not c.ok), values,
                   {m: mean_std(v)[0] for m, v in values.items()},
                   {m: mean_std(v)[1] for m, v in values.items()})
-        sources = sorted({c.results.get("config_source", "") for c in ok} - {""})
+        sources = sorted({_source_label(c.results) for c in ok} - {""})
         row.config_source = "/".join(sources)
         row.epochs_trained = _mean(c.results.get("epochs_trained") for c in ok)
         row.best_epoch = _mean(c.results.get("best_epoch") for c in ok)
@@ -151,6 +151,15 @@ def aggregate(cells: Iterable[CellResult], metrics: Sequence[str] = METRICS,
                 row.gain_mean[m], row.gain_std[m] = mean_std(gains)
                 row.gain_ci[m] = t_interval(gains)
     return rows
+
+
+def _source_label(results: dict[str, Any]) -> str:
+    """``tuned``, ``paper``, ``paper + remedies`` (the small-data remedies of
+    docs/tuning.md were applied) or ``user``."""
+    source = results.get("config_source", "")
+    if source == "paper" and (results.get("provenance") or {}).get("remedies"):
+        return "paper + remedies"
+    return source
 
 
 def _mean(values: Iterable[Any]) -> float:
