@@ -13,11 +13,8 @@ import yaml
 from ..config import RunConfig
 from ..train.run_dir import write_text_atomic
 from .space import TUNABLE_RUN_FIELDS
+from .study import PROTOCOL_FIELDS, finished, trial_config
 from .tuned import META_KEY
-
-#: Run settings written to best.yaml besides the tuned ones: the protocol the value holds for.
-PROTOCOL_KEYS = ("method", "dataset", "epochs", "split", "test_ratio", "val_ratio", "seed",
-                 "patience", "monitor", "eval_ks", "scheme", "pretrain_epochs", "train_fraction")
 
 
 def trial_rows(study) -> list[dict[str, Any]]:
@@ -38,11 +35,10 @@ def trial_rows(study) -> list[dict[str, Any]]:
 
 def best_config(study, base: RunConfig, spec) -> dict[str, Any]:
     """best.yaml: the protocol, the best trial's settings, and the ``tuning`` description."""
-    from .study import finished, trial_config
-
     best = study.best_trial
     cfg = trial_config(base, best.params)
-    out: dict[str, Any] = {k: getattr(cfg, k) for k in PROTOCOL_KEYS
+    # the protocol the value holds for, then the tuned settings
+    out: dict[str, Any] = {k: getattr(cfg, k) for k in PROTOCOL_FIELDS
                            if getattr(cfg, k) is not None}
     for key in TUNABLE_RUN_FIELDS:
         if getattr(cfg, key) is not None:
@@ -76,8 +72,9 @@ def markdown_table(rows: list[dict[str, Any]], monitor: str) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     ranked = sorted(rows, key=lambda r: (r["value"] is None, -(r["value"] or 0.0)))
     for r in ranked:
+        seconds = "–" if r["seconds"] is None else f"{r['seconds']:.0f}"
         cells = [r["trial"], r["state"], _fmt(r["value"]), _fmt(r["best_epoch"]), _fmt(r["epochs"]),
-                 _fmt(r["seconds"])] + [_fmt(r.get(p)) for p in params]
+                 seconds] + [_fmt(r.get(p)) for p in params]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 

@@ -38,7 +38,8 @@ PRUNERS = ("median", "hyperband", "none")
 #: Run settings that define what a study measures: a study run under other values is
 #: another study (refused on resume).
 PROTOCOL_FIELDS = ("method", "dataset", "epochs", "split", "test_ratio", "val_ratio", "seed",
-                   "patience", "monitor", "eval_ks", "scheme", "pretrain_epochs", "train_fraction")
+                   "patience", "min_steps", "monitor", "eval_ks", "scheme", "pretrain_epochs",
+                   "train_fraction")
 
 
 @dataclass
