@@ -236,6 +236,8 @@ def test_show_space_lists_each_parameter_with_its_range():
     out = invoke("methods", "--show-space", "simgcl").output
     assert "ssl_weight       float in [0.001, 2] (log scale)" in out
     assert "default 0.5" in out and "eps" in out
+    assert "ssl_warmup       one of 0, 250, 500, 1000" in out
+    assert "default 0 (paper; 500 unless --paper-defaults)" in out
     assert "unknown method" in invoke("methods", "--show-space", "nosuch", ok=False).output
 
 

@@ -138,12 +138,17 @@ def restrict(space: dict[str, Param], fixed: dict[str, Any]) -> dict[str, Param]
 
 def describe_space(method_cls: type) -> list[str]:
     """One line per parameter: name, range and the paper default."""
+    from ..config import RunConfig
+
     space = search_space(method_cls)
     defaults = {f.name: f.default for f in dataclasses.fields(method_cls.config_class)}
     lines = []
     for key, param in space.items():
-        default = defaults.get(key, "the run's")
-        lines.append(f"{key:<16} {param.describe():<44} default {default}")
+        default = defaults.get(key, getattr(RunConfig, key, None))
+        fix = method_cls.remedies.get(key)
+        shown = f"default {default}" + (f" (paper; {fix} unless --paper-defaults)"
+                                         if fix is not None else "")
+        lines.append(f"{key:<16} {param.describe():<44} {shown}")
     return lines
 
 
