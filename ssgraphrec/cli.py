@@ -344,8 +344,7 @@ def tune(method, dataset, trials, timeout, jobs, out, epochs, pruner, space_file
         "method": probe.method, "dataset": probe.dataset, "trials": trials, "timeout": timeout,
         "jobs": jobs, "out": str(folder), "epochs": probe.epochs, "pruner": pruner,
         "space": space_file, "config": config_file, "set": overrides, "seed": seed,
-        "sampler_seed": sampler_seed or None})
-    command = command.replace("bench tune", "tune")
+        "sampler_seed": sampler_seed or None}, group=None)
     spec = TuneSpec(layers=layers, trials=trials, out=folder, timeout=timeout, jobs=jobs,
                     pruner=pruner, sampler_seed=sampler_seed,
                     space_override=read_space_file(space_file) if space_file else {},

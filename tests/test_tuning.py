@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-import torch
 import yaml
 from click.testing import CliRunner
 
@@ -87,6 +86,7 @@ def test_a_three_trial_tune_writes_best_yaml_that_train_accepts(planted_file, tm
     assert best["params"]["reg"] == pytest.approx(winner["reg"])
     assert best["params"]["emb_dim"] == 8  # the fixed settings are part of the configuration
     assert "best trial" in result.output and "ssgraphrec train --config" in result.output
+    assert best["tuning"]["command"].startswith("ssgraphrec tune --method lightgcn")
     rows = list(csv.DictReader((out / "trials.csv").open()))
     assert [r["state"] for r in rows] == ["complete"] * 3
     assert (out / "trials.md").read_text().count("| complete |") == 3
@@ -202,6 +202,15 @@ def test_a_study_of_another_method_or_dataset_is_refused(planted_file, tmp_path)
     result = invoke(*tune_args(other, out, 2, epochs=1), ok=False)
     assert "dataset: study" in result.output
     assert len(load(out).trials) == 1  # nothing ran
+
+
+def test_a_study_file_that_is_not_a_database_is_refused(planted_file, tmp_path):
+    out = tmp_path / "tune"
+    out.mkdir()
+    (out / STUDY_FILE).write_text("not a database")
+    result = invoke(*tune_args(planted_file, out, 1, epochs=1), ok=False)
+    assert result.exit_code == 1
+    assert f"{out / STUDY_FILE} is not an Optuna study database" in result.output
 
 
 def test_an_unwritable_tune_folder_is_refused(planted_file, tmp_path):
@@ -333,7 +342,9 @@ def test_ssl_warmup_must_be_a_whole_number_of_steps(planted_file, tmp_path):
     with pytest.raises(ConfigError, match="ssl_warmup must be a whole number"):
         trainer_module.Trainer(run.method, run.data, tmp_path, epochs=1, generator=run.generator,
                                ssl_warmup=-1)
-    assert torch.get_num_threads() == 1
+    with pytest.raises(ConfigError, match="min_steps must be a whole number"):
+        trainer_module.Trainer(run.method, run.data, tmp_path, epochs=1, generator=run.generator,
+                               min_steps=1.5)
 
 
 def test_early_stopping_waits_for_the_minimum_budget_of_steps(planted_file, tmp_path, monkeypatch):

@@ -130,14 +130,15 @@ def parse_names(text: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(s.strip() for s in items if s.strip()))
 
 
-def command_line(name: str, options: dict[str, Any]) -> str:
-    """The ``ssgraphrec bench <name> ...`` line that reproduces a run, for its report.
+def command_line(name: str, options: dict[str, Any], group: str | None = "bench") -> str:
+    """The ``ssgraphrec bench <name> ...`` line that reproduces a run, for its report
+    (``group=None``: ``ssgraphrec <name> ...``).
 
     ``options`` maps option names (``first_seed``) to values; ``None``, ``False``
     and ``()`` are left out, ``True`` is a flag, a tuple repeats the option.
     ``$SSGRAPHREC_DATA`` is written in front when set and no ``data_root`` is given.
     """
-    parts = ["ssgraphrec", "bench", name]
+    parts = ["ssgraphrec", *([group] if group else []), name]
     for key, value in options.items():
         if value is None or value == () or value is False:
             continue

@@ -134,8 +134,13 @@ def open_study(spec: TuneSpec, proto: dict[str, Any], *, create: bool = True,
     as its first trial) or checked against it."""
     optuna = import_optuna()
     path = spec.out / STUDY_FILE
-    storage = storage_for(path)
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage)] if path.exists() else []
+    try:
+        storage = storage_for(path)
+        names = ([s.study_name for s in optuna.get_all_study_summaries(storage)]
+                 if path.exists() else [])
+    except Exception as exc:  # SQLAlchemy's errors: a file that is not an Optuna database
+        raise ConfigError(f"{path} is not an Optuna study database ({type(exc).__name__}); "
+                          "tune into another --out, or remove the file") from None
     if names and STUDY_NAME not in names:
         raise ConfigError(f"{path} is not a study of ssgraphrec tune (it holds {', '.join(names)})")
     if STUDY_NAME in names:
