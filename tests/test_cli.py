@@ -224,6 +224,35 @@ def test_mostpop_ranks_by_training_popularity(tmp_path, small_file, small_data):
     assert top[1] == data[ITEM].raw_id[int(pop.argmax())]
 
 
+def test_train_reports_the_popularity_baseline_of_its_own_split(tmp_path, small_file,
+                                                                sgl_training):
+    run, printed = sgl_training
+    results = json.loads((run / "results.json").read_text())
+    out = tmp_path / "pop"
+    invoke("train", "--method", "mostpop", "--dataset", str(small_file), "--out", str(out),
+           "--no-progress")
+    popularity = json.loads((out / "results.json").read_text())
+    assert "baseline" not in popularity  # MostPop is not compared with itself
+    assert results["baseline"]["method"] == "mostpop"
+    assert results["baseline"]["test"] == popularity["test"]  # same split, same protocol
+    base, own = popularity["test"], results["test"]
+    line = next(x for x in printed.splitlines() if x.startswith("mostpop on the same split"))
+    assert f"recall@20 {base['recall@20']:.4f}, ndcg@20 {base['ndcg@20']:.4f}" in line
+    assert line.endswith(f"sgl is {own['recall@20'] / base['recall@20']:.2f}x, "
+                         f"{own['ndcg@20'] / base['ndcg@20']:.2f}x of it")
+
+
+@pytest.mark.slow
+def test_the_first_command_beats_popularity_on_the_default_data(tmp_path):
+    """README's first command, as a new user types it: 1.5x MostPop's Recall@20 at least."""
+    out = tmp_path / "first"
+    invoke("train", "--method", "sgl", "--aug", "edge_drop", "--out", str(out), "--no-progress")
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset"] == "synthetic" and results["epochs_trained"] == 50
+    assert results["test"]["recall@20"] >= 1.5 * results["baseline"]["test"]["recall@20"]
+    assert results["test"]["ndcg@20"] >= 1.5 * results["baseline"]["test"]["ndcg@20"]
+
+
 def test_mostpop_on_the_default_synthetic_data(tmp_path):
     out = tmp_path / "syn"
     printed = invoke("train", "--method", "mostpop", "--out", str(out), "--no-progress").output

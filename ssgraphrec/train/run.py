@@ -18,6 +18,7 @@ from ..data.schema import INTERACTS, summary, task_of
 from ..errors import SSGraphRecError
 from ..eval.ranking import check_cutoffs
 from ..methods import METHODS, Method
+from ..methods.base import MethodConfig
 from ..sparse import resolve_backend
 from . import run_dir as rd
 from .checkpoint import load_checkpoint
@@ -175,6 +176,7 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
     if resume:
         trainer.resume()
     outcome = trainer.fit()
+    baseline = popularity_baseline(trainer, run)
     results = {
         "method": cfg.method,
         "dataset": cfg.dataset,
@@ -187,6 +189,8 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
         "seed": cfg.seed,
         "versions": rd.versions(),
     }
+    if baseline is not None:
+        results["baseline"] = baseline
     simulated = simulation_summary(run.data)
     if simulated is not None:
         results["cold_simulation"] = {"k": cfg.simulate_cold, "share": cfg.simulate_cold_share,
@@ -195,6 +199,21 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
         results["method_info"] = dict(run.method.info)
     rd.write_results(run_path, results)
     return run_path, results
+
+
+def popularity_baseline(trainer: Trainer, run: Run) -> dict[str, Any] | None:
+    """Test metrics of MostPop on the run's own split and protocol, or ``None``.
+
+    The bar a learned recommender must clear: ``results.json`` keeps it as
+    ``baseline`` and ``train`` prints the method's ratio to it. Computed for
+    user-item ranking runs that evaluate the test split (not for MostPop
+    itself, nor for link prediction); it costs one full-ranking evaluation.
+    """
+    if (run.method.name == "mostpop" or trainer.task != "ranking" or trainer.link_prediction
+            or not trainer.evaluate_test):
+        return None
+    popularity = METHODS.get("mostpop")(run.data, MethodConfig()).to(run.device)
+    return {"method": "mostpop", "test": trainer.evaluate("test", method=popularity)}
 
 
 def pretrain(cfg: RunConfig, out: str | None = None, *, progress: bool = True, log=None

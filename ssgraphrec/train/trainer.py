@@ -198,27 +198,30 @@ class Trainer:
 
     # -- evaluation -------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, split: str = "test", target: torch.Tensor | None = None
-                 ) -> dict[str, float]:
+    def evaluate(self, split: str = "test", target: torch.Tensor | None = None,
+                 method: Method | None = None) -> dict[str, float]:
         """Metrics on ``val`` (training items masked) or ``test`` (training and
-        validation items masked); ``target`` replaces the split's pairs (a slice)."""
-        self.method.eval()
+        validation items masked); ``target`` replaces the split's pairs (a slice).
+        ``method`` (default: the one trained) is another model on the same data and
+        protocol, e.g. the popularity baseline the results are compared with."""
+        method = self.method if method is None else method
+        method.eval()
         if self.task != "ranking":
-            return evaluate_next_item(self.method.score, self.data, split, num_items(self.data),
+            return evaluate_next_item(method.score, self.data, split, num_items(self.data),
                                       self.ks, self.eval_batch_size, mask_history=self.mask_history)
         if self.link_prediction:
-            return evaluate_link_prediction(*self.method.embeddings(), self.data, split)
+            return evaluate_link_prediction(*method.embeddings(), self.data, split)
         store = self.data[INTERACTS]
-        users, items = self.method.embeddings()
+        users, items = method.embeddings()
         # A method whose score is not a dot product (BiGI's MLP) offers ranking_scores().
-        score = (self.method.ranking_scores() if hasattr(self.method, "ranking_scores")
+        score = (method.ranking_scores() if hasattr(method, "ranking_scores")
                  else dot_scores(users, items))
         exclude = [store.edge_index] + ([store.val_edge_index] if split == "test" else [])
         if HIDDEN in store:  # what the cold-start simulation took away: neither hit nor miss
             exclude.append(store[HIDDEN])
         if target is None:
             target = store.val_edge_index if split == "val" else store.test_edge_index
-        if self.retrieval != "exact" and not hasattr(self.method, "ranking_scores"):
+        if self.retrieval != "exact" and not hasattr(method, "ranking_scores"):
             return evaluate_retrieval(users, items, target, exclude, num_users(self.data),
                                       num_items(self.data), self.ks, backend=self.retrieval,
                                       batch_size=self.eval_batch_size, split_name=split)
