@@ -17,6 +17,7 @@ import torch.nn.functional as F
 import torch_geometric.transforms as T
 from click.testing import CliRunner
 
+import ssgraphrec.methods.simgcl as simgcl_module
 import ssgraphrec.nn.lightgcn as lightgcn_module
 from ssgraphrec.cli import main
 from ssgraphrec.data import INTERACTS, SyntheticConfig, build_dataset, interaction_data, make_synthetic
@@ -150,15 +151,48 @@ def test_encoder_perturbs_propagated_layers_only_and_keeps_its_default():
 def test_xsimgcl_propagates_once_per_batch_and_simgcl_three_times(small_data, batch, monkeypatch):
     calls = []
     propagate = lightgcn_module.propagate
-    monkeypatch.setattr(lightgcn_module, "propagate",
-                        lambda adj, x: calls.append(adj) or propagate(adj, x))
+
+    def counted(adj, x):
+        calls.append(x.size(1))
+        return propagate(adj, x)
+
+    monkeypatch.setattr(lightgcn_module, "propagate", counted)
+    monkeypatch.setattr(simgcl_module, "propagate", counted)
     x = XSimGCL(small_data, XSimGCLConfig(emb_dim=16), backend="torch", generator=gen())
     x.loss(batch)
-    assert len(calls) == x.cfg.num_layers == 3
+    assert calls == [16] * x.cfg.num_layers == [16] * 3
     calls.clear()
     s = SimGCL(small_data, SimGCLConfig(emb_dim=16), backend="torch", generator=gen())
-    s.loss(batch)
-    assert len(calls) == 3 * s.cfg.num_layers
+    s.loss(batch)  # the default: three propagations
+    assert calls == [16] * 3 * s.cfg.num_layers
+    calls.clear()
+    s = SimGCL(small_data, SimGCLConfig(emb_dim=16, fused=True), backend="torch", generator=gen())
+    s.loss(batch)  # fused: one product per layer over the three streams side by side
+    assert calls == [48] * s.cfg.num_layers
+
+
+@pytest.mark.parametrize("skip_ego,num_layers", [(True, 3), (False, 2), (True, 1)])
+def test_simgcl_fused_streams_equal_three_propagations_in_loss_and_gradients(
+        small_data, batch, skip_ego, num_layers):
+    def loss_and_grads(fused):
+        torch.manual_seed(5)  # the same initial embeddings
+        s = SimGCL(small_data, SimGCLConfig(emb_dim=16, fused=fused, skip_ego=skip_ego,
+                                            num_layers=num_layers),
+                   backend="torch", generator=gen(11))  # the same noise draws
+        terms = s.loss(batch)
+        sum(terms.values()).backward()
+        return ({k: v.detach() for k, v in terms.items()},
+                [p.grad.clone() for p in s.parameters()])
+
+    fused_terms, fused_grads = loss_and_grads(True)
+    plain_terms, plain_grads = loss_and_grads(False)
+    assert fused_terms.keys() == plain_terms.keys() == {"bpr", "reg", "ssl"}
+    for k in fused_terms:
+        assert torch.allclose(fused_terms[k], plain_terms[k], rtol=1e-5, atol=1e-7), k
+    assert len(fused_grads) == len(plain_grads) == 2
+    for fg, pg in zip(fused_grads, plain_grads, strict=True):
+        assert fg.abs().sum() > 0
+        assert torch.allclose(fg, pg, rtol=1e-4, atol=1e-7)
 
 
 def perturbed_layers(method, seed):

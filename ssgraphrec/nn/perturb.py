@@ -23,10 +23,14 @@ from torch import Tensor
 from ..errors import ConfigError
 
 
+def _rand(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
+          generator: torch.Generator | None) -> Tensor:
+    gen_device = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
+
+
 def _rand_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    gen_device = generator.device if generator is not None else x.device
-    return torch.rand(x.shape, generator=generator, device=gen_device,
-                      dtype=x.dtype).to(x.device)
+    return _rand(tuple(x.shape), x.dtype, x.device, generator)
 
 
 def _randperm(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -57,8 +61,17 @@ def uniform_noise(x: Tensor, eps: float, generator: torch.Generator | None = Non
     node) gets zero noise.
     """
     eps = check_eps(eps)
-    direction = _rand_like(x, generator) * torch.sign(x)
-    return F.normalize(direction, dim=-1) * eps
+    return noise_of_draw(x, _rand_like(x, generator), eps)
+
+
+def noise_of_draw(x: Tensor, draw: Tensor, eps: float) -> Tensor:
+    r"""The noise of :func:`uniform_noise` for the uniform draw :math:`\bar\Delta` = ``draw``.
+
+    Separating the draw from its use lets a fused propagation (several streams
+    in one product, :meth:`ssgraphrec.methods.simgcl.SimGCL.final_streams`) draw
+    its numbers in the order of the unfused one and so add the same noise.
+    """
+    return F.normalize(draw * torch.sign(x), dim=-1) * eps
 
 
 class UniformNoise:
@@ -75,6 +88,15 @@ class UniformNoise:
 
     def __call__(self, x: Tensor) -> Tensor:
         return x + uniform_noise(x, self.eps, self.generator)
+
+    def draw(self, shape: tuple[int, ...], dtype: torch.dtype = torch.float32,
+             device: torch.device | str = "cpu") -> Tensor:
+        """The uniform numbers one call on a tensor of ``shape`` would draw."""
+        return _rand(tuple(shape), dtype, torch.device(device), self.generator)
+
+    def with_draw(self, x: Tensor, draw: Tensor) -> Tensor:
+        """``x`` plus the noise of ``draw`` (``self(x)`` with its numbers drawn beforehand)."""
+        return x + noise_of_draw(x, draw, self.eps)
 
     def __repr__(self) -> str:
         return f"UniformNoise(eps={self.eps})"
