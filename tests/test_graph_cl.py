@@ -9,6 +9,7 @@ them), and each method has to beat popularity ranking on planted communities.
 """
 
 import dataclasses
+import importlib
 import math
 
 import pytest
@@ -53,6 +54,8 @@ from ssgraphrec.sparse import (
 from ssgraphrec.train import Trainer
 from ssgraphrec.transforms import AUGMENTATIONS, EdgeDrop, GraphDiffusion, RandomWalk
 
+# the module, not the function of the same name that ssgraphrec.losses exports
+proto_nce_module = importlib.import_module("ssgraphrec.losses.proto_nce")
 SMALL = SyntheticConfig(num_users=600, num_items=400, num_communities=6, mean_interactions=25,
                         social=False)
 
@@ -261,6 +264,27 @@ def test_proto_nce_is_infonce_over_all_candidates():
     expected = -torch.log(pos / ttl)
     assert torch.allclose(proto_nce(q, c, t, 0.1, reduction="sum"), expected.sum(), atol=1e-4)
     assert torch.allclose(proto_nce(q, c, t, 0.1), expected.mean(), atol=1e-5)
+
+
+@pytest.mark.parametrize("block_floats", [7, 64, 2**18])  # many blocks, a ragged last one, one
+@pytest.mark.parametrize("grads", [(True, True), (True, False)])
+def test_blocked_full_softmax_nce_equals_cross_entropy_with_gradients(monkeypatch, block_floats,
+                                                                      grads):
+    monkeypatch.setattr(proto_nce_module, "BLOCK_FLOATS", block_floats)
+    q0, c0 = torch.randn(37, 8, generator=gen(0)), torch.randn(9, 8, generator=gen(1)) * 3
+    t = torch.randint(0, 9, (37,), generator=gen(2))
+    g = torch.rand(37, generator=gen(3))  # a weighted sum, so that every row's grad matters
+    ref_q, ref_c = q0.clone().requires_grad_(grads[0]), c0.clone().requires_grad_(grads[1])
+    (F.cross_entropy(ref_q @ ref_c.t(), t, reduction="none") * g).sum().backward()
+    q, c = q0.clone().requires_grad_(grads[0]), c0.clone().requires_grad_(grads[1])
+    per_row = proto_nce_module.FullSoftmaxNCE.apply(q, c, t)
+    assert torch.allclose(per_row, F.cross_entropy(q0 @ c0.t(), t, reduction="none"), atol=1e-5)
+    (per_row * g).sum().backward()
+    assert torch.allclose(q.grad, ref_q.grad, atol=1e-5)
+    if grads[1]:
+        assert torch.allclose(c.grad, ref_c.grad, atol=1e-5)
+    else:
+        assert c.grad is None
 
 
 def test_ncl_loss_terms_follow_the_authors_code_and_the_warm_up(small_data, batch):
