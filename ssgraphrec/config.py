@@ -43,7 +43,9 @@ class RunConfig:
     mask_history: bool = False
     #: next-item tasks: train on this seeded share of the training samples (bounded runs).
     train_fraction: float = 1.0
-    eval_batch_size: int = 1024
+    #: users (or samples) per full-ranking block; 0: about 2**23 scores per block
+    #: (``ssgraphrec.train.trainer.auto_eval_batch_size``), measured fastest on the CPU.
+    eval_batch_size: int = 0
     data_root: str | None = None
     #: "joint" or "pretrain_finetune"; None: the method's ``default_scheme``
     #: (docs/training-schemes.md).

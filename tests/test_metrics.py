@@ -66,3 +66,23 @@ def test_k_larger_than_item_count_and_empty_split_are_clear_errors():
     with pytest.raises(SSGraphRecError, match="test split is empty"):
         evaluate_ranking(dot_scores(emb, emb), torch.zeros(2, 0, dtype=torch.long), [], 2, 2,
                          ks=[1])
+
+
+def test_evaluation_blocks_change_nothing_and_the_automatic_block_is_bounded():
+    from ssgraphrec.train.trainer import EVAL_BLOCK_SCORES, auto_eval_batch_size
+
+    g = torch.Generator().manual_seed(0)
+    users, items = torch.randn(50, 4, generator=g), torch.randn(30, 4, generator=g)
+    pairs = torch.stack([torch.arange(50).repeat_interleave(3), torch.randint(0, 30, (150,),
+                                                                               generator=g)])
+    order = torch.argsort(pairs[0] * 30 + pairs[1])
+    test, train = pairs[:, order[::2]], pairs[:, order[1::2]]
+    test = test[:, torch.argsort(test[0], stable=True)]
+    train = train[:, torch.argsort(train[0], stable=True)]
+    whole = evaluate_ranking(dot_scores(users, items), test, [train], 50, 30, ks=[5, 10],
+                             batch_size=50)
+    for block in (1, 7, 64):
+        assert evaluate_ranking(dot_scores(users, items), test, [train], 50, 30, ks=[5, 10],
+                                batch_size=block) == pytest.approx(whole)
+    assert auto_eval_batch_size(17_632) == EVAL_BLOCK_SCORES // 17_632  # lastfm: 475 users
+    assert auto_eval_batch_size(10) == 1024 and auto_eval_batch_size(10**7) == 64

@@ -33,6 +33,21 @@ SCHEMES = ("joint", "pretrain_finetune")
 ENCODER = "encoder.pt"
 
 
+#: Scores per full-ranking block when ``eval_batch_size`` is 0 (automatic).
+EVAL_BLOCK_SCORES = 2**23
+
+
+def auto_eval_batch_size(num_items: int) -> int:
+    """Users per evaluation block: about :data:`EVAL_BLOCK_SCORES` scores (32 MB), 64 to 1024.
+
+    Measured with one thread: 1,024 users per block is 1.2-1.3x slower than
+    200-500 on Gowalla (40,981 items) and lastfm-80-20 (17,632): a block that
+    stays in the cache is written by the product and read by the top-K without
+    a trip to memory (docs/benchmarks.md, "Evaluation").
+    """
+    return max(64, min(1024, EVAL_BLOCK_SCORES // max(num_items, 1)))
+
+
 class Trainer:
     """Trains a :class:`Method` with the joint or the pretrain->finetune scheme.
 
@@ -84,7 +99,7 @@ class Trainer:
 
     def __init__(self, method: Method, data: HeteroData, run_dir: Path, *, epochs: int,
                  patience: int = 10, monitor: str = "ndcg@20", ks: list[int] | None = None,
-                 eval_batch_size: int = 1024, generator: torch.Generator,
+                 eval_batch_size: int = 0, generator: torch.Generator,
                  progress: bool = True, log: Callable[[str], None] | None = None,
                  mask_history: bool = False, scheme: str = "joint", pretrain_epochs: int = 0,
                  finetune_lr: float | None = None, pretrained: dict[str, Any] | None = None,
@@ -112,7 +127,9 @@ class Trainer:
                    else {f"{m}@{k}" for m in self.metric_names for k in self.ks})
         if monitor not in allowed:
             raise ConfigError(f"monitor {monitor!r} is not a computed metric; eval_ks={self.ks}")
-        self.eval_batch_size = eval_batch_size
+        if eval_batch_size < 0:
+            raise ConfigError(f"eval_batch_size must be >= 1 (0: automatic), got {eval_batch_size}")
+        self.eval_batch_size = eval_batch_size or auto_eval_batch_size(num_items(data))
         self.generator = generator
         self.progress = progress
         self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
