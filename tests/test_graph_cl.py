@@ -107,6 +107,21 @@ def test_uniform_noise_has_norm_eps_the_embeddings_signs_and_the_generators_draw
     assert torch.equal(uniform_noise(x, 0.0, gen(1)), torch.zeros_like(x))
 
 
+def test_noise_without_autograd_gives_the_values_and_gradients_of_the_autograd_formula():
+    x0 = torch.randn(30, 8, generator=gen(4))
+    x0[3, :2] = 0.0
+    draw = torch.rand(30, 8, generator=gen(5))
+    x = x0.clone().requires_grad_(True)
+    ref = x0.clone().requires_grad_(True)
+    out = UniformNoise(0.3).with_draw(x, draw)
+    expected = ref + F.normalize(draw * torch.sign(ref), dim=-1) * 0.3
+    assert torch.allclose(out, expected, atol=1e-7)
+    weights = torch.randn(30, 8, generator=gen(6))
+    (out.pow(2) * weights).sum().backward()
+    (expected.pow(2) * weights).sum().backward()
+    assert torch.allclose(x.grad, ref.grad, atol=1e-6)
+
+
 @pytest.mark.parametrize("eps", [-0.1, float("nan")])
 def test_negative_noise_is_a_config_error(eps):
     with pytest.raises(ConfigError):

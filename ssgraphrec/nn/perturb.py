@@ -71,7 +71,12 @@ def noise_of_draw(x: Tensor, draw: Tensor, eps: float) -> Tensor:
     in one product, :meth:`ssgraphrec.methods.simgcl.SimGCL.final_streams`) draw
     its numbers in the order of the unfused one and so add the same noise.
     """
-    return F.normalize(draw * torch.sign(x), dim=-1) * eps
+    # sign(x) has zero gradient, so the noise is a constant of the graph: computed without
+    # autograd (same values and gradients as F.normalize(draw * sign(x)) * eps, fewer passes).
+    with torch.no_grad():
+        noise = draw * torch.sign(x)
+        return noise.mul_(eps / torch.linalg.vector_norm(noise, dim=-1, keepdim=True)
+                          .clamp_min_(1e-12))
 
 
 class UniformNoise:
