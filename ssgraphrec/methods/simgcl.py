@@ -40,7 +40,7 @@ class SimGCLConfig(LightGCNConfig):
     stream's noise added after the layer: the same numbers as three products
     (tested), from one pass over the adjacency. It is off by default because on
     the CPU it is slower: PyTorch's (MKL's) CSR product of a 192-column matrix
-    took 1.4-2x the time of three 64-column ones on Gowalla and lastfm-80-20,
+    took 1.2-1.6x the time of three 64-column ones on lastfm-80-20 and Gowalla,
     since the cost is the gather of the dense rows, which fusing does not
     reduce, and the concatenation adds a copy (docs/benchmarks.md, "SimGCL:
     fused streams").
