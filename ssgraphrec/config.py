@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .ranges import check_ranges
 
 
 @dataclass
@@ -84,11 +85,21 @@ RUN_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
 
 
 def parse_value(text: str) -> Any:
-    """Parse an override value the way YAML would (``1e-3``, ``true``, ``[10, 20]``)."""
+    """Parse an override value the way YAML would (``1e-3``, ``true``, ``[10, 20]``).
+
+    Numbers YAML 1.1 reads as strings are numbers here too: ``1e-4`` and ``-1e-4``
+    (no dot), ``nan`` and ``inf`` (which the range checks then refuse by name).
+    """
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def apply(cfg: RunConfig, values: dict[str, Any]) -> RunConfig:
@@ -211,4 +222,6 @@ def method_config(config_class: type, run: RunConfig, method_name: str):
         elif default is not None and not isinstance(value, type(default)):
             raise ConfigError(f"setting {key}={value!r} for method {method_name!r}: expected "
                               f"{type(default).__name__}")
-    return config_class(**values)
+    config = config_class(**values)
+    check_ranges(config, f"method {method_name!r}")
+    return config

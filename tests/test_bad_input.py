@@ -143,9 +143,9 @@ def test_aug_for_a_method_without_augmentations():
     ("eval_ks=[5,x]", "eval_ks must be a list of integers"),
     ("epochs=abc", "epochs='abc': expected an int"),
     ("seed=1.5", "seed=1.5: expected an int"),
-    ("val_ratio=1.5", "val_ratio must be a probability"),
+    ("val_ratio=1.5", "val_ratio must be in [0, 1), got 1.5"),
     ("lr=fast", "lr='fast'"),
-    ("temperature=0", "temperature must be positive"),
+    ("temperature=0", "temperature must be > 0, got 0"),
     ("split=temporal", "unknown split 'temporal'"),
     ("monitor=ndcg@50", "monitor 'ndcg@50' is not a computed metric"),
     ("noequals", "--set expects key=value"),
@@ -158,7 +158,7 @@ def test_bad_set_values(small, override, needle):
 def test_negative_epochs_and_batch_size():
     assert_clean_failure(train("--epochs", "-1"), "--epochs must be >= 0")
     assert_clean_failure(train("--method", "lightgcn", "--batch-size", "0"),
-                         "batch size must be >= 1")
+                         "batch_size must be >= 1, got 0")
 
 
 def test_loo_split_of_data_without_timestamps(small):
@@ -202,3 +202,46 @@ def test_the_installed_command_exits_1_without_a_traceback():
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("Error: unknown method 'nope'")
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--lr", "inf"], "lr must be a finite number, got inf"),
+    (["--lr", "nan"], "lr must be a finite number, got nan"),
+    (["--lr", "-0.1"], "lr must be > 0, got -0.1"),
+    (["--lr", "0"], "lr must be > 0, got 0"),
+    (["--set", "emb_dim=0"], "emb_dim must be >= 1, got 0"),
+    (["--set", "num_layers=-1"], "num_layers must be >= 0, got -1"),
+    (["--set", "reg=-1e-4"], "reg must be >= 0, got -0.0001"),
+    (["--set", "init_std=1e400"], "init_std must be a finite number, got inf"),
+    (["--patience", "-1"], "patience must be >= 0, got -1"),
+    (["--set", "min_steps=-5"], "min_steps must be >= 0, got -5"),
+    (["--set", "eval_batch_size=-2"], "eval_batch_size must be >= 0, got -2"),
+])
+def test_settings_outside_their_range_are_refused_before_training(small, args, needle):
+    message = assert_clean_failure(train("--dataset", str(small), "--method", "lightgcn", *args),
+                                   needle)
+    assert not Path("run").exists(), message  # refused before a run directory is made
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--method", "sgl", "--set", "dropout=1.5"], "unknown setting 'dropout'"),
+    (["--method", "sasrec", "--set", "dropout=1.5"], "dropout must be in [0, 1], got 1.5"),
+    (["--method", "simgcl", "--set", "temperature=-1"], "temperature must be > 0, got -1"),
+    (["--method", "ncl", "--set", "ssl_weight=-0.5"], "ssl_weight must be >= 0, got -0.5"),
+])
+def test_method_settings_are_checked_by_their_shared_range(small, args, needle):
+    assert_clean_failure(train("--dataset", str(small), *args), needle)
+
+
+def test_a_diverging_run_stops_naming_the_epoch_instead_of_reporting_nan_metrics(small):
+    assert_clean_failure(train("--dataset", str(small), "--method", "lightgcn", "--lr", "1e30"),
+                         "after epoch 1", "scores are not finite", "lower the learning rate")
+
+
+def test_numbers_yaml_1_1_reads_as_strings_are_numbers_in_set():
+    from ssgraphrec.config import parse_value
+
+    assert parse_value("1e-4") == 1e-4 and parse_value("-1e-4") == -1e-4
+    assert parse_value("inf") == float("inf") and parse_value("nan") != parse_value("nan")
+    assert parse_value("edge_drop") == "edge_drop" and parse_value("128,64") == "128,64"
+    assert parse_value("[10, 20]") == [10, 20] and parse_value("true") is True

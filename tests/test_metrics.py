@@ -86,3 +86,15 @@ def test_evaluation_blocks_change_nothing_and_the_automatic_block_is_bounded():
                                 batch_size=block) == pytest.approx(whole)
     assert auto_eval_batch_size(17_632) == EVAL_BLOCK_SCORES // 17_632  # lastfm: 475 users
     assert auto_eval_batch_size(10) == 1024 and auto_eval_batch_size(10**7) == 64
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_scores_are_refused_not_ranked(bad):
+    user_emb = torch.ones(3, 1)
+    item_emb = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    test = torch.tensor([[0, 1, 2], [2, 0, 1]])
+    fine = evaluate_ranking(dot_scores(user_emb, item_emb), test, [], 3, 4, ks=[1])
+    assert fine["users_evaluated"] == 3
+    item_emb[1, 0] = bad
+    with pytest.raises(SSGraphRecError, match=r"scores are not finite .* for 3 of 3 rows"):
+        evaluate_ranking(dot_scores(user_emb, item_emb), test, [], 3, 4, ks=[1])

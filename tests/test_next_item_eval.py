@@ -124,3 +124,10 @@ def test_recommend_on_a_session_run_is_a_clear_error():
 
     with pytest.raises(SSGraphRecError, match="recommend works on user-item runs; this run holds next_item"):
         recommend_for_user(SimpleNamespace(data=toy_sessions()), "0")
+
+
+def test_all_nan_scores_are_refused_not_counted_as_hits():
+    data = toy_sessions()
+    nan = float("nan")
+    with pytest.raises(SSGraphRecError, match="test evaluation: the model's scores are not finite"):
+        evaluate_next_item(fixed_scores([[nan] * 5] * 4), data, "test", 5, ks=[1])

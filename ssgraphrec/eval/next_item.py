@@ -27,7 +27,7 @@ from torch import Tensor
 
 from ..data.schema import CONTAINS, SESSION, segment_pointer
 from ..errors import SSGraphRecError
-from .ranking import check_cutoffs, gather_rows
+from .ranking import check_cutoffs, check_finite_scores, gather_rows
 
 #: ``(samples [B], split) -> scores [B, num_items]``.
 SampleScoreFn = Callable[[Tensor, str], Tensor]
@@ -110,7 +110,7 @@ def evaluate_next_item(score: SampleScoreFn, data, split: str, num_items: int,
     for start in range(0, samples_all.numel(), batch_size):
         samples = samples_all[start:start + batch_size]
         targets = targets_all[start:start + batch_size]
-        scores = score(samples, split).float()
+        scores = check_finite_scores(score(samples, split).float(), split)
         if scores._base is not None:
             scores = scores.clone()
         if mask_history:

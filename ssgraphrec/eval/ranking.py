@@ -33,6 +33,22 @@ def gather_rows(edge_index: Tensor, ptr: Tensor, users: Tensor) -> tuple[Tensor,
     return rows, edge_index[1, idx]
 
 
+def check_finite_scores(scores: Tensor, split_name: str = "test") -> Tensor:
+    """``scores`` if every entry is finite, else :class:`SSGraphRecError`.
+
+    A NaN compares false with everything, so NaN scores would rank arbitrarily
+    (all-NaN scores gave perfect next-item metrics); infinite ones tie. One
+    float64 sum checks a block in a single pass: it is finite exactly when every
+    float32 score is (no float32 sum of a block can overflow float64).
+    """
+    if bool(torch.isfinite(scores.sum(dtype=torch.float64))):
+        return scores
+    rows = int((~torch.isfinite(scores)).any(1).sum())
+    raise SSGraphRecError(f"{split_name} evaluation: the model's scores are not finite (NaN or "
+                          f"infinite) for {rows} of {scores.size(0)} rows of a block; training "
+                          "diverged: lower the learning rate")
+
+
 def check_cutoffs(ks: Sequence[int], num_items: int) -> list[int]:
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
@@ -67,7 +83,7 @@ def evaluate_ranking(score: ScoreFn, target: Tensor, exclude: Sequence[Tensor], 
     """
 
     def top_items(users: Tensor, ex: list[tuple[Tensor, Tensor]], k: int) -> Tensor:
-        scores = score(users).float()
+        scores = check_finite_scores(score(users).float(), split_name)
         if scores._base is not None:  # never write into a view of the caller's tensors
             scores = scores.clone()
         for e, ptr in ex:

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from .ranking import evaluate_top_items, gather_rows
+from .ranking import check_finite_scores, evaluate_top_items, gather_rows
 
 BACKENDS = ("exact", "faiss")
 
@@ -116,7 +116,7 @@ def retrieve(index: ExactIndex | FaissIndex, queries: Tensor, k: int, users: Ten
     """
     rows, cols, keys, counts = _excluded_keys(users, exclude, num_items)
     if isinstance(index, ExactIndex):
-        scores = queries @ index.items.t()
+        scores = check_finite_scores(queries @ index.items.t())
         scores[rows, cols] = -float("inf")
         return torch.topk(scores, k, dim=1).indices
     extra = int(counts.max()) if counts.numel() else 0

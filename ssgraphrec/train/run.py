@@ -19,6 +19,7 @@ from ..errors import SSGraphRecError
 from ..eval.ranking import check_cutoffs
 from ..methods import METHODS, Method
 from ..methods.base import MethodConfig
+from ..ranges import check_ranges
 from ..sparse import resolve_backend
 from . import run_dir as rd
 from .checkpoint import load_checkpoint
@@ -61,6 +62,7 @@ def build(cfg: RunConfig) -> Run:
         if cfg.threads < 1:
             raise SSGraphRecError(f"--threads must be >= 1, got {cfg.threads}")
         torch.set_num_threads(cfg.threads)
+    check_ranges(cfg)
     seed_everything(cfg.seed)
     dataset = _view_for(cfg.dataset, cls.tasks)
     data = load_dataset(dataset, split=cfg.split, test_ratio=cfg.test_ratio,

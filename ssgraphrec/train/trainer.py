@@ -16,7 +16,7 @@ from ..data.cold_simulation import HIDDEN, SIMULATED
 from ..data.link_negatives import is_link_prediction
 from ..data.sampler import NegativeSampler, bpr_batches, num_batches
 from ..data.schema import INTERACTS, SESSION, num_items, num_users, summary, task_of
-from ..errors import ConfigError
+from ..errors import ConfigError, SSGraphRecError
 from ..eval import dot_scores, evaluate_ranking
 from ..eval.link_prediction import LINK_METRICS, evaluate_link_prediction
 from ..eval.metrics import METRICS
@@ -338,8 +338,11 @@ class Trainer:
                 terms = {k: v * scale if k in method.ssl_terms else v for k, v in terms.items()}
             loss = sum(terms.values())
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch + 1}; "
-                                         "lower the learning rate")
+                bad = {k: float(v) for k, v in terms.items() if not torch.isfinite(v)}
+                named = ", ".join(f"{k} = {v}" for k, v in bad.items()) or f"total = {float(loss)}"
+                raise FloatingPointError(
+                    f"the loss became non-finite at epoch {epoch + 1}, step {steps + 1} ({named}); "
+                    "lower the learning rate, or check the data for extreme weights")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -407,7 +410,10 @@ class Trainer:
                 msg = f"epoch {epoch + 1:3d} | " + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
                 if self.has_val:
                     t1 = time.perf_counter()
-                    val = self.evaluate("val")
+                    try:
+                        val = self.evaluate("val")
+                    except SSGraphRecError as exc:  # e.g. scores that became NaN: say when
+                        raise SSGraphRecError(f"after epoch {epoch + 1}: {exc}") from None
                     record["val"] = val
                     record["eval_s"] = round(time.perf_counter() - t1, 3)
                     improved = self.stopper.step(val[self.monitor], epoch + 1)
