@@ -245,3 +245,45 @@ def test_numbers_yaml_1_1_reads_as_strings_are_numbers_in_set():
     assert parse_value("inf") == float("inf") and parse_value("nan") != parse_value("nan")
     assert parse_value("edge_drop") == "edge_drop" and parse_value("128,64") == "128,64"
     assert parse_value("[10, 20]") == [10, 20] and parse_value("true") is True
+
+
+def test_out_that_is_a_file_or_cannot_be_made(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert_clean_failure(train("--method", "mostpop", "--out", str(afile)),
+                         f"--out {afile} is a file, not a folder")
+    assert_clean_failure(train("--method", "mostpop", "--out", str(afile / "sub")),
+                         f"cannot create the run folder {afile / 'sub'}", "not a directory")
+
+
+def test_sgl_with_an_augmentation_of_another_kind_of_data():
+    assert_clean_failure(train("--method", "sgl", "--aug", "item_crop"),
+                         "augmentation 'item_crop' does not act on the user-item graph",
+                         "edge_drop", "node_drop", "random_walk")
+
+
+@pytest.fixture
+def finished_run(small) -> Path:
+    result = run("train", "--method", "lightgcn", "--dataset", str(small), "--epochs", "1",
+                 "--no-progress", "--out", "done", "--set", "emb_dim=4")
+    assert result.exit_code == 0, result.output
+    return Path("done").resolve()
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("method: lightgcn\nepochs: [1,\n", "not valid YAML"),
+    ("- a\n- b\n", "is not a mapping of settings (it holds a list)"),
+])
+def test_a_malformed_config_in_a_run_folder(finished_run, text, needle):
+    (finished_run / "config.yaml").write_text(text)
+    for command in (["evaluate", str(finished_run)], ["train", "--resume", str(finished_run)],
+                    ["recommend", str(finished_run), "--user", "u0"]):
+        assert_clean_failure(run(*command), "config.yaml", needle)
+
+
+def test_evaluate_after_the_data_changed_size_names_the_fingerprint(finished_run, small):
+    with small.open("a") as f:
+        f.write("".join(f"u{u} i{40 + u}\n" for u in range(30, 40)))  # 10 new users and items
+    for command in (["evaluate", str(finished_run)],
+                    ["recommend", str(finished_run), "--user", "u0"]):
+        assert_clean_failure(run(*command), "has changed since training", "fingerprint")

@@ -13,7 +13,7 @@ from ..data.schema import INTERACTS
 from ..errors import ConfigError, check_probability
 from ..losses import info_nce
 from ..sparse import view_adjacency
-from ..transforms import make_augmentation
+from ..transforms import AUGMENTATIONS, make_augmentation
 from ..transforms.base import embedding_consumers
 from ..tuning.space import Choice, Float
 from .base import BPRBatch, register_method
@@ -83,9 +83,16 @@ class SGL(LightGCN):
         names = [n.strip() for n in str(cfg.aug).split(",") if n.strip()]
         if not names:
             raise ConfigError("SGL needs at least one augmentation (--aug)")
-        self.augment = T.Compose([
-            make_augmentation(n, p=cfg.drop_ratio, num_layers=cfg.num_layers,
-                              generator=self.generator) for n in names])
+        views = [make_augmentation(n, p=cfg.drop_ratio, num_layers=cfg.num_layers,
+                                   generator=self.generator) for n in names]
+        for name, view in zip(names, views, strict=True):
+            if getattr(view, "edge_type", None) != INTERACTS:
+                graph_augs = [n for n in AUGMENTATIONS if getattr(
+                    make_augmentation(n), "edge_type", None) == INTERACTS]
+                raise ConfigError(f"augmentation {name!r} does not act on the user-item graph "
+                                  f"that SGL augments; augmentations that do: "
+                                  f"{', '.join(graph_augs)}")
+        self.augment = T.Compose(views)
         # The views only need the graph, not the held-out splits.
         self.graph_data = HeteroData()
         self.graph_data["user"].num_nodes = self.num_users

@@ -258,11 +258,13 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Run:
     if device is not None:
         cfg.device = device
     run = build(cfg)
-    state = load_checkpoint(run_dir / rd.BEST, run.device)
-    run.method.load_state_dict(state["method"])
+    # The fingerprint first: data of another size would fail in load_state_dict with
+    # a size mismatch that says nothing about the cause.
     expected = rd.read_results(run_dir).get("data", {}).get("fingerprint")
     actual = summary(run.data)["fingerprint"]
     if expected and expected != actual:
         raise SSGraphRecError(f"the data of {run_dir} has changed since training "
                               f"(fingerprint {actual}, run was trained on {expected})")
+    state = load_checkpoint(run_dir / rd.BEST, run.device)
+    run.method.load_state_dict(state["method"])
     return run

@@ -38,7 +38,13 @@ def new_run_dir(method: str, dataset: str, out: str | None) -> Path:
         while path.exists():
             k += 1
             path = Path("runs") / f"{method}-{safe}-{stamp}-{k}"
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise SSGraphRecError(f"--out {path} is a file, not a folder; give a folder for the run")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SSGraphRecError(f"cannot create the run folder {path}: "
+                              f"{exc.strerror or exc}") from None
     return path
 
 
@@ -58,7 +64,17 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise SSGraphRecError(f"{run_dir} is not a run directory: no {CONFIG}")
-    return yaml.safe_load(path.read_text()) or {}
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        reason = (f"not valid YAML, {exc.problem} at line {mark.line + 1}"  # type: ignore[attr-defined]
+                  if mark is not None else str(exc).splitlines()[0] or type(exc).__name__)
+        raise SSGraphRecError(f"{path} cannot be read as a run's settings: {reason}") from None
+    if not isinstance(values, dict):
+        raise SSGraphRecError(f"{path} is not a mapping of settings (it holds a "
+                              f"{type(values).__name__})")
+    return values
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
