@@ -204,7 +204,8 @@ def _report(run_dir, results: dict) -> None:
 @click.option("--config", "config_file", type=click.Path(), help="YAML file of settings.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a run or method setting (repeatable).")
-@click.option("--pretrain-epochs", type=int, help="Pre-training epochs. [default: the paper's]")
+@click.option("--pretrain-epochs", "--epochs", "pretrain_epochs", type=int,
+              help="Pre-training epochs (--epochs is the same option). [default: the paper's]")
 @click.option("--batch-size", type=int, help="Batch size. [default: the paper's]")
 @click.option("--lr", type=float, help="Learning rate. [default: the paper's]")
 @click.option("--device", help="cpu, cuda, cuda:N or auto. [default: auto]")
@@ -411,12 +412,17 @@ def data_list() -> None:
 @data.command("info")
 @click.argument("name")
 @click.option("--data-root", type=click.Path(), help="Data directory.")
+@click.option("--seed", type=int, default=RunConfig.seed, show_default=True,
+              help="Split seed (train's default, so that the counts are a run's).")
+@click.option("--val-ratio", type=float, default=RunConfig.val_ratio, show_default=True,
+              help="Validation share, as for train.")
 @_fail_cleanly
-def data_info(name, data_root) -> None:
-    """Counts of a dataset after its default split."""
+def data_info(name, data_root, seed, val_ratio) -> None:
+    """Counts of a dataset after the split a default ``train`` run uses."""
     from .data import load_dataset, summary
 
-    for key, value in summary(load_dataset(name, root=data_root)).items():
+    for key, value in summary(load_dataset(name, root=data_root, seed=seed,
+                                           val_ratio=val_ratio)).items():
         click.echo(f"{key:<26} {value}")
 
 

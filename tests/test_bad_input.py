@@ -287,3 +287,19 @@ def test_evaluate_after_the_data_changed_size_names_the_fingerprint(finished_run
     for command in (["evaluate", str(finished_run)],
                     ["recommend", str(finished_run), "--user", "u0"]):
         assert_clean_failure(run(*command), "has changed since training", "fingerprint")
+
+
+@pytest.mark.parametrize("content", [b"u1 caf\xe9 1\nu2 b 1\n", bytes(range(256)) * 4])
+def test_a_latin1_or_binary_data_file_is_named_not_a_unicode_traceback(tmp_path, content):
+    path = tmp_path / "data.txt"
+    path.write_bytes(content)
+    assert_clean_failure(train("--method", "mostpop", "--dataset", str(path)),
+                         f"{path}: not UTF-8 text", "save the data as UTF-8")
+    assert_clean_failure(run("data", "info", str(path)), f"{path}: not UTF-8 text")
+
+
+def test_pretrain_takes_epochs_like_train():
+    result = run("pretrain", "--method", "gptgnn", "--epochs", "1", "--out", "pre",
+                 "--set", "emb_dim=8")
+    assert result.exit_code == 0, result.output
+    assert "1 epochs" in result.output

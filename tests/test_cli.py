@@ -326,6 +326,17 @@ def test_data_info_synthetic():
     assert all(int(info[k]) > 0 for k in ("train", "val", "test", "social_links"))
 
 
+def test_data_info_counts_the_split_a_default_train_run_uses(sgl_run, small_file):
+    results = json.loads((sgl_run / "results.json").read_text())
+    info = dict(line.split(None, 1) for line in
+                invoke("data", "info", str(small_file)).output.strip().splitlines())
+    assert info["fingerprint"] == results["data"]["fingerprint"]
+    assert int(info["val"]) == results["data"]["val"]
+    other = dict(line.split(None, 1) for line in invoke(
+        "data", "info", str(small_file), "--seed", "7").output.strip().splitlines())
+    assert other["fingerprint"] != info["fingerprint"]
+
+
 def test_data_info_of_a_path(tmp_path):
     path = tmp_path / "t.txt"
     path.write_text("a x\na y\nb x\nb y\nb z\n")

@@ -8,14 +8,15 @@ whose format is recognised from the files it holds.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from torch_geometric.data import HeteroData
 
-from ..errors import ConfigError, SSGraphRecError
+from ..errors import ConfigError, DataFormatError, SSGraphRecError
 from ..registry import Registry
 from .build import build_dataset
 from .link_negatives import LINK_PREDICTION, add_link_negatives
@@ -214,6 +215,18 @@ def resolve(name_or_path: str, root: Path | None = None) -> tuple[str, DatasetSp
     return path.name, spec, path
 
 
+@contextlib.contextmanager
+def readable_text(where: str | Path) -> Iterator[None]:
+    """Turn a ``UnicodeDecodeError`` of a reader into one message naming the data."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start:exc.start + 1]
+        raise DataFormatError(where, None, f"not UTF-8 text (byte 0x{byte.hex()} at offset "
+                              f"{exc.start} of a file)", "UTF-8 text: save the data as UTF-8, or "
+                              "check that it is a text file") from None
+
+
 def load_dataset(name_or_path: str = "synthetic", *, split: str | None = None,
                  test_ratio: float | None = None, val_ratio: float = 0.1, seed: int = 0,
                  root: str | Path | None = None) -> HeteroData:
@@ -239,11 +252,13 @@ def load_dataset(name_or_path: str = "synthetic", *, split: str | None = None,
             raise ConfigError(f"dataset {name!r} ({spec.task}) has the fixed split {spec.split!r}; "
                               f"--split {split} does not apply")
         assert folder is not None
-        data = spec.load(folder, name, val_ratio=val_ratio, seed=seed)
+        with readable_text(folder):
+            data = spec.load(folder, name, val_ratio=val_ratio, seed=seed)
         data.name = name
         return data
     assert spec.read is not None
-    raw = spec.read(folder, name) if folder is not None else spec.read(Path("."), name)
+    with readable_text(folder if folder is not None else name_or_path):
+        raw = spec.read(folder, name) if folder is not None else spec.read(Path("."), name)
     raw.name = name
     data = build_dataset(raw, split=split or spec.split,
                          test_ratio=spec.test_ratio if test_ratio is None else test_ratio,
