@@ -115,8 +115,15 @@ def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, 
     from .train import train as run_training
 
     if resume:
+        _check_resume_options(resume, {
+            "--method": method, "--aug": aug, "--dataset": dataset, "--config": config_file,
+            "--set": overrides or None, "--batch-size": batch_size, "--lr": lr, "--seed": seed,
+            "--sparse-backend": sparse_backend, "--split": split, "--test-ratio": test_ratio,
+            "--val-ratio": val_ratio, "--patience": patience, "--data-root": data_root,
+            "--out": out, "--scheme": scheme, "--pretrain-epochs": pretrain_epochs,
+            "--finetune-lr": finetune_lr, "--init": init, "--paper-defaults": paper_defaults or None})
         run_dir, results = run_training(None, resume=resume, epochs=epochs,
-                                        progress=not no_progress)
+                                        progress=not no_progress, device=device, threads=threads)
     else:
         if out and any((Path(out) / f).exists() for f in (
                 "results.json", "metrics.jsonl", "last.pt", "best.pt")):
@@ -151,6 +158,29 @@ def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, 
         run_dir, results = run_training(cfg, out, progress=not no_progress,
                                         provenance=provenance)
     _report(run_dir, results)
+
+
+def _check_resume_options(resume: str, given: dict[str, Any]) -> None:
+    """A resumed run keeps its saved settings: refuse options that would change them.
+
+    ``--method`` and ``--dataset`` equal to the run's are accepted (a repeated
+    command line); ``--epochs``, ``--device``, ``--threads`` and
+    ``--no-progress`` apply to the continuation.
+    """
+    from .train import run_dir as rd
+
+    saved = rd.read_config(Path(resume))
+    for option, key in (("--method", "method"), ("--dataset", "dataset")):
+        if given.get(option) is not None and given[option] == saved.get(key):
+            given[option] = None
+    extra = [option for option, value in given.items() if value not in (None, False)]
+    if extra:
+        first = extra[0]
+        was = {"--method": saved.get("method"), "--dataset": saved.get("dataset")}.get(first)
+        differs = f" (the run's is {was!r})" if was is not None else ""
+        raise SSGraphRecError(f"--resume {resume} continues the run with its saved settings; "
+                              f"{', '.join(extra)} cannot change them{differs}. Only --epochs, "
+                              "--device, --threads and --no-progress apply to a resumed run")
 
 
 def _baseline_line(method: str, test: dict, baseline: dict) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from click.testing import CliRunner
 
 from ssgraphrec.cli import main
@@ -303,3 +304,24 @@ def test_pretrain_takes_epochs_like_train():
                  "--set", "emb_dim=8")
     assert result.exit_code == 0, result.output
     assert "1 epochs" in result.output
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--method", "sgl"], "--method cannot change them (the run's is 'lightgcn')"),
+    (["--dataset", "synthetic"], "--dataset cannot change them"),
+    (["--lr", "0.1"], "--lr cannot change them"),
+    (["--set", "reg=0.1"], "--set cannot change them"),
+])
+def test_resume_refuses_options_that_would_change_the_run(finished_run, args, needle):
+    before = (finished_run / "metrics.jsonl").read_text()
+    assert_clean_failure(run("train", "--resume", str(finished_run), "--epochs", "2", *args),
+                         needle, "only --epochs, --device, --threads and --no-progress")
+    assert (finished_run / "metrics.jsonl").read_text() == before
+
+
+def test_resume_says_where_it_continues_and_records_the_new_epochs(finished_run, small):
+    result = run("train", "--resume", str(finished_run), "--epochs", "3", "--no-progress",
+                 "--method", "lightgcn", "--dataset", str(small), "--threads", "1")
+    assert result.exit_code == 0, result.output
+    assert f"resuming {finished_run} at epoch 2 of 3" in result.output
+    assert yaml.safe_load((finished_run / "config.yaml").read_text())["epochs"] == 3

@@ -176,6 +176,26 @@ def test_resume_continues_from_last_checkpoint(sgl_run, tmp_path):
     assert "test metrics of sgl on " in out and "small.txt" in out
 
 
+def test_resume_after_a_kill_between_the_metrics_line_and_the_checkpoint(sgl_run, tmp_path):
+    """What a SIGKILL after an epoch's metrics line and before its last.pt leaves behind."""
+    run = tmp_path / "killed"
+    shutil.copytree(sgl_run, run)
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    ahead = dict(json.loads(lines[-1]), epoch=3)  # epoch 3 logged, its checkpoint never written
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps(ahead) + "\n" + '{"epoch": 4, "lo')  # and a half-written line
+    (run / "last.pt.abc123.tmp").write_bytes(b"partial")
+    result = CliRunner().invoke(main, ["train", "--resume", str(run), "--epochs", "3",
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "2 metrics line(s) past the checkpoint, 1 temporary file(s)" in result.output
+    after = (run / "metrics.jsonl").read_text().splitlines()
+    assert after[:2] == lines
+    assert [json.loads(line)["epoch"] for line in after] == [1, 2, 3]  # one line per epoch
+    assert json.loads(after[2])["loss"] != ahead["loss"]  # epoch 3 trained again, not kept
+    assert not list(run.glob("*.tmp"))
+
+
 def test_resumed_run_equals_an_uninterrupted_one(sgl_run, small_file, tmp_path):
     run = tmp_path / "resumed"
     shutil.copytree(sgl_run, run)

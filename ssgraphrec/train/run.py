@@ -130,12 +130,14 @@ def full_config(run: Run) -> dict[str, Any]:
 def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None = None,
           epochs: int | None = None, progress: bool = True, log=None,
           on_epoch_end=None, evaluate_test: bool = True,
-          provenance: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]]:
+          provenance: dict[str, Any] | None = None, device: str | None = None,
+          threads: int | None = None) -> tuple[Path, dict[str, Any]]:
     """Train as ``cfg`` says; return the run directory and the results.
 
     With ``resume=RUN_DIR`` the saved config is used (``epochs`` may extend
     it) and training continues from the run's last checkpoint. ``on_epoch_end``
-    and ``evaluate_test`` are the :class:`Trainer`'s (tuning passes both).
+    and ``evaluate_test`` are the :class:`Trainer`'s (tuning passes both);
+    ``device`` and ``threads`` apply to a resumed run (others take them from ``cfg``).
     ``provenance`` says where the settings came from
     (:func:`ssgraphrec.tuning.tuned.resolve_run_config`); it goes to
     ``results.json`` (``config_source``: ``tuned``, ``paper`` or ``user``).
@@ -145,6 +147,9 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
         cfg = apply(RunConfig(), rd.read_config(run_path))
         if epochs is not None:
             cfg.epochs = epochs
+        # Where the continuation runs, not what it computes.
+        cfg.device = device or cfg.device
+        cfg.threads = threads or cfg.threads
         if provenance is None:
             provenance = rd.read_provenance(run_path)
     elif cfg is None:
@@ -177,6 +182,9 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
                       evaluate_test=evaluate_test)
     if resume:
         trainer.resume()
+        if cfg.epochs != rd.read_config(run_path).get("epochs"):
+            rd.write_config(run_path, full_config(run))  # --epochs extended (or cut) the run
+        trainer.log(f"resuming {run_path} at epoch {trainer.start_epoch + 1} of {cfg.epochs}")
     outcome = trainer.fit()
     baseline = popularity_baseline(trainer, run)
     results = {

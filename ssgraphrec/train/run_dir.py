@@ -77,6 +77,41 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     return values
 
 
+def align_with_checkpoint(run_dir: Path, phase: str, epoch: int) -> dict[str, int]:
+    """Make a run folder agree with its ``last.pt`` before a resume; return what was removed.
+
+    An epoch appends its ``metrics.jsonl`` line, then replaces ``last.pt``: a
+    process killed between the two leaves a line for an epoch the checkpoint does
+    not hold, which the resumed run would write again. Such lines (and a
+    half-written last line) are dropped, as are the temporary files of an
+    interrupted atomic write (``*.tmp``). ``phase`` and ``epoch`` are the
+    checkpoint's (``epoch`` 0-based: records up to ``epoch + 1`` are kept).
+    """
+    path = Path(run_dir) / METRICS
+    kept, dropped = [], 0
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                dropped += 1
+                continue
+            if "pretrain_epoch" in record:
+                ahead = phase == "pretrain" and record["pretrain_epoch"] > epoch + 1
+            else:
+                ahead = phase == "pretrain" or record.get("epoch", 0) > epoch + 1
+            if ahead:
+                dropped += 1
+            else:
+                kept.append(line)
+        if dropped:
+            write_text_atomic(path, "".join(f"{line}\n" for line in kept))
+    stale = list(Path(run_dir).glob("*.tmp"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return {"metrics_lines": dropped, "temp_files": len(stale)}
+
+
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
     with open(run_dir / METRICS, "a") as f:
         f.write(json.dumps(record) + "\n")

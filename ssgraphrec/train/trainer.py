@@ -276,6 +276,11 @@ class Trainer:
         state = load_checkpoint(self.run_dir / rd.LAST, self.device)
         self.method.load_state_dict(state["method"])
         phase = state.get("phase", "finetune")
+        removed = rd.align_with_checkpoint(self.run_dir, phase, int(state["epoch"]))
+        if any(removed.values()):
+            self.log(f"resume: removed what an interrupted epoch left behind "
+                     f"({removed['metrics_lines']} metrics line(s) past the checkpoint, "
+                     f"{removed['temp_files']} temporary file(s))")
         if phase == "pretrain":
             if self.scheme != "pretrain_finetune" or self.pretrained is not None:
                 raise ConfigError(f"{self.run_dir / rd.LAST} was saved during pre-training, "
