@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -325,3 +326,12 @@ def test_resume_says_where_it_continues_and_records_the_new_epochs(finished_run,
     assert result.exit_code == 0, result.output
     assert f"resuming {finished_run} at epoch 2 of 3" in result.output
     assert yaml.safe_load((finished_run / "config.yaml").read_text())["epochs"] == 3
+
+
+def test_a_failed_run_marks_its_folder_with_the_message(small):
+    message = assert_clean_failure(train("--dataset", str(small), "--method", "lightgcn",
+                                         "--lr", "1e30"), "after epoch 1")
+    failed = json.loads((Path("run") / "failed.json").read_text())
+    assert failed["error"] == message.removeprefix("Error: ")
+    assert failed["epochs_logged"] == 0 and "--resume" in failed["resume"]
+    assert not (Path("run") / "results.json").exists()

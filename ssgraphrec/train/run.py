@@ -185,7 +185,12 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
         if cfg.epochs != rd.read_config(run_path).get("epochs"):
             rd.write_config(run_path, full_config(run))  # --epochs extended (or cut) the run
         trainer.log(f"resuming {run_path} at epoch {trainer.start_epoch + 1} of {cfg.epochs}")
-    outcome = trainer.fit()
+        (run_path / rd.FAILED).unlink(missing_ok=True)
+    try:
+        outcome = trainer.fit()
+    except (SSGraphRecError, FloatingPointError) as exc:
+        rd.mark_failed(run_path, str(exc))  # the folder says why it holds no results
+        raise
     baseline = popularity_baseline(trainer, run)
     results = {
         "method": cfg.method,

@@ -24,6 +24,8 @@ BEST = "best.pt"
 LAST = "last.pt"
 #: where the run's settings came from (tuned file, paper defaults, user); results.json repeats it
 PROVENANCE = "provenance.json"
+#: Written when a run stops on an error: the message, and the epochs it had finished.
+FAILED = "failed.json"
 
 
 def new_run_dir(method: str, dataset: str, out: str | None) -> Path:
@@ -110,6 +112,19 @@ def align_with_checkpoint(run_dir: Path, phase: str, epoch: int) -> dict[str, in
     for tmp in stale:
         tmp.unlink(missing_ok=True)
     return {"metrics_lines": dropped, "temp_files": len(stale)}
+
+
+def mark_failed(run_dir: Path, message: str) -> None:
+    """Record in the run folder that the run stopped on an error, and which one."""
+    epochs = 0
+    metrics = Path(run_dir) / METRICS
+    if metrics.is_file():
+        epochs = sum(1 for line in metrics.read_text().splitlines() if '"epoch"' in line)
+    write_text_atomic(Path(run_dir) / FAILED, json.dumps({
+        "error": message, "epochs_logged": epochs,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "resume": "fix the cause, then: ssgraphrec train --resume " + str(run_dir),
+    }, indent=2) + "\n")
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
