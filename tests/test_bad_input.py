@@ -335,3 +335,20 @@ def test_a_failed_run_marks_its_folder_with_the_message(small):
     assert failed["error"] == message.removeprefix("Error: ")
     assert failed["epochs_logged"] == 0 and "--resume" in failed["resume"]
     assert not (Path("run") / "results.json").exists()
+
+
+def test_a_run_on_a_relative_path_is_evaluated_from_another_directory(small, tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.chdir(small.parent)
+    result = run("train", "--method", "lightgcn", "--dataset", small.name, "--epochs", "1",
+                 "--no-progress", "--out", "rel", "--set", "emb_dim=4")
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((small.parent / "rel" / "config.yaml").read_text())
+    assert saved["dataset"] == str(small.resolve())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for command in (["evaluate", str(small.parent / "rel")],
+                    ["recommend", str(small.parent / "rel"), "--user", "u0", "-k", "3"]):
+        result = run(*command)
+        assert result.exit_code == 0, result.output

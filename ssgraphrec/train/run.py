@@ -154,6 +154,8 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
             provenance = rd.read_provenance(run_path)
     elif cfg is None:
         raise SSGraphRecError("train() needs a config or a run to resume")
+    else:
+        absolute_paths(cfg)
     run = build(cfg)
     # Settings that fail do so before a run directory exists.
     scheme, pretrain_epochs = resolve_scheme(cfg, run.method)
@@ -216,6 +218,18 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
     return run_path, results
 
 
+def absolute_paths(cfg: RunConfig) -> RunConfig:
+    """Make the paths of ``cfg`` absolute (a dataset given by path, ``data_root``, ``init``),
+    so that ``evaluate`` and ``recommend`` find them from any directory; the data's
+    fingerprint in ``results.json`` still guards against a changed file."""
+    if cfg.dataset not in DATASETS and Path(cfg.dataset).expanduser().exists():
+        cfg.dataset = str(Path(cfg.dataset).expanduser().resolve())
+    for key in ("data_root", "init"):
+        if getattr(cfg, key):
+            setattr(cfg, key, str(Path(getattr(cfg, key)).expanduser().resolve()))
+    return cfg
+
+
 def popularity_baseline(trainer: Trainer, run: Run) -> dict[str, Any] | None:
     """Test metrics of MostPop on the run's own split and protocol, or ``None``.
 
@@ -239,6 +253,7 @@ def pretrain(cfg: RunConfig, out: str | None = None, *, progress: bool = True, l
     records), ``encoder.pt`` (what ``--init`` loads) and ``results.json``
     with the data summary and the ``pretrain`` phase.
     """
+    absolute_paths(cfg)
     run = build(cfg)
     _, epochs = resolve_scheme(cfg, run.method)
     if not run.method.has_pretrain_task():
