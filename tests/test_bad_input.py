@@ -352,3 +352,33 @@ def test_a_run_on_a_relative_path_is_evaluated_from_another_directory(small, tmp
                     ["recommend", str(small.parent / "rel"), "--user", "u0", "-k", "3"]):
         result = run(*command)
         assert result.exit_code == 0, result.output
+
+
+def _two_gigabytes() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
+
+
+@pytest.mark.parametrize("train_txt, test_txt, needle", [
+    ("0 1 2 3\n1 2 1000000000000\n2 0 1\n", "0 4\n1 3\n2 2\n",
+     "train.txt: item id 1000000000000 with only 5 distinct items"),
+    ("0 1 2 3\n1 2 3\n2 0 1\n", "0 4\n1 3\n99999999999 2\n",
+     "test.txt: user id 99999999999 with only 3 distinct users"),
+])
+def test_an_id_far_beyond_the_distinct_ids_is_refused_before_allocating(tmp_path, train_txt,
+                                                                       test_txt, needle):
+    """One huge id once grew the process to 23.8 GB; now, under a 2 GB limit, one message."""
+    folder = tmp_path / "lines"
+    folder.mkdir()
+    (folder / "train.txt").write_text(train_txt)
+    (folder / "test.txt").write_text(test_txt)
+    proc = subprocess.run([sys.executable, "-m", "ssgraphrec.cli", "train", "--method",
+                           "mostpop", "--dataset", str(folder), "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=120, preexec_fn=_two_gigabytes,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 1, proc.stderr[-500:]
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and needle in last, last
+    assert "contiguously from 0" in last

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch_geometric.data import HeteroData
 
-from ..errors import ConfigError, SSGraphRecError, check_probability
+from ..errors import ConfigError, DataFormatError, SSGraphRecError, check_probability
 from .attributes import (
     add_item_attributes,
     add_item_features,
@@ -137,10 +137,39 @@ def _concat(a: Interactions | None, b: Interactions | None) -> Interactions:
     return Interactions(join(a.user, b.user), join(a.item, b.item), w, None, a.source)
 
 
+#: Integer ids are used as row numbers; their span may exceed the distinct ids by this
+#: factor (plus :data:`ID_SPAN_SLACK`) before a reader's ids are refused as not contiguous.
+ID_SPAN_FACTOR = 10
+ID_SPAN_SLACK = 10_000
+
+
+def check_id_span(ids: np.ndarray, kind: str, source: str) -> None:
+    """:class:`DataFormatError` unless integer ``ids`` are non-negative and about contiguous.
+
+    Integer-id formats allocate one row per id up to the largest: one id of
+    10^12 (or a timestamp read as an id) would allocate terabytes. The check
+    compares the span with the number of distinct ids before anything is allocated.
+    """
+    if ids.size == 0:
+        return
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0:
+        raise DataFormatError(source, None, f"{kind} id {low} is negative",
+                              f"{kind} ids from 0 (integer-id formats use ids as row numbers)")
+    distinct = int(np.unique(ids).size)
+    if high + 1 > ID_SPAN_FACTOR * distinct + ID_SPAN_SLACK:
+        raise DataFormatError(source, None, f"{kind} id {high} with only {distinct} distinct "
+                              f"{kind}s", f"{kind} ids numbered about contiguously from 0 "
+                              "(integer-id formats use ids as row numbers: is a timestamp or "
+                              "another column being read as an id?)")
+
+
 def _map(table: Interactions, users: IdMap, items: IdMap, integer_ids: bool):
     if integer_ids:
         u = np.asarray(table.user, dtype=np.int64)
         i = np.asarray(table.item, dtype=np.int64)
+        check_id_span(u, "user", table.source or "the data")
+        check_id_span(i, "item", table.source or "the data")
         users.add(str(x) for x in range(int(u.max(initial=-1)) + 1))
         items.add(str(x) for x in range(int(i.max(initial=-1)) + 1))
         return u, i
@@ -151,6 +180,9 @@ def _map_fixed(raw: RawDataset, users: IdMap, items: IdMap):
     assert raw.train is not None and raw.test is not None
     if raw.integer_ids:
         # LightGCN's convention: the id spaces span both files.
+        for part in (raw.train, raw.test):  # each file named by itself
+            check_id_span(np.asarray(part.user, np.int64), "user", part.source or "the data")
+            check_id_span(np.asarray(part.item, np.int64), "item", part.source or "the data")
         both = _concat(raw.train, raw.test)
         _map(both, users, items, True)
         tu, ti = np.asarray(raw.train.user, np.int64), np.asarray(raw.train.item, np.int64)
