@@ -382,3 +382,35 @@ def test_an_id_far_beyond_the_distinct_ids_is_refused_before_allocating(tmp_path
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: ") and needle in last, last
     assert "contiguously from 0" in last
+
+
+def test_a_byte_order_mark_makes_no_phantom_user(tmp_path):
+    rows = "".join(f"u{u} i{(u * 5 + k * 3) % 40}\n" for u in range(30) for k in range(6))
+    plain, marked = tmp_path / "plain.txt", tmp_path / "marked.txt"
+    plain.write_text(rows)
+    marked.write_bytes(b"\xef\xbb\xbf" + rows.encode())
+    infos = []
+    for path in (plain, marked):
+        result = run("data", "info", str(path))
+        assert result.exit_code == 0, result.output
+        infos.append(dict(line.split(None, 1) for line in result.output.strip().splitlines()))
+    assert infos[0]["users"] == infos[1]["users"] == "30"
+    assert infos[0]["fingerprint"] == infos[1]["fingerprint"]
+
+
+def test_line_format_train_beside_triples_test_is_refused(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "train.txt").write_text("".join(
+        f"{u} " + " ".join(str((u * 3 + k) % 30) for k in range(5)) + "\n" for u in range(30)))
+    (folder / "test.txt").write_text("".join(f"{u} {(u * 7) % 30} 1\n" for u in range(30)))
+    assert_clean_failure(train("--method", "mostpop", "--dataset", str(folder)),
+                         f"{folder / 'test.txt'}", "the weights would be read as items")
+
+
+@pytest.mark.parametrize("weight", ["nan", "inf", "-inf"])
+def test_a_non_finite_weight_is_refused_with_its_line(tmp_path, weight):
+    path = tmp_path / "w.txt"
+    path.write_text("u0 i0 1\nu0 i1 2\n" + f"u1 i0 {weight}\n" + "u1 i2 1\n")
+    assert_clean_failure(train("--method", "mostpop", "--dataset", str(path)),
+                         f"{path}, line 3", f"weight '{weight}' is not finite")

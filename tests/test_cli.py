@@ -338,8 +338,10 @@ def test_data_list_lists_one_line_per_dataset(monkeypatch, tmp_path):
 def test_data_info_synthetic():
     out = invoke("data", "info", "synthetic").output
     info = dict(line.split(None, 1) for line in out.strip().splitlines())
+    # The generator draws items with replacement: repeated pairs are merged, and counted.
     assert list(info) == ["name", "users", "items", "train", "val", "test", "social_links",
-                          "fingerprint"]
+                          "duplicates_merged", "fingerprint"]
+    assert int(info["duplicates_merged"]) > 0
     assert info["name"] == "synthetic"
     assert info["users"] == str(SyntheticConfig().num_users)
     assert info["items"] == str(SyntheticConfig().num_items)

@@ -16,7 +16,7 @@ import torch
 
 from ssgraphrec.data import FOLLOWS, INTERACTS, ITEM, USER, build_dataset, load_dataset
 from ssgraphrec.data.readers import Interactions, RawDataset
-from ssgraphrec.data.schema import SPLIT_KEYS
+from ssgraphrec.data.schema import SPLIT_KEYS, summary
 from ssgraphrec.errors import ConfigError
 
 
@@ -183,13 +183,25 @@ def test_fixed_line_format_counts_unseen_items_but_keeps_their_ids(write, tmp_pa
 
 
 def test_fixed_split_with_validation_keeps_test_as_given(write, tmp_path):
-    write("f/train.txt", "".join(f"u{u} i{k} 1\n" for u in range(3) for k in range(10)))
-    write("f/test.txt", "u0 i3 1\nu1 i4 1\n")
+    # u2 has items i10 and i11 too, so that u0's and u1's test items are known items.
+    write("f/train.txt", "".join(f"u{u} i{k} 1\n" for u in range(3)
+                                 for k in range(12 if u == 2 else 10)))
+    write("f/test.txt", "u0 i10 1\nu1 i11 1\n")
     data = load_dataset(str(tmp_path / "f"), val_ratio=0.2)
-    assert raw_pairs(data, "test_edge_index") == [("u0", "i3"), ("u1", "i4")]
-    # floor(0.2 * 10) = 2 validation rows per user, out of training.
+    assert raw_pairs(data, "test_edge_index") == [("u0", "i10"), ("u1", "i11")]
+    # floor(0.2 * 10) = 2 validation rows per user (floor(0.2 * 12) = 2), out of training.
     assert dict(per_user(raw_pairs(data, "val_edge_index"))) == {"u0": 2, "u1": 2, "u2": 2}
-    assert data[INTERACTS].edge_index.size(1) == 24
+    assert data[INTERACTS].edge_index.size(1) == 26
+
+
+def test_fixed_split_test_pairs_that_are_training_pairs_are_removed_and_counted(write,
+                                                                                 tmp_path):
+    write("g/train.txt", "".join(f"u{u} i{k} 1\n" for u in range(3)
+                                 for k in range(12 if u == 2 else 10)))
+    write("g/test.txt", "u0 i3 1\nu1 i11 1\nu2 i9 1\n")  # u0-i3 and u2-i9 are training pairs
+    data = load_dataset(str(tmp_path / "g"), val_ratio=0.0)
+    assert raw_pairs(data, "test_edge_index") == [("u1", "i11")]
+    assert summary(data)["test_dropped_in_train"] == 2
 
 
 def test_fixed_split_of_a_dataset_without_one(write):

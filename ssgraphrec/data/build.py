@@ -83,8 +83,14 @@ def build_dataset(raw: RawDataset, *, split: str = "random", test_ratio: float =
     social = _map_social(raw, users) if raw.social is not None else None
     n_users, n_items = len(users), len(items)
     u, i, time, merged = _dedupe(torch.from_numpy(train_u), torch.from_numpy(train_i), time, n_items)
+    test_in_train = 0
     if split == "fixed":
         test = torch.stack([torch.from_numpy(test_u), torch.from_numpy(test_i)])
+        # A test pair that is also a training pair is masked at evaluation and can never
+        # be hit: it would only lower recall. Removed, and counted.
+        in_train = torch.isin(test[0] * n_items + test[1], u * n_items + i)
+        test_in_train = int(in_train.sum())
+        test = test[:, ~in_train]
     else:
         held = _holdout(u, time, n_users, test_ratio, split, gen)
         test = torch.stack([u[held], i[held]])
@@ -110,6 +116,7 @@ def build_dataset(raw: RawDataset, *, split: str = "random", test_ratio: float =
     if split == "fixed":
         data.test_dropped_unseen = dropped_item
         data.test_dropped_unknown_user = dropped_user
+        data.test_dropped_in_train = test_in_train
     data.split = split
     if social is not None:
         links, loops, repeats, added = social

@@ -163,7 +163,13 @@ def detect_format(path: Path) -> DatasetSpec:
         if _is_pickle(path / "train.txt"):
             return DatasetSpec(f"session pickles (DHCN format) in {path}", str(path), None,
                                split="fixed", task="next_item", load=read_pickle_sessions)
-        reader = read_line_format if _is_line_format(path / "train.txt") else read_triple_split
+        lines = _is_line_format(path / "train.txt")
+        if lines and _looks_like_triples(path / "test.txt"):
+            raise DataFormatError(path / "test.txt", None, "every line has 3 columns, like "
+                                  "'user item weight' triples, while train.txt is in the "
+                                  "LightGCN line format ('user item item ...'): the weights "
+                                  "would be read as items", "train.txt and test.txt in one format")
+        reader = read_line_format if lines else read_triple_split
         return DatasetSpec(f"fixed split in {path}", str(path), reader, split="fixed")
     if (path / "rating_train.dat").is_file() and (path / "rating_test.dat").is_file():
         return DatasetSpec(f"BiGI prefixed split (u0 i0 w) in {path}", str(path),
@@ -183,13 +189,25 @@ def _is_pickle(path: Path) -> bool:
 
 def _is_line_format(path: Path, sample: int = 2000) -> bool:
     """LightGCN lines vary in length; triples always have 2-3 columns with a numeric weight."""
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for k, line in enumerate(f):
             if k >= sample:
                 break
             if len(line.split()) > 3:
                 return True
     return False
+
+
+def _looks_like_triples(path: Path, sample: int = 2000, at_least: int = 20) -> bool:
+    """Whether at least ``at_least`` sampled lines all have exactly 3 columns (triples)."""
+    counts = []
+    with open(path, encoding="utf-8-sig") as f:
+        for k, line in enumerate(f):
+            if k >= sample:
+                break
+            if line.strip():
+                counts.append(len(line.split()))
+    return len(counts) >= at_least and all(c == 3 for c in counts)
 
 
 def resolve(name_or_path: str, root: Path | None = None) -> tuple[str, DatasetSpec, Path | None]:

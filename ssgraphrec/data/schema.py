@@ -186,5 +186,9 @@ def summary(data: HeteroData) -> dict[str, int | str]:
     for key in ("test_dropped_unseen", "test_dropped_unknown_user"):
         if key in data:
             out[key] = int(data[key])
+    # Reported when reading removed or merged anything (0 on clean data).
+    for key in ("duplicates_merged", "test_dropped_in_train"):
+        if key in data and int(data[key]):
+            out[key] = int(data[key])
     out["fingerprint"] = fingerprint(data)
     return out

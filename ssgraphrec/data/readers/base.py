@@ -7,6 +7,7 @@ HeteroData. Adding a format is adding one reader module.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +70,7 @@ def read_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
     files of this field use both.
     """
     require_file(path)
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for lineno, line in enumerate(f, 1):
             tokens = line.split()
             if tokens:
@@ -90,7 +91,11 @@ def parse_int(token: str, path: Path, lineno: int, what: str) -> int:
 
 def parse_float(token: str, path: Path, lineno: int, what: str) -> float:
     try:
-        return float(token)
+        value = float(token)
     except ValueError:
         raise DataFormatError(path, lineno, f"{what} {token!r} is not a number",
                               f"a numeric {what}") from None
+    if not math.isfinite(value):  # a NaN weight would poison every loss it enters
+        raise DataFormatError(path, lineno, f"{what} {token!r} is not finite",
+                              f"a finite numeric {what}")
+    return value

@@ -118,7 +118,7 @@ def read_clicks(path: Path, layout: str | ClickLayout | None = None,
     ``item``, ``time``, ``order``), e.g. ``{"time": "eventdate"}``.
     """
     require_file(path)
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:
         first = f.readline()
         if columns:
             unknown = set(columns) - {"session", "item", "time", "order"}

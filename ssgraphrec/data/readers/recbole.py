@@ -32,7 +32,7 @@ TITLE_FIELDS = ("title", "movie_title", "item_title")
 def read_atomic(path: Path) -> tuple[list[tuple[str, str]], list[tuple[int, list[str]]]]:
     """Return the typed header ``[(name, type)]`` and ``(line, columns)`` rows."""
     require_file(path)
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         header_line = f.readline().rstrip("\r\n")
         header = []
         for col in header_line.split("\t"):

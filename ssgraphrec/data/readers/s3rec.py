@@ -73,7 +73,7 @@ def read_item_attributes(path: Path) -> dict[str, list[str]]:
     """Read ``*_item2attributes.json``: raw item id -> attribute ids (as strings)."""
     require_file(path)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             obj = json.load(f)
     except json.JSONDecodeError as exc:
         raise DataFormatError(path, exc.lineno, f"invalid JSON ({exc.msg})",
