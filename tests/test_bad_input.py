@@ -414,3 +414,21 @@ def test_a_non_finite_weight_is_refused_with_its_line(tmp_path, weight):
     path.write_text("u0 i0 1\nu0 i1 2\n" + f"u1 i0 {weight}\n" + "u1 i2 1\n")
     assert_clean_failure(train("--method", "mostpop", "--dataset", str(path)),
                          f"{path}, line 3", f"weight '{weight}' is not finite")
+
+
+def test_a_four_column_line_in_triples_is_named_as_the_cause(tmp_path):
+    folder = tmp_path / "tri"
+    folder.mkdir()
+    (folder / "train.txt").write_text("0 5 1\n0 7 1\n1 5 1 9\n1 8 1\n")
+    (folder / "test.txt").write_text("0 8 1\n1 7 1\n")
+    assert_clean_failure(train("--method", "mostpop", "--dataset", str(folder)),
+                         "train.txt, line 2", "triples",
+                         "a line with more than 3 columns made it look like the line format "
+                         "(line 3)")
+
+
+def test_a_bad_timestamp_is_blamed_on_its_own_line(tmp_path):
+    path = tmp_path / "clicks.csv"
+    path.write_text("session_id,item_id,timestamp\n1,10,100\n1,11,abc\n2,10,300\n")
+    assert_clean_failure(train("--method", "dhcn", "--dataset", str(path)),
+                         f"{path}, line 3", "timestamp 'abc'")

@@ -98,6 +98,11 @@ def _parse_times(values: list[str], path: Path, column: str, lines: np.ndarray) 
     for k, v in enumerate(values):
         t = cache.get(v)
         if t is None:
+            try:  # a column may mix Unix seconds and ISO dates: each value by itself
+                t = cache[v] = float(v)
+            except ValueError:
+                pass
+        if t is None:
             try:
                 d = datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
             except ValueError:

@@ -19,11 +19,21 @@ def read_line_file(path: Path) -> Interactions:
     users: list[str] = []
     items: list[str] = []
     seen_users: dict[int, int] = {}
+    first_long = 0  # the first line with more than 3 columns, which triples never have
     for lineno, tokens in read_lines(path):
+        if not first_long and len(tokens) > 3:
+            first_long = lineno
         user = parse_int(tokens[0], path, lineno, "user id")
         if user in seen_users:
+            long_line = first_long or next(
+                (k for k, t in read_lines(path) if len(t) > 3), 0)
+            hint = ("; if the file holds 'user item [weight]' triples, a line with more than 3 "
+                    "columns made it look like the line format"
+                    + (f" (line {long_line})" if long_line else ""))
             raise DataFormatError(path, lineno, f"user {user} already has a line "
-                                  f"(line {seen_users[user]})", "one line per user")
+                                  f"(line {seen_users[user]}){hint}",
+                                  "one line per user in the LightGCN line format "
+                                  "('user item item ...')")
         seen_users[user] = lineno
         for token in tokens[1:]:
             parse_int(token, path, lineno, "item id")
