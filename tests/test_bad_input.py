@@ -432,3 +432,17 @@ def test_a_bad_timestamp_is_blamed_on_its_own_line(tmp_path):
     path.write_text("session_id,item_id,timestamp\n1,10,100\n1,11,abc\n2,10,300\n")
     assert_clean_failure(train("--method", "dhcn", "--dataset", str(path)),
                          f"{path}, line 3", "timestamp 'abc'")
+
+
+def test_a_social_file_beside_a_fixed_split_is_read(tmp_path):
+    folder = tmp_path / "fixed"
+    folder.mkdir()
+    (folder / "train.txt").write_text("".join(f"u{u} i{(u + k) % 12} 1\n" for u in range(10)
+                                              for k in range(5)))
+    (folder / "test.txt").write_text("".join(f"u{u} i{(u + 6) % 12} 1\n" for u in range(10)))
+    result = run("data", "info", str(folder))
+    assert result.exit_code == 0 and "social_links" not in result.output
+    (folder / "trusts.txt").write_text("u0 u1\nu1 u2\nu2 u0\n")
+    info = dict(line.split(None, 1) for line in run("data", "info", str(folder)).output
+                .strip().splitlines())
+    assert info["social_links"] == "3"  # directed, as the file gives them

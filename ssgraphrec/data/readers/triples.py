@@ -48,9 +48,15 @@ def read_triple_dataset(folder: Path, name: str = "", ratings: str = "ratings.tx
     return data
 
 
-def read_triple_split(folder: Path, name: str = "") -> RawDataset:
-    """Read ``train.txt`` and ``test.txt`` triples of ``folder`` as a fixed split."""
+def read_triple_split(folder: Path, name: str = "", social: str | None = "trusts.txt"
+                      ) -> RawDataset:
+    """Read ``train.txt`` and ``test.txt`` triples of ``folder`` as a fixed split, with the
+    social file beside them (``trusts.txt``) when there is one, as for a rating file."""
     folder = Path(folder)
-    return RawDataset(name or folder.name,
+    data = RawDataset(name or folder.name,
                       train=read_triples(require_file(folder / "train.txt")),
                       test=read_triples(require_file(folder / "test.txt")))
+    if social and (folder / social).is_file():
+        data.social = read_social(folder / social)
+        data.social_source = str(folder / social)
+    return data
