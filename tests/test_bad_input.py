@@ -446,3 +446,26 @@ def test_a_social_file_beside_a_fixed_split_is_read(tmp_path):
     info = dict(line.split(None, 1) for line in run("data", "info", str(folder)).output
                 .strip().splitlines())
     assert info["social_links"] == "3"  # directed, as the file gives them
+
+
+@pytest.mark.parametrize("fmt", ["triples", "lines"])
+def test_a_fixed_split_brings_its_own_validation_file(tmp_path, fmt):
+    folder = tmp_path / fmt
+    folder.mkdir()
+    if fmt == "triples":
+        line = lambda u, items: "".join(f"u{u} i{i} 1\n" for i in items)  # noqa: E731
+    else:
+        line = lambda u, items: f"{u} " + " ".join(str(i) for i in items) + "\n"  # noqa: E731
+    (folder / "train.txt").write_text("".join(line(u, [(u + k) % 12 for k in range(6)])
+                                              for u in range(10)))
+    (folder / "test.txt").write_text("".join(line(u, [(u + 7) % 12]) for u in range(10)))
+    # 10 validation pairs: one per user, u0's is a training pair (dropped and counted)
+    (folder / "val.txt").write_text("".join(line(u, [(u + (0 if u == 0 else 6)) % 12])
+                                            for u in range(10)))
+    info = dict(line.split(None, 1) for line in run("data", "info", str(folder)).output
+                .strip().splitlines())
+    assert info["train"] == "60"  # nothing carved out of training
+    assert info["val"] == "9" and info["val_dropped"] == "1" and info["val_source"] == "file"
+    off = dict(line.split(None, 1) for line in run("data", "info", str(folder), "--val-ratio",
+                                                    "0").output.strip().splitlines())
+    assert off["val"] == "0" and off["train"] == "60"

@@ -59,18 +59,23 @@ def build_dataset(raw: RawDataset, *, split: str = "random", test_ratio: float =
     check_probability("val_ratio", val_ratio)
     gen = torch.Generator().manual_seed(seed)
     users, items = IdMap(), IdMap()
-    dropped_item = dropped_user = 0
+    dropped_item = dropped_user = val_dropped = 0
+    val_u = val_i = None
     if split == "fixed":
         if raw.train is None or raw.test is None:
             raise ConfigError(f"dataset {raw.name!r} has no fixed train/test files; "
                               "use --split random or loo")
-        train_u, train_i, test_u, test_i = _map_fixed(raw, users, items)
+        train_u, train_i, test_u, test_i, val_u, val_i = _map_fixed(raw, users, items)
         known_user = test_u >= 0
         known_item = test_i >= 0
         dropped_user = int((~known_user).sum())
         dropped_item = int((known_user & ~known_item).sum())
         keep = known_user & known_item
         test_u, test_i = test_u[keep], test_i[keep]
+        if val_u is not None:  # the split's own validation file: known users and items only
+            keep = (val_u >= 0) & (val_i >= 0)
+            val_dropped = int((~keep).sum())
+            val_u, val_i = val_u[keep], val_i[keep]
         time = None
     else:
         check_probability("test_ratio", test_ratio)
@@ -97,7 +102,13 @@ def build_dataset(raw: RawDataset, *, split: str = "random", test_ratio: float =
         u, i = u[~held], i[~held]
         time = None if time is None else time[~held]
     val = torch.zeros(2, 0, dtype=torch.long)
-    if val_ratio > 0:
+    if split == "fixed" and val_u is not None:
+        if val_ratio > 0:  # --val-ratio 0 still turns validation off
+            val = torch.stack([torch.from_numpy(val_u), torch.from_numpy(val_i)])
+            in_train = torch.isin(val[0] * n_items + val[1], u * n_items + i)
+            val_dropped += int(in_train.sum())
+            val = val[:, ~in_train]
+    elif val_ratio > 0:
         how = "loo" if split == "loo" else "random"
         held = _holdout(u, time, n_users, val_ratio, how, gen)
         val = torch.stack([u[held], i[held]])
@@ -117,6 +128,9 @@ def build_dataset(raw: RawDataset, *, split: str = "random", test_ratio: float =
         data.test_dropped_unseen = dropped_item
         data.test_dropped_unknown_user = dropped_user
         data.test_dropped_in_train = test_in_train
+        if val_u is not None:
+            data.val_from_file = True
+            data.val_dropped = val_dropped
     data.split = split
     if social is not None:
         links, loops, repeats, added = social
@@ -184,25 +198,35 @@ def _map(table: Interactions, users: IdMap, items: IdMap, integer_ids: bool):
 
 
 def _map_fixed(raw: RawDataset, users: IdMap, items: IdMap):
+    """Train pairs, and test (and validation) pairs with -1 for ids unknown to training."""
     assert raw.train is not None and raw.test is not None
+    held = [raw.test] + ([raw.val] if raw.val is not None else [])
     if raw.integer_ids:
-        # LightGCN's convention: the id spaces span both files.
-        for part in (raw.train, raw.test):  # each file named by itself
+        # LightGCN's convention: the id spaces span all files.
+        for part in (raw.train, *held):  # each file named by itself
             check_id_span(np.asarray(part.user, np.int64), "user", part.source or "the data")
             check_id_span(np.asarray(part.item, np.int64), "item", part.source or "the data")
-        both = _concat(raw.train, raw.test)
+        both = raw.train
+        for part in held:
+            both = _concat(both, part)
         _map(both, users, items, True)
         tu, ti = np.asarray(raw.train.user, np.int64), np.asarray(raw.train.item, np.int64)
-        su, si = np.asarray(raw.test.user, np.int64), np.asarray(raw.test.item, np.int64)
         seen_i = np.zeros(len(items), dtype=bool)
         seen_i[ti] = True
         seen_u = np.zeros(len(users), dtype=bool)
         seen_u[tu] = True
-        su = np.where(seen_u[su], su, -1)
-        si = np.where(seen_i[si], si, -1)
-        return tu, ti, su, si
-    tu, ti = users.add(raw.train.user), items.add(raw.train.item)
-    return tu, ti, users.lookup(raw.test.user), items.lookup(raw.test.item)
+        mapped = []
+        for part in held:
+            su, si = np.asarray(part.user, np.int64), np.asarray(part.item, np.int64)
+            mapped += [np.where(seen_u[su], su, -1), np.where(seen_i[si], si, -1)]
+    else:
+        tu, ti = users.add(raw.train.user), items.add(raw.train.item)
+        mapped = []
+        for part in held:
+            mapped += [users.lookup(part.user), items.lookup(part.item)]
+    if raw.val is None:
+        mapped += [None, None]
+    return (tu, ti, *mapped)
 
 
 def _map_social(raw: RawDataset, users: IdMap) -> tuple[torch.Tensor, int, int, int]:

@@ -186,8 +186,10 @@ def summary(data: HeteroData) -> dict[str, int | str]:
     for key in ("test_dropped_unseen", "test_dropped_unknown_user"):
         if key in data:
             out[key] = int(data[key])
+    if "val_from_file" in data and data["val_from_file"]:
+        out["val_source"] = "file"
     # Reported when reading removed or merged anything (0 on clean data).
-    for key in ("duplicates_merged", "test_dropped_in_train"):
+    for key in ("duplicates_merged", "test_dropped_in_train", "val_dropped"):
         if key in data and int(data[key]):
             out[key] = int(data[key])
     out["fingerprint"] = fingerprint(data)

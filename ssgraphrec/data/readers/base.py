@@ -40,13 +40,15 @@ class RawDataset:
     """A dataset as read from disk, before id mapping and splitting.
 
     Either ``interactions`` (to be split) or ``train`` and ``test`` (a fixed
-    split shipped with the data) is set.
+    split shipped with the data) is set; a fixed split may bring its own
+    validation file (``val``), used instead of one carved from ``train``.
     """
 
     name: str
     interactions: Interactions | None = None
     train: Interactions | None = None
     test: Interactions | None = None
+    val: Interactions | None = None
     social: tuple[list[str] | np.ndarray, list[str] | np.ndarray] | None = None
     social_source: str = ""
     item_attributes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
@@ -54,6 +56,18 @@ class RawDataset:
     item_titles: dict[str, str] = field(default_factory=dict)
     user_attributes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     integer_ids: bool = False
+
+
+#: Names of the validation file a fixed split may bring beside train.txt and test.txt.
+VALIDATION_FILES = ("val.txt", "valid.txt")
+
+
+def validation_file(folder: Path) -> Path | None:
+    """The validation file of a fixed split in ``folder``, if it has one."""
+    for name in VALIDATION_FILES:
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
 
 
 def require_file(path: Path) -> Path:

@@ -11,7 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import DataFormatError
-from .base import Interactions, RawDataset, parse_int, read_lines, require_file
+from .base import (
+    Interactions,
+    RawDataset,
+    parse_int,
+    read_lines,
+    require_file,
+    validation_file,
+)
 
 
 def read_line_file(path: Path) -> Interactions:
@@ -47,4 +54,6 @@ def read_line_format(folder: Path, name: str = "") -> RawDataset:
     folder = Path(folder)
     train = read_line_file(require_file(folder / "train.txt"))
     test = read_line_file(require_file(folder / "test.txt"))
-    return RawDataset(name or folder.name, train=train, test=test, integer_ids=True)
+    val = validation_file(folder)
+    return RawDataset(name or folder.name, train=train, test=test, integer_ids=True,
+                      val=read_line_file(val) if val is not None else None)

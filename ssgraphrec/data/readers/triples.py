@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataFormatError
-from .base import Interactions, RawDataset, parse_float, read_lines, require_file
+from .base import Interactions, RawDataset, parse_float, read_lines, require_file, validation_file
 
 
 def read_triples(path: Path, what: str = "user item [weight]") -> Interactions:
@@ -51,11 +51,15 @@ def read_triple_dataset(folder: Path, name: str = "", ratings: str = "ratings.tx
 def read_triple_split(folder: Path, name: str = "", social: str | None = "trusts.txt"
                       ) -> RawDataset:
     """Read ``train.txt`` and ``test.txt`` triples of ``folder`` as a fixed split, with the
-    social file beside them (``trusts.txt``) when there is one, as for a rating file."""
+    validation file (``val.txt`` or ``valid.txt``) and the social file (``trusts.txt``)
+    beside them when there are."""
     folder = Path(folder)
     data = RawDataset(name or folder.name,
                       train=read_triples(require_file(folder / "train.txt")),
                       test=read_triples(require_file(folder / "test.txt")))
+    val = validation_file(folder)
+    if val is not None:
+        data.val = read_triples(val)
     if social and (folder / social).is_file():
         data.social = read_social(folder / social)
         data.social_source = str(folder / social)
