@@ -263,7 +263,8 @@ def load_dataset(name_or_path: str = "synthetic", *, split: str | None = None,
         seed: split seed.
         root: data directory (default ``$SSGRAPHREC_DATA``).
     """
-    name, spec, folder = resolve(name_or_path, Path(root) if root is not None else None)
+    with readable_text(name_or_path):  # recognising the format reads the files too
+        name, spec, folder = resolve(name_or_path, Path(root) if root is not None else None)
     if spec.load is not None:
         # Session / sequence data carry their own fixed split (DHCN files, leave-one-out).
         if split not in (None, spec.split):
