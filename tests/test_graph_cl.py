@@ -18,7 +18,6 @@ import torch.nn.functional as F
 import torch_geometric.transforms as T
 from click.testing import CliRunner
 
-import ssgraphrec.methods.simgcl as simgcl_module
 import ssgraphrec.nn.lightgcn as lightgcn_module
 from ssgraphrec.cli import main
 from ssgraphrec.data import INTERACTS, SyntheticConfig, build_dataset, interaction_data, make_synthetic
@@ -175,7 +174,6 @@ def test_xsimgcl_propagates_once_per_batch_and_simgcl_three_times(small_data, ba
         return propagate(adj, x)
 
     monkeypatch.setattr(lightgcn_module, "propagate", counted)
-    monkeypatch.setattr(simgcl_module, "propagate", counted)
     x = XSimGCL(small_data, XSimGCLConfig(emb_dim=16), backend="torch", generator=gen())
     x.loss(batch)
     assert calls == [16] * x.cfg.num_layers == [16] * 3

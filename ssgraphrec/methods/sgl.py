@@ -13,8 +13,8 @@ from ..data.schema import INTERACTS
 from ..errors import ConfigError, check_probability
 from ..losses import info_nce
 from ..sparse import view_adjacency
-from ..transforms import AUGMENTATIONS, make_augmentation
-from ..transforms.base import embedding_consumers
+from ..transforms import make_augmentation
+from ..transforms.base import augmentations_on, embedding_consumers
 from ..tuning.space import Choice, Float
 from .base import BPRBatch, register_method
 from .lightgcn import LightGCN, LightGCNConfig
@@ -87,11 +87,9 @@ class SGL(LightGCN):
                                    generator=self.generator) for n in names]
         for name, view in zip(names, views, strict=True):
             if getattr(view, "edge_type", None) != INTERACTS:
-                graph_augs = [n for n in AUGMENTATIONS if getattr(
-                    make_augmentation(n), "edge_type", None) == INTERACTS]
                 raise ConfigError(f"augmentation {name!r} does not act on the user-item graph "
                                   f"that SGL augments; augmentations that do: "
-                                  f"{', '.join(graph_augs)}")
+                                  f"{', '.join(augmentations_on(INTERACTS))}")
         self.augment = T.Compose(views)
         # The views only need the graph, not the held-out splits.
         self.graph_data = HeteroData()

@@ -11,7 +11,6 @@ from torch_geometric.data import HeteroData
 from ..errors import ConfigError
 from ..losses import info_nce
 from ..nn.perturb import UniformNoise, check_eps
-from ..sparse import propagate
 from ..tuning.space import Choice, Float
 from .base import BPRBatch, register_method
 from .lightgcn import LightGCN, LightGCNConfig
@@ -118,17 +117,15 @@ class SimGCL(LightGCN):
         if not self.cfg.fused:
             return [self.final(), self.final(perturbed=True), self.final(perturbed=True)]
         enc = self.encoder
-        ego = enc.ego()
-        n, d = ego.shape
+        ego = enc.user_emb
+        n, d = enc.num_users + enc.num_items, ego.size(1)
         draws = [[self.noise.draw((n, d), ego.dtype, ego.device) for _ in range(enc.num_layers)]
                  for _ in range(2)]
-        h = ego.repeat(1, 3)
-        layers = [h]
-        for k in range(enc.num_layers):
-            clean, *noised = propagate(self.adj, h).split(d, dim=1)
-            h = torch.cat([clean] + [self.noise.with_draw(x, draws[s][k])
-                                     for s, x in enumerate(noised)], dim=1)
-            layers.append(h)
+        layers = enc.stream_layers(self.adj, [
+            None,
+            lambda x, k: self.noise.with_draw(x, draws[0][k]),
+            lambda x, k: self.noise.with_draw(x, draws[1][k]),
+        ])
         users, items = enc.readout(layers, skip_ego=self.cfg.skip_ego)
         return list(zip(users.split(d, dim=1), items.split(d, dim=1), strict=True))
 

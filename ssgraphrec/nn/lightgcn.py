@@ -76,6 +76,28 @@ class LightGCNEncoder(nn.Module):
             out.append(h)
         return out
 
+    def stream_layers(self, adj: Adjacency,
+                      perturbs: Sequence[Callable[[Tensor, int], Tensor] | None]) -> list[Tensor]:
+        r"""Layers of several encoders that share :math:`\mathbf{E}^{(0)}` and ``adj``,
+        propagated side by side: one product per layer over ``[N, S d]``.
+
+        Stream ``s`` is ``perturbs[s](h, k)`` after layer ``k`` (0-based), or left as it
+        is for ``None``; each returned layer holds the ``S`` streams column-wise, in
+        blocks of ``d``. Equal to ``S`` calls of :meth:`layers` with the same
+        perturbations (SimGCL's fused encoders, Yu et al., SIGIR 2022, Eq. 8), from
+        one pass over the adjacency per layer.
+        """
+        ego = self.ego()
+        d = ego.size(1)
+        h = ego.repeat(1, len(perturbs))
+        out = [h]
+        for k in range(self.num_layers):
+            parts = propagate(adj, h).split(d, dim=1)
+            h = torch.cat([x if f is None else f(x, k) for f, x in zip(perturbs, parts,
+                                                                        strict=True)], dim=1)
+            out.append(h)
+        return out
+
     def forward(self, adj: Adjacency | Sequence[Adjacency]) -> tuple[Tensor, Tensor]:
         """Final (user, item) embeddings: the mean over layers 0..K."""
         return self.readout(self.layers(adj))

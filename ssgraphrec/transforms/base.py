@@ -54,6 +54,12 @@ def make_augmentation(name: str, **params: Any) -> BaseTransform:
     return cls(**{k: v for k, v in params.items() if k in accepted})
 
 
+def augmentations_on(edge_type: EdgeType) -> list[str]:
+    """Names of the registered augmentations that act on the edges of ``edge_type``."""
+    return [name for name in AUGMENTATIONS
+            if getattr(make_augmentation(name), "edge_type", None) == tuple(edge_type)]
+
+
 def rand(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
     """``n`` uniform numbers drawn from ``generator`` and moved to ``device``."""
     gen_device = generator.device if generator is not None else device
