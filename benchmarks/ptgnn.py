@@ -118,7 +118,7 @@ def evaluate_cold_mode(run_dir: Path, mode: str, cold_threshold: int) -> dict:
     run.method.cfg.cold_mode = mode
     trainer = Trainer(run.method, run.data, run_dir, epochs=0, ks=[10, 20],
                       generator=run.generator, progress=False, cold_threshold=cold_threshold)
-    slices = evaluate_slices(trainer.slices, lambda t: trainer.evaluate("test", t))
+    slices = evaluate_slices(trainer.task.slices, lambda t: trainer.evaluate("test", t))
     return {"config": {"cold_mode": mode, "from": "the selected ptgnn model"},
             "test": {k: round(v, 4) for k, v in trainer.evaluate("test").items() if k in KEYS},
             "slices": {name: {"size": s["size"], **{k: round(s["metrics"][k], 4) for k in KEYS}}

@@ -72,7 +72,7 @@ def main() -> None:
     t0 = time.perf_counter()
     while step <= args.steps:
         method.on_epoch_start(epoch)
-        for triple in bpr_batches(edges, trainer.sampler, method.cfg.batch_size, run.generator):
+        for triple in bpr_batches(edges, trainer.task.sampler, method.cfg.batch_size, run.generator):
             batch = BPRBatch(*triple)
             terms = method.loss(batch)
             scale = trainer.ssl_scale() if cfg.ssl_warmup else 1.0

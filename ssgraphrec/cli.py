@@ -145,7 +145,7 @@ def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, 
         cfg, provenance = resolve_run_config([file_values, given, set_values],
                                              paper_defaults=paper_defaults)
         if cfg.init:
-            from .train.schemes import inherit_data_settings
+            from .train.pretrained import inherit_data_settings
 
             explicit = set(given) | set(set_values) | set(file_values)
             copied = inherit_data_settings(cfg, explicit)
@@ -300,7 +300,7 @@ def evaluate(run_dir, device, cold_threshold=None, head_share=None) -> None:
     if cold_threshold is not None or head_share is not None:
         from .eval.slices import evaluate_slices
 
-        results["test_slices"] = evaluate_slices(trainer.slices,
+        results["test_slices"] = evaluate_slices(trainer.task.slices,
                                                  lambda t: trainer.evaluate("test", t))
     _report(run_dir, results)
 

@@ -17,6 +17,7 @@ import yaml
 
 from .errors import ConfigError
 from .ranges import check_ranges
+from .typed import check_fields, coerce, field_types
 
 
 @dataclass
@@ -77,6 +78,9 @@ class RunConfig:
     min_steps: int = 0
     params: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        check_fields(self)  # every field against its annotation (ssgraphrec.typed)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -112,59 +116,32 @@ def apply(cfg: RunConfig, values: dict[str, Any]) -> RunConfig:
             cfg.params.update(value)
         elif key.startswith("method.") or key not in RUN_FIELDS:
             cfg.params[key.removeprefix("method.")] = value
+        elif key == "eval_ks":
+            setattr(cfg, key, _cutoffs(value))
         else:
-            setattr(cfg, key, _check_run_value(key, value))
-    ks = cfg.eval_ks
-    if ks is None:
-        return cfg
-    try:
-        if isinstance(ks, (int, str)) and not isinstance(ks, bool):
-            ks = str(ks).split(",")
-        if not isinstance(ks, (list, tuple)):
-            raise TypeError(ks)
-        cfg.eval_ks = [_as_int(k) for k in ks]
-    except (TypeError, ValueError):
-        raise ConfigError(f"eval_ks must be a list of integers such as [10, 20], "
-                          f"got {cfg.eval_ks!r}") from None
+            setattr(cfg, key, coerce(key, value, field_types(RunConfig)[key]))
     return cfg
 
 
-# Run fields that are not optional (None is not allowed), and the type of each scalar field.
-_REQUIRED = {"method", "dataset", "epochs", "seed", "device", "sparse_backend", "val_ratio",
-             "patience", "monitor", "eval_batch_size", "mask_history",
-             "train_fraction", "pretrain_epochs", "simulate_cold_share", "ssl_warmup",
-             "min_steps"}
-_TYPES = {"threads": int, "epochs": int, "seed": int, "patience": int, "eval_batch_size": int,
-          "batch_size": int, "lr": float, "test_ratio": float, "val_ratio": float,
-          "method": str, "dataset": str, "aug": str, "device": str, "sparse_backend": str,
-          "split": str, "monitor": str, "data_root": str, "mask_history": bool,
-          "train_fraction": float, "scheme": str, "pretrain_epochs": int,
-          "finetune_lr": float, "init": str, "cold_threshold": int, "head_share": float,
-          "retrieval": str, "simulate_cold": int, "simulate_cold_share": float,
-          "ssl_warmup": int, "min_steps": int}
+def _cutoffs(value: Any) -> list[int] | None:
+    """``eval_ks`` from a list or from ``"10,20"`` (as ``--set eval_ks=10,20`` gives it)."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
+            value = str(value).split(",")
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(value)
+        return [_as_int(k) for k in value]
+    except (TypeError, ValueError):
+        raise ConfigError(f"eval_ks must be a list of integers such as [10, 20], "
+                          f"got {value!r}") from None
 
 
 def _as_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise TypeError(value)
     return int(value)
-
-
-def _check_run_value(key: str, value: Any) -> Any:
-    """``value`` for the run field ``key``, or a :class:`ConfigError` if it has the wrong type."""
-    typ = _TYPES.get(key)
-    if typ is None or (value is None and key not in _REQUIRED):
-        return value
-    if typ is bool and isinstance(value, bool):
-        return value
-    if typ is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if typ is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise ConfigError(f"setting {key}={value!r}: expected {'a' if typ is not int else 'an'} "
-                      f"{typ.__name__}")
 
 
 def parse_overrides(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -214,14 +191,9 @@ def method_config(config_class: type, run: RunConfig, method_name: str):
                               f"run settings: {', '.join(sorted(RUN_FIELDS - {'params'}))}; "
                               f"method settings: {known}")
         values[key] = value
-    for key, value in values.items():
-        default = getattr(config_class, key, None) if not callable(
-            getattr(config_class, key, None)) else None
-        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            values[key] = float(value)
-        elif default is not None and not isinstance(value, type(default)):
-            raise ConfigError(f"setting {key}={value!r} for method {method_name!r}: expected "
-                              f"{type(default).__name__}")
-    config = config_class(**values)
+    try:
+        config = config_class(**values)  # its __post_init__ checks every type (ssgraphrec.typed)
+    except ConfigError as exc:
+        raise ConfigError(f"method {method_name!r}: {exc}") from None
     check_ranges(config, f"method {method_name!r}")
     return config

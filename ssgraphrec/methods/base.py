@@ -2,30 +2,72 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from ..data.schema import INTERACTS, SESSION, num_items, num_users
+from ..data.schema import INTERACTS, SESSION, TASKS, num_items, num_users
 from ..errors import ConfigError
+from ..eval.ranking import dot_scores
 from ..registry import Registry
 from ..sparse import BipartiteGraph, resolve_backend
+from ..typed import check_fields
 
 METHODS: Registry[type[Method]] = Registry("method")
 
 
+#: How a method scores users against items on ranking data (:attr:`Method.scoring`).
+SCORINGS = ("embeddings", "pair_scores")
+
+
 def register_method(name: str):
-    """Class decorator: register a :class:`Method` subclass under ``name``."""
+    """Class decorator: register a :class:`Method` subclass under ``name``, after
+    :func:`check_contract` has checked what it declares."""
 
     def deco(cls):
         cls.name = name
+        check_contract(cls)
         return METHODS.register(name)(cls)
 
     return deco
+
+
+def _overrides(cls: type, attr: str, base: type) -> bool:
+    return getattr(cls, attr) is not getattr(base, attr)
+
+
+def check_contract(cls: type[Method]) -> None:
+    """:class:`TypeError` unless ``cls`` implements what it declares (docs/architecture.md).
+
+    * ``tasks`` is a non-empty tuple of known tasks (``ranking``, ``next_item``,
+      ``sequential``); ``config_class`` a dataclass derived from :class:`MethodConfig`;
+    * a trainable method implements :meth:`Method.loss`;
+    * on ranking data, ``scoring = "embeddings"`` needs :meth:`Method.embeddings`
+      (scores are their dot products) and ``"pair_scores"`` needs
+      :meth:`Method.ranking_scores`;
+    * on session or sequence data, the method implements :meth:`Method.score`.
+    """
+    where = f"method {cls.__name__} ({cls.name!r})"
+    if not cls.tasks or not isinstance(cls.tasks, tuple) or not set(cls.tasks) <= set(TASKS):
+        raise TypeError(f"{where}: tasks must be a non-empty tuple of {TASKS}, got {cls.tasks!r}")
+    if not (dataclasses.is_dataclass(cls.config_class)
+            and issubclass(cls.config_class, MethodConfig)):
+        raise TypeError(f"{where}: config_class must be a MethodConfig dataclass")
+    if cls.trainable and not _overrides(cls, "loss", Method):
+        raise TypeError(f"{where}: a trainable method implements loss()")
+    if "ranking" in cls.tasks:
+        if cls.scoring not in SCORINGS:
+            raise TypeError(f"{where}: scoring must be one of {SCORINGS}, got {cls.scoring!r}")
+        needed = "embeddings" if cls.scoring == "embeddings" else "ranking_scores"
+        if not _overrides(cls, needed, Method):
+            raise TypeError(f"{where}: scoring {cls.scoring!r} needs {needed}()")
+    if set(cls.tasks) & {"next_item", "sequential"} and not _overrides(cls, "score", Method):
+        raise TypeError(f"{where}: a method on session or sequence data implements score()")
 
 
 @dataclass
@@ -34,6 +76,9 @@ class MethodConfig:
 
     lr: float = 1e-3
     batch_size: int = 2048
+
+    def __post_init__(self) -> None:
+        check_fields(self)  # every setting against its annotation (ssgraphrec.typed)
 
 
 def check_minimums(cfg: MethodConfig, **minimums: float) -> None:
@@ -85,6 +130,14 @@ class Method(nn.Module):
     #: The search space of ``ssgraphrec tune`` (:mod:`ssgraphrec.tuning.space`): what
     #: self-supervision adds plus the optimiser, L2 and depth; empty: nothing to tune.
     space: dict = {}
+    #: Ranking data: ``"embeddings"`` (scores are dot products of :meth:`embeddings`, so
+    #: an inner-product index can retrieve the top-K) or ``"pair_scores"`` (a learned
+    #: scorer; :meth:`ranking_scores` is overridden, e.g. BiGI's MLP).
+    scoring: ClassVar[str] = "embeddings"
+    #: The cut-offs the method's paper reports, when not the task's usual ones (MicRec:
+    #: HIT@50 ... 500), and the monitor that goes with them; None: the task's.
+    default_cutoffs: ClassVar[tuple[int, ...] | None] = None
+    default_monitor: ClassVar[str | None] = None
 
     def __init__(self, data: HeteroData, cfg: MethodConfig, *, backend: str = "auto",
                  generator: torch.Generator | None = None):
@@ -94,6 +147,8 @@ class Method(nn.Module):
         self.num_items = num_items(data)
         self.backend = resolve_backend(backend)
         self.generator = generator
+        #: What the method chose at run time (MicRec's positives), for ``results.json``.
+        self.info: dict[str, Any] = {}
 
     def on_epoch_start(self, epoch: int) -> None:
         """Called before each training epoch (resample views here)."""
@@ -105,10 +160,25 @@ class Method(nn.Module):
         """Final (user, item) embeddings; ``score(u, i) = <user[u], item[i]>``."""
         raise NotImplementedError
 
+    def ranking_scores(self) -> Callable[[Tensor], Tensor]:
+        """Ranking data: ``users -> [B, num_items]`` scores of every item; by default
+        the dot products of :meth:`embeddings` (``scoring = "embeddings"``)."""
+        return dot_scores(*self.embeddings())
+
+    def score(self, samples: Tensor, split: str) -> Tensor:
+        """Session and sequence data: ``[B, num_items]`` scores of every item for the
+        input of each sample of ``split``."""
+        raise NotImplementedError
+
     # -- the pretrain -> finetune scheme (docs/training-schemes.md) --------
     #: The scheme a run uses when the config does not choose one:
     #: ``"joint"`` or ``"pretrain_finetune"``.
     default_scheme: str = "joint"
+
+    def paper_pretrain_epochs(self) -> int:
+        """The pre-training epochs of the method's paper (its config's ``pretrain_epochs``
+        setting where it has one, else 0); a run's ``--pretrain-epochs`` overrides it."""
+        return int(getattr(self.cfg, "pretrain_epochs", 0))
 
     def has_pretrain_task(self) -> bool:
         """Whether the method overrides :meth:`pretrain_loss`."""
@@ -210,10 +280,6 @@ class SessionMethod(Method):
             yield self.train_samples[order[start:start + self.cfg.batch_size]]
 
     def loss(self, batch: Tensor) -> dict[str, Tensor]:  # type: ignore[override]
-        raise NotImplementedError
-
-    def score(self, samples: Tensor, split: str) -> Tensor:
-        """``[B, num_items]`` scores of every item for the input of each sample."""
         raise NotImplementedError
 
     def embeddings(self) -> tuple[Tensor, Tensor]:

@@ -79,6 +79,8 @@ class BiGI(Method):
       bilinear local-global infomax loss. Items are ranked by the MLP score.
     """
 
+    scoring = "pair_scores"  # items are ranked by the MLP edge scorer
+
     config_class = BiGIConfig
     space = {
         "lr": Float(1e-4, 1e-2, log=True),

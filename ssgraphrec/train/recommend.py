@@ -25,12 +25,8 @@ def recommend_for_user(run: Run, raw_user: str, k: int = 20) -> list[tuple[str, 
     if not 1 <= k <= n_items:
         raise SSGraphRecError(f"-k must be between 1 and the number of items ({n_items})")
     run.method.eval()
-    if hasattr(run.method, "ranking_scores"):   # a score that is not a dot product (BiGI)
-        device = run.data[INTERACTS].edge_index.device
-        scores = run.method.ranking_scores()(torch.tensor([user], device=device))[0].clone()
-    else:
-        users, items = run.method.embeddings()
-        scores = (users[user] @ items.t()).clone()
+    device = run.data[INTERACTS].edge_index.device
+    scores = run.method.ranking_scores()(torch.tensor([user], device=device))[0].clone()
     store = run.data[INTERACTS]
     # hidden_edge_index: what a cold-start simulation took from the graph (data/cold_simulation.py)
     hidden = [store.hidden_edge_index] if "hidden_edge_index" in store else []

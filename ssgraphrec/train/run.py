@@ -13,7 +13,6 @@ from torch_geometric.data import HeteroData
 from ..config import RunConfig, apply, method_config
 from ..data import DATASETS, load_dataset
 from ..data.cold_simulation import simulate_cold_users, simulation_summary
-from ..data.link_negatives import is_link_prediction
 from ..data.schema import INTERACTS, summary, task_of
 from ..errors import SSGraphRecError
 from ..eval.ranking import check_cutoffs
@@ -24,18 +23,17 @@ from ..sparse import resolve_backend
 from . import run_dir as rd
 from .checkpoint import load_checkpoint
 from .device import resolve_device
-from .schemes import check_run, init_encoder, init_phase, resolve_scheme
+from .pretrained import init_encoder, init_phase
+from .schemes import check_run, resolve_scheme
 from .seed import seed_everything
+from .tasks import DEFAULT_CUTOFFS, LinkPredictionTask, RankingTask, task_class
 from .trainer import Trainer
 
 VIEW_SEED_OFFSET = 7919
 COLD_SEED_OFFSET = 104729
 
-#: Cut-offs reported when ``eval_ks`` is not set: the ones the task's papers report
-#: (LightGCN/SGL: 10, 20; DHCN: P@10/20, MRR@10/20; S3-Rec/CL4SRec: HR and NDCG@5/10/20).
-DEFAULT_CUTOFFS = {"ranking": (10, 20), "next_item": (10, 20), "sequential": (5, 10, 20)}
 #: Validation metric of link-prediction data when ``monitor`` is left at its default.
-LINK_PREDICTION_MONITOR = "auc_roc"
+LINK_PREDICTION_MONITOR = LinkPredictionTask.default_monitor
 
 
 @dataclass
@@ -77,10 +75,10 @@ def build(cfg: RunConfig) -> Run:
     if not cfg.eval_ks:
         # A method may report its paper's own cut-offs (MicRec: HIT@50 ... 500) and select on
         # one of them when the monitor is left at its default.
-        cfg.eval_ks = list(getattr(cls, "default_cutoffs", None) or DEFAULT_CUTOFFS[task])
-        if getattr(cls, "default_monitor", None) and cfg.monitor == RunConfig.monitor:
+        cfg.eval_ks = list(cls.default_cutoffs or DEFAULT_CUTOFFS[task])
+        if cls.default_monitor and cfg.monitor == RunConfig.monitor:
             cfg.monitor = cls.default_monitor
-    if is_link_prediction(data):   # scored by AUC: no cut-offs to check
+    if task_class(data) is LinkPredictionTask:   # scored by AUC: no cut-offs to check
         if cfg.monitor == RunConfig.monitor:
             cfg.monitor = LINK_PREDICTION_MONITOR
     else:
@@ -212,7 +210,7 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
     if simulated is not None:
         results["cold_simulation"] = {"k": cfg.simulate_cold, "share": cfg.simulate_cold_share,
                                       **simulated}
-    if getattr(run.method, "info", None):  # what the method chose at run time (MicRec)
+    if run.method.info:  # what the method chose at run time (MicRec)
         results["method_info"] = dict(run.method.info)
     rd.write_results(run_path, results)
     return run_path, results
@@ -238,7 +236,7 @@ def popularity_baseline(trainer: Trainer, run: Run) -> dict[str, Any] | None:
     user-item ranking runs that evaluate the test split (not for MostPop
     itself, nor for link prediction); it costs one full-ranking evaluation.
     """
-    if (run.method.name == "mostpop" or trainer.task != "ranking" or trainer.link_prediction
+    if (run.method.name == "mostpop" or type(trainer.task) is not RankingTask
             or not trainer.evaluate_test):
         return None
     popularity = METHODS.get("mostpop")(run.data, MethodConfig()).to(run.device)

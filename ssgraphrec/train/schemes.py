@@ -1,25 +1,167 @@
-"""Training schemes of a run: which one, how many pre-training epochs, ``--init``.
+"""Training schemes: the phases of a run (docs/training-schemes.md).
 
-The schemes themselves live in :class:`~ssgraphrec.train.trainer.Trainer`;
-this module resolves a :class:`~ssgraphrec.config.RunConfig` against a method
-(its ``default_scheme``, its paper's ``pretrain_epochs``) and loads a
-pre-trained encoder from another run directory, checking that the two runs
-share one id space (docs/training-schemes.md).
+A :class:`Scheme` owns what happens around the trainer's epochs of joint
+training: a pre-training phase before them, the optimizer reset and the
+freezing between the phases, and where a resumed run re-enters:
+
+* :class:`JointScheme`: the method's ``loss`` from the first step;
+* :class:`PretrainFinetuneScheme`: ``pretrain_epochs`` epochs of the method's
+  ``pretrain_loss`` (``encoder.pt`` saved), then ``on_finetune_start()`` and a
+  fresh optimizer at ``finetune_lr``, then joint training;
+* :class:`InitialisedScheme`: a run whose encoder was loaded from another run's
+  ``encoder.pt`` (``--init``): fine-tuning only, entered as after pre-training.
+
+:func:`make_scheme` picks one; :func:`resolve_scheme` reads it from a
+:class:`~ssgraphrec.config.RunConfig` and the method's ``default_scheme``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import RunConfig
-from ..data.schema import INTERACTS, num_items, num_users, summary, task_of
+from ..data.schema import INTERACTS, num_items, num_users, task_of
 from ..errors import ConfigError
 from ..eval.slices import build_slices
 from ..methods.base import Method
 from . import run_dir as rd
 from .checkpoint import load_checkpoint
-from .trainer import ENCODER, SCHEMES
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+SCHEMES = ("joint", "pretrain_finetune")
+#: The file of the pre-trained encoder in a run directory (``--init`` reads it).
+ENCODER = "encoder.pt"
+
+
+class Scheme:
+    """The phases of a run around its joint (fine-tuning) epochs."""
+
+    #: The scheme's name in ``results.json``.
+    name = "joint"
+    #: Epochs of the pre-training phase this run trains itself.
+    pretrain_epochs = 0
+
+    def __init__(self, finetune_lr: float | None = None):
+        if finetune_lr is not None and not finetune_lr > 0:
+            raise ConfigError(f"finetune_lr must be > 0, got {finetune_lr}")
+        self.finetune_lr = finetune_lr
+
+    def first_lr(self, method: Method) -> float:
+        """The learning rate of the optimizer the run starts with."""
+        return method.cfg.lr
+
+    def joint_lr(self, method: Method) -> float:
+        """The learning rate of the joint (fine-tuning) phase."""
+        return method.cfg.lr
+
+    def begin(self, trainer: Trainer) -> dict[str, Any]:
+        """Run what comes before the joint epochs; return the phase records
+        (``results.json`` -> ``phases``; empty: a single-phase run)."""
+        return {}
+
+    def resume_at(self, trainer: Trainer, phase: str, epoch: int) -> None:
+        """Set where a run resumed from a checkpoint of ``phase`` after ``epoch`` re-enters."""
+        if phase == "pretrain":
+            raise ConfigError(f"{trainer.run_dir / rd.LAST} was saved during pre-training, "
+                              f"but this run does not pre-train (scheme {self.name!r})")
+        trainer.start_epoch = epoch + 1
+        trainer.resumed_joint = True
+
+    def enter_finetune(self, trainer: Trainer) -> None:
+        """Between the phases: ``on_finetune_start()`` (freeze layers, check the pretext
+        state), then a fresh optimizer over what stays trainable, at ``finetune_lr``."""
+        method = trainer.method
+        method.on_finetune_start()
+        if not any(p.requires_grad for p in method.parameters()):
+            raise ConfigError(f"method {method.name!r} has no trainable parameter left "
+                              "after on_finetune_start (every layer frozen?): nothing to "
+                              "fine-tune")
+        trainer.reset_optimizer(self.joint_lr(method))
+
+
+class JointScheme(Scheme):
+    """The method's ``loss`` from the first step: one phase."""
+
+
+class PretrainFinetuneScheme(Scheme):
+    """Pre-training on the method's pretext tasks, then fine-tuning (docs/training-schemes.md)."""
+
+    name = "pretrain_finetune"
+
+    def __init__(self, method: Method, pretrain_epochs: int, finetune_lr: float | None = None):
+        super().__init__(finetune_lr)
+        if pretrain_epochs < 0:
+            raise ConfigError(f"pretrain_epochs must be >= 0, got {pretrain_epochs}")
+        if pretrain_epochs > 0 and not method.has_pretrain_task():
+            raise ConfigError(f"method {method.name!r} has no pre-training task; scheme "
+                              "pretrain_finetune needs one (e.g. gptgnn), or --init RUN_DIR")
+        self.pretrain_epochs = pretrain_epochs
+
+    def joint_lr(self, method: Method) -> float:
+        return self.finetune_lr or method.cfg.lr
+
+    def begin(self, trainer: Trainer) -> dict[str, Any]:
+        if not trainer.method.trainable:
+            return {}
+        if trainer.resumed_joint:  # resumed after pre-training: encoder.pt holds its record
+            return {"pretrain": load_checkpoint(trainer.run_dir / ENCODER,
+                                                trainer.device).get("phase", {})}
+        record = trainer.pretrain()
+        self.enter_finetune(trainer)
+        return {"pretrain": record}
+
+    def resume_at(self, trainer: Trainer, phase: str, epoch: int) -> None:
+        if phase == "pretrain":
+            trainer.start_pretrain_epoch = epoch + 1
+            return
+        super().resume_at(trainer, phase, epoch)
+        if trainer.method.trainable:
+            self.enter_finetune(trainer)
+
+
+class InitialisedScheme(Scheme):
+    """Fine-tuning of an encoder loaded from another run (``--init``): no pre-training
+    here; layers are frozen and the optimizer starts at ``finetune_lr`` as after
+    pre-training, and ``phases`` records the run it came from."""
+
+    def __init__(self, name: str, pretrained: dict[str, Any], finetune_lr: float | None = None):
+        super().__init__(finetune_lr)
+        self.name = name
+        self.pretrained = pretrained
+
+    def first_lr(self, method: Method) -> float:
+        return self.joint_lr(method)
+
+    def joint_lr(self, method: Method) -> float:
+        return self.finetune_lr or method.cfg.lr
+
+    def begin(self, trainer: Trainer) -> dict[str, Any]:
+        if trainer.method.trainable and not trainer.resumed_joint:
+            self.enter_finetune(trainer)  # an --init run freezes layers as a pre-training one
+        return {"pretrain": self.pretrained}
+
+    def resume_at(self, trainer: Trainer, phase: str, epoch: int) -> None:
+        super().resume_at(trainer, phase, epoch)
+        if trainer.method.trainable:
+            self.enter_finetune(trainer)
+
+
+def make_scheme(name: str, method: Method, *, pretrain_epochs: int = 0,
+                finetune_lr: float | None = None,
+                pretrained: dict[str, Any] | None = None) -> Scheme:
+    """The scheme ``name`` (``joint`` or ``pretrain_finetune``) for ``method``;
+    ``pretrained`` (the record of an ``--init`` run) makes it an :class:`InitialisedScheme`."""
+    if name not in SCHEMES:
+        raise ConfigError(f"unknown scheme {name!r}; expected one of {', '.join(SCHEMES)}")
+    if pretrained is not None:
+        return InitialisedScheme(name, pretrained, finetune_lr)
+    if name == "pretrain_finetune":
+        return PretrainFinetuneScheme(method, pretrain_epochs, finetune_lr)
+    if pretrain_epochs < 0:
+        raise ConfigError(f"pretrain_epochs must be >= 0, got {pretrain_epochs}")
+    return JointScheme(finetune_lr)
 
 
 def resolve_scheme(cfg: RunConfig, method: Method) -> tuple[str, int]:
@@ -36,7 +178,7 @@ def resolve_scheme(cfg: RunConfig, method: Method) -> tuple[str, int]:
     if epochs < 0:
         raise ConfigError(f"--pretrain-epochs must be >= 0, got {epochs}")
     if epochs == 0:
-        epochs = int(getattr(method.cfg, "pretrain_epochs", 0))
+        epochs = method.paper_pretrain_epochs()
     if cfg.finetune_lr is not None and scheme != "pretrain_finetune" and not cfg.init:
         raise ConfigError("--finetune-lr applies to scheme pretrain_finetune or to a run "
                           "initialised with --init")
@@ -55,86 +197,3 @@ def check_run(cfg: RunConfig, method: Method, data, scheme: str, pretrain_epochs
         store = data[INTERACTS]
         build_slices(store.edge_index, store.test_edge_index, num_users(data), num_items(data),
                      cold_threshold=cfg.cold_threshold, head_share=cfg.head_share)
-
-
-def _describe(name: str, data: dict[str, Any]) -> str:
-    return (f"dataset {data.get('name') or name!r} ({data.get('users')} users, "
-            f"{data.get('items')} items, fingerprint {data.get('fingerprint')})")
-
-
-#: The run settings that fix the data and its split: a run started with ``--init``
-#: takes them from the pre-training run unless it sets them itself.
-DATA_SETTINGS = ("dataset", "split", "test_ratio", "val_ratio", "seed", "data_root",
-                 "simulate_cold", "simulate_cold_share")
-
-
-def inherit_data_settings(cfg: RunConfig, explicit: set[str]) -> list[str]:
-    """Copy the data settings of the ``cfg.init`` run into ``cfg``, except those in
-    ``explicit`` (set by the user); return the names copied.
-
-    ``ssgraphrec train --method lightgcn --init runs/pre`` thus fine-tunes on the
-    dataset, split and seed it was pre-trained on; a setting given on the
-    command line wins, and :func:`init_encoder` then checks that both runs still
-    share one training split.
-    """
-    init_dir = Path(cfg.init or "")
-    if not (init_dir / rd.CONFIG).is_file():
-        raise ConfigError(f"--init {init_dir}: no {rd.CONFIG} there; give a run directory "
-                          "written by 'ssgraphrec pretrain' (or a pretrain_finetune run)")
-    theirs = rd.read_config(init_dir)
-    copied = []
-    for key in DATA_SETTINGS:
-        if key not in explicit and key in theirs and getattr(cfg, key) != theirs[key]:
-            setattr(cfg, key, theirs[key])
-            copied.append(key)
-    return copied
-
-
-def init_encoder(method: Method, data, init_dir: str | Path, dataset: str) -> dict[str, Any]:
-    """Load the encoder of the pre-training run ``init_dir`` into ``method``.
-
-    The pre-training run must have seen the same id spaces and the same
-    training split (its data fingerprint); parameter shapes are checked by
-    :meth:`Method.load_encoder_state_dict`. Returns the pre-training phase
-    record (with ``from``: the run directory) for ``results.json``.
-    """
-    init_dir = Path(init_dir)
-    path = init_dir / ENCODER
-    if not path.is_file():
-        raise ConfigError(f"--init {init_dir}: no {ENCODER} there; give a run directory "
-                          "written by 'ssgraphrec pretrain' (or a pretrain_finetune run)")
-    saved = load_checkpoint(path)
-    theirs = saved.get("data") or rd.read_results(init_dir).get("data", {})
-    pre_cfg = rd.read_config(init_dir) if (init_dir / rd.CONFIG).is_file() else {}
-    ours = summary(data)
-    if (theirs.get("users"), theirs.get("items")) != (ours["users"], ours["items"]):
-        raise ConfigError(
-            f"--init {init_dir}: the id spaces differ: it was pre-trained on "
-            f"{_describe(pre_cfg.get('dataset', '?'), theirs)}, this run uses "
-            f"{_describe(dataset, ours)}")
-    if theirs.get("fingerprint") != ours["fingerprint"]:
-        raise ConfigError(
-            f"--init {init_dir}: the training split differs: it was pre-trained on "
-            f"{_describe(pre_cfg.get('dataset', '?'), theirs)}, this run uses "
-            f"{_describe(dataset, ours)}; use the same dataset, split and seed (pre-training "
-            "on another split would see this run's test interactions)")
-    theirs_dim = (pre_cfg.get("params") or {}).get("emb_dim")
-    ours_dim = getattr(method.cfg, "emb_dim", None)
-    if theirs_dim is not None and ours_dim is not None and theirs_dim != ours_dim:
-        raise ConfigError(
-            f"--init {init_dir}: the embedding sizes differ: it was pre-trained by "
-            f"{pre_cfg.get('method', '?')!r} with emb_dim {theirs_dim}, this run's "
-            f"{method.name!r} has emb_dim {ours_dim}; add --set emb_dim={theirs_dim}")
-    method.load_encoder_state_dict(saved["encoder"], source=str(path))
-    phase = dict(saved.get("phase") or {})
-    phase["from"] = str(init_dir)
-    return phase
-
-
-def init_phase(init_dir: str | Path) -> dict[str, Any]:
-    """The pre-training record of ``--init init_dir`` for a resumed run (whose checkpoint
-    already holds the initialised encoder): its ``encoder.pt`` phase, with ``from``."""
-    path = Path(init_dir) / ENCODER
-    phase = dict(load_checkpoint(path).get("phase") or {}) if path.is_file() else {}
-    phase["from"] = str(init_dir)
-    return phase

@@ -1,4 +1,12 @@
-"""The trainer: epochs of BPR batches, validation, early stopping, checkpoints."""
+"""The trainer: a short loop over a task and a scheme (docs/architecture.md, "Trainer").
+
+What depends on the data (batches, evaluation, cut-offs, the monitor metric) is
+the :class:`~ssgraphrec.train.tasks.Task`'s; what happens before and between the
+phases (pre-training, freezing, optimizer resets, resume points) is the
+:class:`~ssgraphrec.train.schemes.Scheme`'s. The trainer runs epochs, logs them,
+selects the best on validation, early-stops, checkpoints and evaluates the test
+split once at the end.
+"""
 
 from __future__ import annotations
 
@@ -12,49 +20,33 @@ import torch
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from ..data.cold_simulation import HIDDEN, SIMULATED
-from ..data.link_negatives import is_link_prediction
-from ..data.sampler import NegativeSampler, bpr_batches, num_batches
-from ..data.schema import INTERACTS, SESSION, num_items, num_users, summary, task_of
+from ..data.schema import summary
 from ..errors import ConfigError, SSGraphRecError
-from ..eval import dot_scores, evaluate_ranking
-from ..eval.link_prediction import LINK_METRICS, evaluate_link_prediction
-from ..eval.metrics import METRICS
-from ..eval.next_item import NEXT_ITEM_METRICS, evaluate_next_item
-from ..eval.retrieval import check_backend, evaluate_retrieval
-from ..eval.slices import build_slices, evaluate_slices
-from ..methods.base import BPRBatch, Method
+from ..eval.slices import evaluate_slices
+from ..methods.base import Method
 from . import run_dir as rd
 from .checkpoint import load_checkpoint, save_atomic
 from .early_stopping import EarlyStopping
+from .schemes import ENCODER, SCHEMES, make_scheme
+from .tasks import EVAL_BLOCK_SCORES, auto_eval_batch_size, make_task
 
-SCHEMES = ("joint", "pretrain_finetune")
-#: The file of the pre-trained encoder in a run directory (``--init`` reads it).
-ENCODER = "encoder.pt"
-
-
-#: Scores per full-ranking block when ``eval_batch_size`` is 0 (automatic).
-EVAL_BLOCK_SCORES = 2**23
+__all__ = ["ENCODER", "EVAL_BLOCK_SCORES", "SCHEMES", "Trainer", "auto_eval_batch_size"]
 
 
-def auto_eval_batch_size(num_items: int) -> int:
-    """Users per evaluation block: about :data:`EVAL_BLOCK_SCORES` scores (32 MB), 64 to 1024.
+def _steps(name: str, value: Any) -> int:
+    """``value`` as a whole number of optimizer steps >= 0, or a :class:`ConfigError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{name} must be a whole number of optimizer steps >= 0, "
+                          f"got {value!r}")
+    return value
 
-    Measured with one thread: 1,024 users per block is 1.2-1.3x slower than
-    200-500 on Gowalla (40,981 items) and lastfm-80-20 (17,632): a block that
-    stays in the cache is written by the product and read by the top-K without
-    a trip to memory (docs/benchmarks.md, "Evaluation").
-    """
-    return max(64, min(1024, EVAL_BLOCK_SCORES // max(num_items, 1)))
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
 
 
 class Trainer:
-    """Trains a :class:`Method` with the joint or the pretrain->finetune scheme.
-
-    User-item data (task ``ranking``) are trained on BPR triples and evaluated
-    by full ranking per user; session samples and user sequences (``next_item``,
-    ``sequential``) on the method's own batches of sample ids, evaluated by the
-    rank of each sample's held-out item (:mod:`ssgraphrec.eval.next_item`).
+    """Trains a :class:`Method` on the task of ``data`` with a scheme.
 
     Model selection and early stopping use the validation split (``monitor``,
     default NDCG@20) and never the test split. With no validation split the
@@ -68,22 +60,11 @@ class Trainer:
         generator: the seeded generator for sampling.
         progress: show a progress bar per epoch.
         log: where per-epoch lines go.
-        mask_history: next-item tasks only: exclude the items of a sample's
-            input from its ranking.
-        scheme: ``"joint"`` (the method's ``loss`` from the start) or
-            ``"pretrain_finetune"``: ``pretrain_epochs`` epochs of the
-            method's ``pretrain_loss`` (its ``pretrain_batches``, or the usual
-            batches), ``encoder.pt`` saved, ``on_finetune_start()``, a fresh
-            optimizer with ``finetune_lr`` (or the method's lr), then joint
-            training (docs/training-schemes.md).
-        pretrain_epochs, finetune_lr: see :class:`~ssgraphrec.config.RunConfig`.
-        pretrained: the pre-training phase of an ``--init`` run, when the
-            encoder was loaded from one: no pre-training here, the optimizer
-            starts with ``finetune_lr``, and ``phases`` records it.
-        retrieval: ranking data: ``"exact"`` or ``"faiss"`` top-K search over the
-            dot-product embeddings (:mod:`ssgraphrec.eval.retrieval`; same results).
-        cold_threshold, head_share: test slices (:mod:`ssgraphrec.eval.slices`),
-            ranking data only; checked (empty slices) before training.
+        mask_history, retrieval, cold_threshold, head_share: the task's
+            (:func:`~ssgraphrec.train.tasks.make_task`).
+        scheme, pretrain_epochs, finetune_lr, pretrained: the scheme's
+            (:func:`~ssgraphrec.train.schemes.make_scheme`); ``pretrained`` is the
+            pre-training record of an ``--init`` run.
         ssl_warmup: ramp the weight of the method's self-supervised terms
             (``method.ssl_terms``) linearly from 0 to 1 over this many optimizer
             steps of joint training (0: full weight from the start; docs/tuning.md).
@@ -107,86 +88,38 @@ class Trainer:
                  retrieval: str = "exact", ssl_warmup: int = 0,
                  on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
                  evaluate_test: bool = True, min_steps: int = 0):
-        self.method = method
-        self.data = data
-        self.retrieval = check_backend(retrieval)
-        self.task = task_of(data)
-        if self.task not in method.tasks:
-            raise ConfigError(f"method {method.name!r} runs on {'/'.join(method.tasks)} data; "
-                              f"dataset {data.name!r} holds {self.task} data")
-        self.mask_history = mask_history
+        self.method, self.data, self.generator = method, data, generator
+        self.task = make_task(data, method, ks=ks, monitor=monitor,
+                              eval_batch_size=eval_batch_size, mask_history=mask_history,
+                              retrieval=retrieval, cold_threshold=cold_threshold,
+                              head_share=head_share)
+        self.scheme = make_scheme(scheme, method, pretrain_epochs=pretrain_epochs,
+                                  finetune_lr=finetune_lr, pretrained=pretrained)
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.epochs = epochs
-        self.ks = ks or [10, 20]
-        self.monitor = monitor
-        self.metric_names = METRICS if self.task == "ranking" else NEXT_ITEM_METRICS
-        # Link-prediction data (bigi-dblp) are scored by AUC, not by ranking.
-        self.link_prediction = is_link_prediction(data)
-        allowed = (set(LINK_METRICS) if self.link_prediction
-                   else {f"{m}@{k}" for m in self.metric_names for k in self.ks})
-        if monitor not in allowed:
-            raise ConfigError(f"monitor {monitor!r} is not a computed metric; eval_ks={self.ks}")
-        if eval_batch_size < 0:
-            raise ConfigError(f"eval_batch_size must be >= 1 (0: automatic), got {eval_batch_size}")
-        self.eval_batch_size = eval_batch_size or auto_eval_batch_size(num_items(data))
-        self.generator = generator
-        self.progress = progress
+        self.epochs, self.progress = epochs, progress
         self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
-        if self.task == "ranking":
-            store = data[INTERACTS]
-            self.train_edges = store.edge_index
-            self.has_val = store.val_edge_index.size(1) > 0
-            self.sampler = NegativeSampler(self.train_edges, num_items(data))
-        else:
-            self.has_val = bool(data[SESSION].val_mask.any())
         self.device = next(iter(data.edge_stores)).edge_index.device
-        self.stopper = EarlyStopping(patience if self.has_val else 0)
-        if scheme not in SCHEMES:
-            raise ConfigError(f"unknown scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
-        if pretrain_epochs < 0:
-            raise ConfigError(f"pretrain_epochs must be >= 0, got {pretrain_epochs}")
-        if finetune_lr is not None and not finetune_lr > 0:
-            raise ConfigError(f"finetune_lr must be > 0, got {finetune_lr}")
-        if scheme == "pretrain_finetune" and pretrain_epochs > 0 and pretrained is None \
-                and not method.has_pretrain_task():
-            raise ConfigError(f"method {method.name!r} has no pre-training task; scheme "
-                              "pretrain_finetune needs one (e.g. gptgnn), or --init RUN_DIR")
-        self.scheme = scheme
-        self.pretrain_epochs = pretrain_epochs if pretrained is None else 0
-        self.finetune_lr = finetune_lr
-        self.pretrained = pretrained
-        self.pretrain_times: list[float] = []
-        self.slices = []
-        simulated = (data["user"][SIMULATED] if self.task == "ranking"
-                     and SIMULATED in data["user"] else None)
-        if cold_threshold is not None or head_share is not None or simulated is not None:
-            if self.task != "ranking":
-                raise ConfigError("cold-start and head/tail slices (--cold-threshold, "
-                                  f"--head-share) apply to ranking data, not {self.task} data")
-            store = data[INTERACTS]
-            self.slices = build_slices(store.edge_index, store.test_edge_index, num_users(data),
-                                       num_items(data), cold_threshold=cold_threshold,
-                                       head_share=head_share, simulated=simulated)
-        lr = method.cfg.lr if pretrained is None or finetune_lr is None else finetune_lr
-        self.optimizer = self._new_optimizer(lr) if method.trainable else None
-        self.start_epoch = 0
-        self.start_pretrain_epoch = 0
-        #: True once resume() has found a checkpoint of the fine-tuning (or joint) phase
-        self.resumed_finetune = False
+        self.stopper = EarlyStopping(patience if self.task.has_val else 0)
+        self.ssl_warmup = _steps("ssl_warmup", ssl_warmup)
+        self.min_steps = _steps("min_steps", min_steps)
+        self.on_epoch_end, self.evaluate_test = on_epoch_end, evaluate_test
+        self.optimizer: torch.optim.Optimizer | None = None
+        if method.trainable:
+            self.reset_optimizer(self.scheme.first_lr(method))
+        self.start_epoch = self.start_pretrain_epoch = 0
+        #: True once resume() has found a checkpoint of the joint (fine-tuning) phase
+        self.resumed_joint = False
         self.epoch_times: list[float] = []
-        if isinstance(ssl_warmup, bool) or not isinstance(ssl_warmup, int) or ssl_warmup < 0:
-            raise ConfigError(f"ssl_warmup must be a whole number of optimizer steps >= 0, "
-                              f"got {ssl_warmup!r}")
-        self.ssl_warmup = ssl_warmup
-        if isinstance(min_steps, bool) or not isinstance(min_steps, int) or min_steps < 0:
-            raise ConfigError(f"min_steps must be a whole number of optimizer steps >= 0, "
-                              f"got {min_steps!r}")
-        self.min_steps = min_steps
+        self.pretrain_times: list[float] = []
         #: optimizer steps of joint (fine-tuning) training so far; drives ``ssl_warmup``
         self.step = 0
-        self.on_epoch_end = on_epoch_end
-        self.evaluate_test = evaluate_test
+        #: validation metrics of the best epoch of this process (empty after a resume)
+        self.best_val: dict[str, float] = {}
+
+    @property
+    def monitor(self) -> str:
+        return self.task.monitor
 
     def ssl_scale(self) -> float:
         """The weight of the self-supervised terms at the current step (linear warm-up)."""
@@ -194,26 +127,11 @@ class Trainer:
             return 1.0
         return min(1.0, (self.step + 1) / self.ssl_warmup)
 
-    def _new_optimizer(self, lr: float) -> torch.optim.Optimizer:
+    def reset_optimizer(self, lr: float) -> None:
+        """A fresh Adam over the parameters that are trainable now."""
         params = [p for p in self.method.parameters() if p.requires_grad]
-        return torch.optim.Adam(params, lr=lr)
+        self.optimizer = torch.optim.Adam(params, lr=lr)
 
-    def _follows_pretraining(self) -> bool:
-        """Whether fine-tuning starts from a pre-trained encoder (this run's or ``--init``'s)."""
-        return self.method.trainable and (self.pretrained is not None
-                                          or self.scheme == "pretrain_finetune")
-
-    def _enter_finetune(self) -> None:
-        """Between the phases: ``on_finetune_start()`` (freeze layers, check the pretext
-        state), then a fresh optimizer over what stays trainable, at ``finetune_lr``."""
-        self.method.on_finetune_start()
-        if not any(p.requires_grad for p in self.method.parameters()):
-            raise ConfigError(f"method {self.method.name!r} has no trainable parameter left "
-                              "after on_finetune_start (every layer frozen?): nothing to "
-                              "fine-tune")
-        self.optimizer = self._new_optimizer(self.finetune_lr or self.method.cfg.lr)
-
-    # -- evaluation -------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, split: str = "test", target: torch.Tensor | None = None,
                  method: Method | None = None) -> dict[str, float]:
@@ -223,56 +141,28 @@ class Trainer:
         protocol, e.g. the popularity baseline the results are compared with."""
         method = self.method if method is None else method
         method.eval()
-        if self.task != "ranking":
-            return evaluate_next_item(method.score, self.data, split, num_items(self.data),
-                                      self.ks, self.eval_batch_size, mask_history=self.mask_history)
-        if self.link_prediction:
-            return evaluate_link_prediction(*method.embeddings(), self.data, split)
-        store = self.data[INTERACTS]
-        users, items = method.embeddings()
-        # A method whose score is not a dot product (BiGI's MLP) offers ranking_scores().
-        score = (method.ranking_scores() if hasattr(method, "ranking_scores")
-                 else dot_scores(users, items))
-        exclude = [store.edge_index] + ([store.val_edge_index] if split == "test" else [])
-        if HIDDEN in store:  # what the cold-start simulation took away: neither hit nor miss
-            exclude.append(store[HIDDEN])
-        if target is None:
-            target = store.val_edge_index if split == "val" else store.test_edge_index
-        if self.retrieval != "exact" and not hasattr(method, "ranking_scores"):
-            return evaluate_retrieval(users, items, target, exclude, num_users(self.data),
-                                      num_items(self.data), self.ks, backend=self.retrieval,
-                                      batch_size=self.eval_batch_size, split_name=split)
-        return evaluate_ranking(score, target, exclude,
-                                num_users(self.data), num_items(self.data), self.ks,
-                                self.eval_batch_size, split_name=split)
+        return self.task.evaluate(method, split, target)
 
     # -- checkpoints ------------------------------------------------------
     def _state(self, epoch: int, phase: str = "finetune") -> dict[str, Any]:
         """A resumable checkpoint; ``phase`` ``"pretrain"``: ``epoch`` is a pre-training epoch."""
+        method_gen = self.method.generator
         return {
-            "phase": phase,
-            "epoch": epoch,
-            "pretrain_times": self.pretrain_times,
+            "phase": phase, "epoch": epoch, "step": self.step,
+            "pretrain_times": self.pretrain_times, "epoch_times": self.epoch_times,
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict() if self.optimizer else None,
             "early_stopping": self.stopper.state_dict(),
             "generator": self.generator.get_state(),
-            "method_generator": (self.method.generator.get_state()
-                                 if self.method.generator is not None else None),
+            "method_generator": method_gen.get_state() if method_gen is not None else None,
             "torch_rng": torch.get_rng_state(),
-            "epoch_times": self.epoch_times,
-            "step": self.step,
         }
 
     def resume(self) -> None:
-        """Continue from ``last.pt`` of the run directory.
-
-        A checkpoint of the pre-training phase continues pre-training at the next
-        pre-training epoch with its optimizer. One of the fine-tuning phase of a
-        pretrain->finetune (or ``--init``) run re-enters fine-tuning first (layers
-        frozen again by ``on_finetune_start``, the fine-tuning optimizer over the
-        parameters left trainable), then loads that optimizer's state.
-        """
+        """Continue from ``last.pt`` of the run directory, where the scheme says
+        (:meth:`~ssgraphrec.train.schemes.Scheme.resume_at`): a checkpoint of the
+        pre-training phase continues pre-training; one of the joint phase re-enters
+        it (layers frozen again after pre-training), then loads the optimizer state."""
         state = load_checkpoint(self.run_dir / rd.LAST, self.device)
         self.method.load_state_dict(state["method"])
         phase = state.get("phase", "finetune")
@@ -281,16 +171,7 @@ class Trainer:
             self.log(f"resume: removed what an interrupted epoch left behind "
                      f"({removed['metrics_lines']} metrics line(s) past the checkpoint, "
                      f"{removed['temp_files']} temporary file(s))")
-        if phase == "pretrain":
-            if self.scheme != "pretrain_finetune" or self.pretrained is not None:
-                raise ConfigError(f"{self.run_dir / rd.LAST} was saved during pre-training, "
-                                  f"but this run does not pre-train (scheme {self.scheme!r})")
-            self.start_pretrain_epoch = state["epoch"] + 1
-        else:
-            self.resumed_finetune = True
-            self.start_epoch = state["epoch"] + 1
-            if self._follows_pretraining():
-                self._enter_finetune()
+        self.scheme.resume_at(self, phase, int(state["epoch"]))
         if self.optimizer and state["optimizer"]:
             try:
                 self.optimizer.load_state_dict(state["optimizer"])
@@ -298,8 +179,7 @@ class Trainer:
                 raise ConfigError(f"cannot resume {self.run_dir}: the saved optimizer does not "
                                   f"fit the trainable parameters of this run ({exc})") from None
         self.stopper.load_state_dict(state["early_stopping"])
-        self.generator.set_state(state["generator"].cpu() if hasattr(state["generator"], "cpu")
-                                 else state["generator"])
+        self.generator.set_state(state["generator"].cpu())
         if state.get("method_generator") is not None and self.method.generator is not None:
             self.method.generator.set_state(state["method_generator"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
@@ -308,66 +188,60 @@ class Trainer:
         self.pretrain_times = list(state.get("pretrain_times", []))
 
     # -- training ---------------------------------------------------------
-    def _batches(self):
-        """(batches, count) of one epoch: BPR triples, or the method's sample ids."""
-        batch_size = self.method.cfg.batch_size
-        if self.task == "ranking":
-            triples = bpr_batches(self.train_edges, self.sampler, batch_size, self.generator)
-            return ((BPRBatch(*t) for t in triples),
-                    num_batches(self.train_edges.size(1), batch_size))
-        return self.method.train_batches(self.generator), self.method.num_train_batches()
-
     def train_epoch(self, epoch: int, pretrain: bool = False) -> dict[str, float]:
-        """One epoch of ``method.loss`` (or ``method.pretrain_loss`` when ``pretrain``)."""
+        """One epoch of ``method.loss`` (or ``method.pretrain_loss`` when ``pretrain``);
+        the mean of each named loss term."""
         method = self.method
         method.train()
         if pretrain:
             method.on_pretrain_epoch_start(epoch)
             own = method.pretrain_batches(self.generator)
-            batches, n = own if own is not None else self._batches()
-            loss_fn, total = method.pretrain_loss, self.pretrain_epochs
+            batches, n = own if own is not None else self.task.batches(method, self.generator)
+            loss_fn, total = method.pretrain_loss, self.scheme.pretrain_epochs
         else:
             method.on_epoch_start(epoch)
-            batches, n = self._batches()
+            batches, n = self.task.batches(method, self.generator)
             loss_fn, total = method.loss, self.epochs
         totals: dict[str, float] = {}
+        bar = tqdm(batches, total=n, desc=f"{'pre-train ' if pretrain else ''}epoch "
+                   f"{epoch + 1}/{total}", disable=not self.progress, leave=False,
+                   file=sys.stderr, dynamic_ncols=True)
         steps = 0
-        desc = f"{'pre-train ' if pretrain else ''}epoch {epoch + 1}/{total}"
-        bar = tqdm(batches, total=n, desc=desc,
-                   disable=not self.progress, leave=False, file=sys.stderr, dynamic_ncols=True)
-        warm = not pretrain and self.ssl_warmup > 0
-        for batch in bar:
+        for steps, batch in enumerate(bar, 1):
             terms = loss_fn(batch)
-            if warm:
+            if not pretrain and self.ssl_warmup > 0:
                 scale = self.ssl_scale()
                 terms = {k: v * scale if k in method.ssl_terms else v for k, v in terms.items()}
-            loss = sum(terms.values())
-            if not torch.isfinite(loss):
-                bad = {k: float(v) for k, v in terms.items() if not torch.isfinite(v)}
-                named = ", ".join(f"{k} = {v}" for k, v in bad.items()) or f"total = {float(loss)}"
-                raise FloatingPointError(
-                    f"the loss became non-finite at epoch {epoch + 1}, step {steps + 1} ({named}); "
-                    "lower the learning rate, or check the data for extreme weights")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            loss = self._step(terms, epoch, steps)
             if not pretrain:
                 self.step += 1
             for k, v in terms.items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach())
-            steps += 1
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            bar.set_postfix(loss=f"{float(loss):.4f}")
         return {k: v / max(steps, 1) for k, v in totals.items()}
 
-    def pretrain(self) -> dict[str, Any]:
-        """The pre-training phase: ``pretrain_epochs`` epochs of ``pretrain_loss``,
-        ``pretrain`` records in metrics.jsonl, the encoder saved to ``encoder.pt``.
+    def _step(self, terms: dict[str, torch.Tensor], epoch: int, step: int) -> torch.Tensor:
+        """One optimizer step on the sum of ``terms``; a non-finite sum stops the run with
+        the epoch, the step and the terms that caused it."""
+        loss = sum(terms.values())
+        if not torch.isfinite(loss):
+            bad = {k: float(v) for k, v in terms.items() if not torch.isfinite(v)}
+            named = ", ".join(f"{k} = {v}" for k, v in bad.items()) or f"total = {float(loss)}"
+            raise FloatingPointError(
+                f"the loss became non-finite at epoch {epoch + 1}, step {step} ({named}); "
+                "lower the learning rate, or check the data for extreme weights")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
 
-        Returns the phase record (epochs, seconds per epoch) also kept in
-        ``encoder.pt``.
-        """
+    def pretrain(self) -> dict[str, Any]:
+        """The pre-training phase: the scheme's ``pretrain_epochs`` epochs of
+        ``pretrain_loss``, ``pretrain`` records in metrics.jsonl, the encoder saved to
+        ``encoder.pt``. Returns the phase record (epochs, seconds per epoch) also kept
+        in ``encoder.pt``."""
         self.method.to(self.device)
-        for epoch in range(self.start_pretrain_epoch, self.pretrain_epochs):
+        for epoch in range(self.start_pretrain_epoch, self.scheme.pretrain_epochs):
             t0 = time.perf_counter()
             losses = self.train_epoch(epoch, pretrain=True)
             self.pretrain_times.append(time.perf_counter() - t0)
@@ -379,8 +253,7 @@ class Trainer:
                      + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
                      + f" | {self.pretrain_times[-1]:.1f}s")
         phase = {"epochs": len(self.pretrain_times), "method": self.method.name,
-                 "train_s_per_epoch": (sum(self.pretrain_times) / len(self.pretrain_times)
-                                       if self.pretrain_times else 0.0),
+                 "train_s_per_epoch": _mean(self.pretrain_times),
                  "train_s_total": sum(self.pretrain_times)}
         self.method.eval()
         save_atomic({"encoder": self.method.encoder_state_dict(), "phase": phase,
@@ -388,102 +261,93 @@ class Trainer:
                     self.run_dir / ENCODER)
         return phase
 
-    def fit(self) -> dict[str, Any]:
-        """Train, select the best epoch on validation, evaluate on test."""
-        t_start = time.perf_counter()
-        best_val: dict[str, float] = {}
-        epochs_run = self.start_epoch
-        phases: dict[str, Any] = {}
-        if self.pretrained is not None:
-            phases["pretrain"] = self.pretrained
-            if self.method.trainable and not self.resumed_finetune:
-                self._enter_finetune()  # an --init run freezes layers as a pre-training one
-        elif self.scheme == "pretrain_finetune" and self.method.trainable:
-            if self.resumed_finetune:  # resumed after pre-training: encoder.pt holds its record
-                phases["pretrain"] = load_checkpoint(self.run_dir / ENCODER,
-                                                     self.device).get("phase", {})
-            else:
-                phases["pretrain"] = self.pretrain()
-                self._enter_finetune()
-        if self.method.trainable:
-            for epoch in range(self.start_epoch, self.epochs):
-                t0 = time.perf_counter()
-                losses = self.train_epoch(epoch)
-                self.epoch_times.append(time.perf_counter() - t0)
-                record: dict[str, Any] = {"epoch": epoch + 1, "loss": losses,
-                                          "train_s": round(self.epoch_times[-1], 3)}
-                msg = f"epoch {epoch + 1:3d} | " + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
-                if self.has_val:
-                    t1 = time.perf_counter()
-                    try:
-                        val = self.evaluate("val")
-                    except SSGraphRecError as exc:  # e.g. scores that became NaN: say when
-                        raise SSGraphRecError(f"after epoch {epoch + 1}: {exc}") from None
-                    record["val"] = val
-                    record["eval_s"] = round(time.perf_counter() - t1, 3)
-                    improved = self.stopper.step(val[self.monitor], epoch + 1)
-                    first = ("auc_pr" if self.link_prediction else
-                             f"{'recall' if self.task == 'ranking' else 'hit'}@{self.ks[-1]}")
-                    msg += (f" | val {first} {val[first]:.4f} "
-                            f"{self.monitor} {val[self.monitor]:.4f}" + (" *" if improved else ""))
-                    if improved:
-                        best_val = val
-                        save_atomic({"epoch": epoch + 1, "method": self.method.state_dict()},
-                                    self.run_dir / rd.BEST)
-                self.log(msg + f" | {self.epoch_times[-1]:.1f}s")
-                rd.append_metrics(self.run_dir, record)
-                save_atomic(self._state(epoch), self.run_dir / rd.LAST)
-                epochs_run = epoch + 1
-                if self.on_epoch_end is not None:
-                    self.on_epoch_end(epoch + 1, record.get("val", {}))
-                if self.stopper.should_stop and self.step >= self.min_steps:
-                    budget = f" (past the minimum of {self.min_steps} steps)" if self.min_steps else ""
-                    self.log(f"early stop: no {self.monitor} gain for {self.stopper.bad_epochs} "
-                             f"epochs{budget}; best epoch {self.stopper.best_epoch}")
-                    break
-        if self.has_val and (self.run_dir / rd.BEST).is_file():
+    def _validate(self, epoch: int, record: dict[str, Any]) -> str:
+        """Validation after ``epoch``: metrics into ``record``, early-stopping bookkeeping,
+        ``best.pt`` on improvement; returns the epoch line's validation part."""
+        t1 = time.perf_counter()
+        try:
+            val = self.evaluate("val")
+        except SSGraphRecError as exc:  # e.g. scores that became NaN: say when
+            raise SSGraphRecError(f"after epoch {epoch + 1}: {exc}") from None
+        record["val"] = val
+        record["eval_s"] = round(time.perf_counter() - t1, 3)
+        improved = self.stopper.step(val[self.monitor], epoch + 1)
+        if improved:
+            self.best_val = val
+            save_atomic({"epoch": epoch + 1, "method": self.method.state_dict()},
+                        self.run_dir / rd.BEST)
+        head = self.task.headline
+        return (f" | val {head} {val[head]:.4f} {self.monitor} {val[self.monitor]:.4f}"
+                + (" *" if improved else ""))
+
+    def _run_epoch(self, epoch: int) -> bool:
+        """Train, validate, log and checkpoint one joint epoch; True: stop early."""
+        t0 = time.perf_counter()
+        losses = self.train_epoch(epoch)
+        self.epoch_times.append(time.perf_counter() - t0)
+        record: dict[str, Any] = {"epoch": epoch + 1, "loss": losses,
+                                  "train_s": round(self.epoch_times[-1], 3)}
+        msg = f"epoch {epoch + 1:3d} | " + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
+        if self.task.has_val:
+            msg += self._validate(epoch, record)
+        self.log(msg + f" | {self.epoch_times[-1]:.1f}s")
+        rd.append_metrics(self.run_dir, record)
+        save_atomic(self._state(epoch), self.run_dir / rd.LAST)
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(epoch + 1, record.get("val", {}))
+        if self.stopper.should_stop and self.step >= self.min_steps:
+            budget = f" (past the minimum of {self.min_steps} steps)" if self.min_steps else ""
+            self.log(f"early stop: no {self.monitor} gain for {self.stopper.bad_epochs} "
+                     f"epochs{budget}; best epoch {self.stopper.best_epoch}")
+            return True
+        return False
+
+    def _select(self, epochs_run: int) -> tuple[int, dict[str, float]]:
+        """Load the best validation epoch (the last without validation); its epoch and
+        validation metrics."""
+        if self.task.has_val and (self.run_dir / rd.BEST).is_file():
             best = load_checkpoint(self.run_dir / rd.BEST, self.device)
             self.method.load_state_dict(best["method"])
-            if not best_val:
-                best_val = self.evaluate("val")
-            best_epoch = best["epoch"]
-        else:
-            best_epoch = epochs_run
-            save_atomic({"epoch": epochs_run, "method": self.method.state_dict()},
-                        self.run_dir / rd.BEST)
-            if self.has_val:
-                best_val = self.evaluate("val")
-        extra: dict[str, Any] = {}
-        eval_s = 0.0
-        if self.evaluate_test:
-            t_eval = time.perf_counter()
-            extra["test"] = self.evaluate("test")
-            eval_s = time.perf_counter() - t_eval
-        if self.slices and self.evaluate_test:
-            extra["test_slices"] = evaluate_slices(self.slices,
-                                                   lambda t: self.evaluate("test", t))
+            return best["epoch"], self.best_val or self.evaluate("val")
+        save_atomic({"epoch": epochs_run, "method": self.method.state_dict()},
+                    self.run_dir / rd.BEST)
+        return epochs_run, self.evaluate("val") if self.task.has_val else {}
+
+    def _test(self) -> tuple[dict[str, Any], float]:
+        """The test split, read once: metrics, slices, and the seconds it took."""
+        if not self.evaluate_test:
+            return {}, 0.0
+        t0 = time.perf_counter()
+        out: dict[str, Any] = {"test": self.evaluate("test")}
+        seconds = time.perf_counter() - t0
+        if self.task.slices:
+            out["test_slices"] = evaluate_slices(self.task.slices,
+                                                 lambda t: self.evaluate("test", t))
+        return out, seconds
+
+    def fit(self) -> dict[str, Any]:
+        """Run the scheme's phases, select the best epoch on validation, evaluate on test."""
+        t_start = time.perf_counter()
+        phases = self.scheme.begin(self)
+        epochs_run = self.start_epoch
+        if self.method.trainable:
+            for epoch in range(self.start_epoch, self.epochs):
+                epochs_run = epoch + 1
+                if self._run_epoch(epoch):
+                    break
+        best_epoch, best_val = self._select(epochs_run)
+        extra, eval_s = self._test()
+        timing = {"train_s_per_epoch": _mean(self.epoch_times),
+                  "train_s_total": sum(self.epoch_times)}
         if phases:
-            phases["finetune"] = {
-                "epochs": epochs_run,
-                "lr": (self.finetune_lr or self.method.cfg.lr),
-                "train_s_per_epoch": (sum(self.epoch_times) / len(self.epoch_times)
-                                      if self.epoch_times else 0.0),
-                "train_s_total": sum(self.epoch_times)}
-            extra["scheme"] = self.scheme
-            extra["phases"] = phases
+            phases["finetune"] = {"epochs": epochs_run,
+                                  "lr": self.scheme.joint_lr(self.method), **timing}
+            extra.update(scheme=self.scheme.name, phases=phases)
         return {
-            "task": self.task,
-            **extra,
-            "val": best_val,
-            "best_epoch": best_epoch,
+            "task": self.task.kind, **extra, "val": best_val, "best_epoch": best_epoch,
             "epochs_trained": epochs_run,
-            "selection": ("best validation " + self.monitor) if self.has_val
+            "selection": ("best validation " + self.monitor) if self.task.has_val
             else "last epoch (no validation split)",
-            "timing": {
-                "train_s_per_epoch": (sum(self.epoch_times) / len(self.epoch_times)
-                                      if self.epoch_times else 0.0),
-                "train_s_total": sum(self.epoch_times),
-                "test_eval_s": eval_s,
-                "total_s": time.perf_counter() - t_start,
-            },
+            "timing": {**timing, "test_eval_s": eval_s,
+                       "total_s": time.perf_counter() - t_start},
         }
