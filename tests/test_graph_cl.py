@@ -51,7 +51,8 @@ from ssgraphrec.sparse import (
     view_adjacency,
 )
 from ssgraphrec.train import Trainer
-from ssgraphrec.transforms import AUGMENTATIONS, EdgeDrop, GraphDiffusion, RandomWalk
+from ssgraphrec.transforms import AUGMENTATIONS, EdgeDrop, GraphDiffusion, RandomWalk, make_augmentation
+from ssgraphrec.transforms.graph_diffusion import with_embeddings
 
 # the module, not the function of the same name that ssgraphrec.losses exports
 proto_nce_module = importlib.import_module("ssgraphrec.losses.proto_nce")
@@ -400,8 +401,8 @@ def test_graph_diffusion_adds_each_users_k_most_similar_non_edges(similarity, ba
     before = data[INTERACTS].edge_index.clone()
     E = before.size(1)
     ue, ie = torch.randn(7, 5, generator=gen(1)), torch.randn(12, 5, generator=gen(2))
-    out = GraphDiffusion(k=3, user_emb=ue, item_emb=ie, similarity=similarity,
-                         batch_size=batch_size)(data)
+    out = GraphDiffusion(k=3, similarity=similarity,
+                         batch_size=batch_size)(with_embeddings(data, ue, ie))
     store = out[INTERACTS]
     assert torch.equal(store.edge_index[:, :E], before)          # existing edges first, unchanged
     added = store.edge_index[:, E:]
@@ -419,7 +420,7 @@ def test_graph_diffusion_adds_each_users_k_most_similar_non_edges(similarity, ba
 def test_graph_diffusion_adds_fewer_when_fewer_items_are_left():
     ei = torch.tensor([[0] * 10 + [1], list(range(10)) + [0]])
     data = interaction_data(2, 12, ei)
-    out = GraphDiffusion(k=3, user_emb=torch.randn(2, 4), item_emb=torch.randn(12, 4))(data)
+    out = GraphDiffusion(k=3)(with_embeddings(data, torch.randn(2, 4), torch.randn(12, 4)))
     added = out[INTERACTS].edge_index[:, 11:]
     assert (added[0] == 0).sum() == 2 and set(added[1, added[0] == 0].tolist()) == {10, 11}
     assert (added[0] == 1).sum() == 3
@@ -431,7 +432,9 @@ def test_graph_diffusion_errors_and_registration():
     with pytest.raises(ValueError, match="embeddings"):
         GraphDiffusion()(data)
     with pytest.raises(ValueError):
-        GraphDiffusion(user_emb=torch.randn(3, 4), item_emb=torch.randn(12, 4))(data)
+        GraphDiffusion()(with_embeddings(data, torch.randn(3, 4), torch.randn(12, 4)))
+    with pytest.raises(ConfigError, match="takes no argument 'user_emb'"):
+        make_augmentation("graph_diffusion", user_emb=torch.randn(7, 4))
     with pytest.raises(ConfigError):
         GraphDiffusion(k=0)
     with pytest.raises(ConfigError):
@@ -439,7 +442,7 @@ def test_graph_diffusion_errors_and_registration():
     timed = data.clone()
     timed[INTERACTS].time = torch.arange(graph.num_edges)
     with pytest.raises(ValueError, match="time"):
-        GraphDiffusion(user_emb=torch.randn(7, 4), item_emb=torch.randn(12, 4))(timed)
+        GraphDiffusion()(with_embeddings(timed, torch.randn(7, 4), torch.randn(12, 4)))
 
 
 def view_edges(graph, store, e_id):
@@ -456,8 +459,9 @@ def view_edges(graph, store, e_id):
 def test_views_that_add_edges_get_the_adjacency_of_their_edge_list(order):
     graph, data = toy_graph(num_users=9, num_items=15, per_user=5)
     E = graph.num_edges
-    diffusion = GraphDiffusion(k=2, user_emb=torch.randn(9, 4, generator=gen(1)),
-                               item_emb=torch.randn(15, 4, generator=gen(2)))
+    diffusion = GraphDiffusion(k=2)
+    data = with_embeddings(data, torch.randn(9, 4, generator=gen(1)),
+                           torch.randn(15, 4, generator=gen(2)))
     steps = {"drop_then_diffuse": [EdgeDrop(0.3, generator=gen(3)), diffusion],
              "diffuse_then_drop": [diffusion, EdgeDrop(0.3, generator=gen(3))],
              "random_walk": [RandomWalk(0.3, num_layers=2, generator=gen(3)), diffusion]}[order]
@@ -485,11 +489,15 @@ def test_views_that_add_edges_get_the_adjacency_of_their_edge_list(order):
 def test_sgl_feeds_its_embeddings_to_graph_diffusion(small_data, batch):
     sgl = SGL(small_data, SGLConfig(aug="edge_drop,graph_diffusion", emb_dim=16), backend="torch",
               generator=gen())
-    sgl.on_epoch_start(0)
+    seen = []
     diffusion = sgl.augment.transforms[1]
+    original = diffusion.top_unobserved
+    diffusion.top_unobserved = lambda e, u, i: seen.append((u, i)) or original(e, u, i)
+    sgl.on_epoch_start(0)
     with torch.no_grad():
         users, items = sgl.encoder(sgl.adj)
-    assert torch.equal(diffusion.user_emb, users) and torch.equal(diffusion.item_emb, items)
+    assert len(seen) == 2 and all(torch.equal(u, users) and torch.equal(i, items) for u, i in seen)
+    assert "emb" not in sgl.graph_data["user"]        # handed in at call time, not kept
     kept = round(sgl.graph.num_edges * 0.9)
     assert all(a.nnz == 2 * (kept + 5 * 600) for a in sgl.view_adjs)
     terms = sgl.loss(batch)

@@ -12,7 +12,7 @@ from ..data.schema import CONTAINS, SESSION
 from ..data.sessions import from_padded, padded_sessions
 from ..errors import ConfigError
 from ..losses import nt_xent
-from ..transforms import make_augmentation
+from ..transforms import make_augmentation, parse_augmentations
 from ..transforms.item_cooccurrence import ItemCooccurrence
 from ..tuning.space import Choice, Float
 from .base import register_method
@@ -118,16 +118,15 @@ class CL4SRec(SASRec):
             raise ConfigError(f"ssl_weight must be >= 0, got {cfg.ssl_weight}")
         if cfg.similarity not in ("dot", "cos"):
             raise ConfigError(f"similarity must be 'dot' or 'cos', got {cfg.similarity!r}")
-        names = [n.strip() for n in str(cfg.aug).split(",") if n.strip()]
-        if not names:
-            raise ConfigError("CL4SRec needs at least one augmentation (--aug)")
+        names = parse_augmentations(cfg.aug, "CL4SRec")
         cooc = (ItemCooccurrence.from_data(data, mask="train_mask")
                 if any(n in CORRELATED for n in names) else None)
         self.aug_names = names
         self.augments = [
-            make_augmentation(n, eta=cfg.crop_eta, gamma=cfg.mask_gamma, beta=cfg.reorder_beta,
-                              rate=cfg.insert_rate if n == "item_insert" else cfg.substitute_rate,
-                              cooccurrence=cooc, sessions=f"aug_{k}", generator=self.generator)
+            make_augmentation(n, offered={
+                "eta": cfg.crop_eta, "gamma": cfg.mask_gamma, "beta": cfg.reorder_beta,
+                "rate": cfg.insert_rate if n == "item_insert" else cfg.substitute_rate,
+                "cooccurrence": cooc, "sessions": f"aug_{k}", "generator": self.generator})
             for k, n in enumerate(names)]
 
     def augment(self, inputs: Tensor, choice: Tensor | None = None) -> Tensor:

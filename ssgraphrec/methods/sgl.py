@@ -14,7 +14,8 @@ from ..errors import ConfigError, check_probability
 from ..losses import info_nce
 from ..sparse import view_adjacency
 from ..transforms import make_augmentation
-from ..transforms.base import augmentations_on, embedding_consumers
+from ..transforms.base import augmentations_on, parse_augmentations, uses_embeddings
+from ..transforms.graph_diffusion import with_embeddings
 from ..tuning.space import Choice, Float
 from .base import BPRBatch, register_method
 from .lightgcn import LightGCN, LightGCNConfig
@@ -80,11 +81,9 @@ class SGL(LightGCN):
             raise ConfigError(f"temperature must be positive, got {cfg.temperature}")
         if cfg.ssl_mode not in ("separate", "joint"):
             raise ConfigError(f"ssl_mode must be 'separate' or 'joint', got {cfg.ssl_mode!r}")
-        names = [n.strip() for n in str(cfg.aug).split(",") if n.strip()]
-        if not names:
-            raise ConfigError("SGL needs at least one augmentation (--aug)")
-        views = [make_augmentation(n, p=cfg.drop_ratio, num_layers=cfg.num_layers,
-                                   generator=self.generator) for n in names]
+        names = parse_augmentations(cfg.aug, "SGL")
+        offered = {"p": cfg.drop_ratio, "num_layers": cfg.num_layers, "generator": self.generator}
+        views = [make_augmentation(n, offered=offered) for n in names]
         for name, view in zip(names, views, strict=True):
             if getattr(view, "edge_type", None) != INTERACTS:
                 raise ConfigError(f"augmentation {name!r} does not act on the user-item graph "
@@ -100,19 +99,13 @@ class SGL(LightGCN):
 
     def on_epoch_start(self, epoch: int) -> None:
         """Draw two fresh views for this epoch (SGL resamples per epoch, Sec. 3.1)."""
-        self.feed_embeddings()
+        source = self.graph_data
+        if uses_embeddings(self.augment):  # graph_diffusion scores with the current model
+            with torch.no_grad():
+                source = with_embeddings(source, *self.encoder(self.adj))
         self.view_adjs = tuple(
-            view_adjacency(self.graph, self.augment(self.graph_data)[INTERACTS], self.backend)
+            view_adjacency(self.graph, self.augment(source)[INTERACTS], self.backend)
             for _ in range(2))
-
-    @torch.no_grad()
-    def feed_embeddings(self) -> None:
-        """Hand the current embeddings to augmentations that use them (``graph_diffusion``)."""
-        consumers = embedding_consumers(self.augment)
-        if consumers:
-            users, items = self.encoder(self.adj)
-            for transform in consumers:
-                transform.set_embeddings(users, items)
 
     def loss(self, batch: BPRBatch) -> dict[str, Tensor]:
         if not self.view_adjs:

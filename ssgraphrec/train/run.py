@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from ..config import RunConfig, apply, method_config
 from ..data import DATASETS, load_dataset
 from ..data.cold_simulation import simulate_cold_users, simulation_summary
 from ..data.schema import INTERACTS, summary, task_of
+from ..data.views import training_view
 from ..errors import SSGraphRecError
 from ..eval.ranking import check_cutoffs
 from ..methods import METHODS, Method
@@ -48,7 +50,12 @@ class Run:
 
 
 def build(cfg: RunConfig) -> Run:
-    """Seed, load and split the data, and build the method on the device."""
+    """Seed, load and split the data, and build the method on the device.
+
+    ``cfg`` is not changed: what the run resolves (the task's cut-offs, the monitor of
+    link-prediction data) is in the returned ``Run.cfg``.
+    """
+    cfg = copy.deepcopy(cfg)
     device = resolve_device(cfg.device)
     cls = METHODS.get(cfg.method)
     mcfg = method_config(cls.config_class, cfg, cfg.method)
@@ -98,7 +105,9 @@ def build(cfg: RunConfig) -> Run:
     # Views draw from their own stream, so that every method of a seed sees the same
     # training batches and negatives.
     view_generator = torch.Generator(device=device).manual_seed(cfg.seed + VIEW_SEED_OFFSET)
-    method = cls(data, mcfg, backend=cfg.sparse_backend, generator=view_generator).to(device)
+    # The method sees the training view only: no validation or test interaction.
+    method = cls(training_view(data), mcfg, backend=cfg.sparse_backend,
+                 generator=view_generator).to(device)
     if cfg.train_fraction != 1.0:
         if task == "ranking":
             raise SSGraphRecError("train_fraction applies to session and sequence data only")
@@ -155,6 +164,7 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
     else:
         absolute_paths(cfg)
     run = build(cfg)
+    cfg = run.cfg
     # Settings that fail do so before a run directory exists.
     scheme, pretrain_epochs = resolve_scheme(cfg, run.method)
     check_run(cfg, run.method, run.data, scheme, pretrain_epochs)
@@ -239,7 +249,7 @@ def popularity_baseline(trainer: Trainer, run: Run) -> dict[str, Any] | None:
     if (run.method.name == "mostpop" or type(trainer.task) is not RankingTask
             or not trainer.evaluate_test):
         return None
-    popularity = METHODS.get("mostpop")(run.data, MethodConfig()).to(run.device)
+    popularity = METHODS.get("mostpop")(training_view(run.data), MethodConfig()).to(run.device)
     return {"method": "mostpop", "test": trainer.evaluate("test", method=popularity)}
 
 
@@ -253,6 +263,7 @@ def pretrain(cfg: RunConfig, out: str | None = None, *, progress: bool = True, l
     """
     absolute_paths(cfg)
     run = build(cfg)
+    cfg = run.cfg
     _, epochs = resolve_scheme(cfg, run.method)
     if not run.method.has_pretrain_task():
         raise SSGraphRecError(f"method {cfg.method!r} has no pre-training task; methods that "

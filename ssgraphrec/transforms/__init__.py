@@ -5,7 +5,13 @@
 >>> view = T.Compose([EdgeDrop(0.1), NodeDrop(0.05)])(data)  # doctest: +SKIP
 """
 
-from .base import AUGMENTATIONS, EdgeAugmentation, make_augmentation, register_augmentation
+from .base import (
+                   AUGMENTATIONS,
+                   EdgeAugmentation,
+                   make_augmentation,
+                   parse_augmentations,
+                   register_augmentation,
+)
 from .edge_drop import EdgeDrop
 from .feature_dropout import CategoricalDropout, FeatureDropout
 from .feature_mask import CorrelatedFieldMask, FieldMask, field_mutual_information
@@ -25,6 +31,6 @@ __all__ = ["AUGMENTATIONS", "EdgeAugmentation", "EdgeDrop", "GraphDiffusion", "I
            "SequenceAugmentation", "SessionHypergraph", "SessionLineGraph", "SocialMotifs",
            "channel_adjacencies", "hypergraph_adjacency", "hypergraph_operator", "item_cooccurrence",
            "line_graph", "line_graph_adjacency", "make_augmentation", "motif_adjacencies",
-           "register_augmentation"]
+           "parse_augmentations", "register_augmentation"]
 __all__ += ["CategoricalDropout", "CorrelatedFieldMask", "FeatureDropout", "FeatureMix",
             "FeatureShuffle", "FieldMask", "field_mutual_information"]

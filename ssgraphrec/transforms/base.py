@@ -21,7 +21,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.transforms import BaseTransform
 
 from ..data.schema import INTERACTS
-from ..errors import check_probability
+from ..errors import ConfigError, check_probability
 from ..registry import Registry
 
 AUGMENTATIONS: Registry[type[BaseTransform]] = Registry("augmentation")
@@ -43,15 +43,40 @@ def register_augmentation(name: str):
     return deco
 
 
-def make_augmentation(name: str, **params: Any) -> BaseTransform:
-    """Build the augmentation ``name``, passing only the ``params`` it accepts.
+def accepted_arguments(name: str) -> list[str]:
+    """The keyword arguments the augmentation ``name`` takes."""
+    params = inspect.signature(AUGMENTATIONS.get(name).__init__).parameters
+    return [k for k in params if k != "self" and params[k].kind is not inspect.Parameter.VAR_KEYWORD]
 
-    Methods call this with everything they know (``p``, ``num_layers``,
-    ``generator``); each transform takes what it needs.
+
+def make_augmentation(name: str, *, offered: dict[str, Any] | None = None,
+                      **params: Any) -> BaseTransform:
+    """Build the augmentation ``name`` with ``params``.
+
+    An argument the augmentation does not take is a :class:`ConfigError` listing the
+    ones it does. ``offered`` holds what a method knows and passes to whichever of its
+    augmentations take it (SGL offers ``p``, ``num_layers`` and ``generator``); each
+    takes what it needs, the rest is not an error.
     """
-    cls = AUGMENTATIONS.get(name)
-    accepted = inspect.signature(cls.__init__).parameters
-    return cls(**{k: v for k, v in params.items() if k in accepted})
+    accepted = accepted_arguments(name)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ConfigError(f"augmentation {name!r} takes no argument "
+                          f"{', '.join(map(repr, unknown))}; it takes: {', '.join(accepted)}")
+    chosen = {k: v for k, v in (offered or {}).items() if k in accepted}
+    return AUGMENTATIONS.get(name)(**{**chosen, **params})
+
+
+def parse_augmentations(text: str | None, method: str) -> list[str]:
+    """The names of an ``--aug`` list (``"edge_drop,node_drop"``), each a registered
+    augmentation; none is a :class:`ConfigError` naming ``method``."""
+    names = [n.strip() for n in str(text or "").split(",") if n.strip()]
+    if not names:
+        raise ConfigError(f"{method} needs at least one augmentation (--aug); registered: "
+                          f"{', '.join(AUGMENTATIONS)}")
+    for name in names:
+        AUGMENTATIONS.get(name)  # an unknown name: the registry's error, with suggestions
+    return names
 
 
 def augmentations_on(edge_type: EdgeType) -> list[str]:
@@ -100,15 +125,12 @@ def keep_edges(store, mask: Tensor) -> None:
     store.e_id = e_id[mask]
 
 
-def embedding_consumers(transform: BaseTransform) -> list[BaseTransform]:
-    """The transforms of ``transform`` (one, or a ``T.Compose``) that use the model's embeddings.
-
-    Such a transform (e.g. ``graph_diffusion``) has a ``set_embeddings(user,
-    item)`` method; a method that composes augmentations calls it with its
-    current embeddings before drawing views.
-    """
+def uses_embeddings(transform: BaseTransform) -> bool:
+    """Whether ``transform`` (one, or a ``T.Compose``) reads the model's current embeddings
+    from the data (``graph_diffusion``; see
+    :func:`ssgraphrec.transforms.graph_diffusion.with_embeddings`)."""
     parts = getattr(transform, "transforms", [transform])
-    return [t for t in parts if callable(getattr(t, "set_embeddings", None))]
+    return any(getattr(t, "uses_embeddings", False) for t in parts)
 
 
 class EdgeAugmentation(BaseTransform):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -13,6 +15,18 @@ from ..errors import ConfigError
 from .base import EDGE_ATTRS, EdgeType, edge_ids, register_augmentation
 
 SIMILARITIES = ("dot", "cosine")
+#: The node attribute that carries the model's current embeddings into the transform.
+EMBEDDING = "emb"
+
+
+def with_embeddings(data: HeteroData, user_emb: Tensor, item_emb: Tensor,
+                    node_types: tuple[str, str] = ("user", "item")) -> HeteroData:
+    """A shallow copy of ``data`` whose user and item stores carry ``emb``: the (detached)
+    embeddings :class:`GraphDiffusion` scores pairs with. ``data`` is not changed."""
+    out = copy.copy(data)
+    out[node_types[0]][EMBEDDING] = user_emb.detach()
+    out[node_types[1]][EMBEDDING] = item_emb.detach()
+    return out
 
 
 def edge_id_base(store) -> int:
@@ -54,13 +68,14 @@ class GraphDiffusion(BaseTransform):
     of added edges is 1; other per-edge attributes (``time``, ``position``,
     ``edge_attr``) have no value for an added edge and are refused.
 
-    The embeddings come from the constructor or from :meth:`set_embeddings`,
-    which SGL calls with its current embeddings at the start of every epoch.
+    The embeddings are read at call time from the data, as node attributes
+    ``emb`` of the user and item stores (:func:`with_embeddings`); the transform
+    holds no model state. SGL attaches its current embeddings at the start of
+    every epoch.
 
     Args:
         k: edges added per user (>= 1). Not a published setting: 5 is a small
             addition next to typical user degrees.
-        user_emb, item_emb: ``[U, d]`` and ``[I, d]`` embeddings (optional here).
         similarity: ``"dot"`` or ``"cosine"``.
         batch_size: users scored at once.
         edge_type: the (user, rel, item) edge type acted on.
@@ -68,8 +83,10 @@ class GraphDiffusion(BaseTransform):
 
     name = "graph_diffusion"
 
-    def __init__(self, k: int = 5, user_emb: Tensor | None = None, item_emb: Tensor | None = None,
-                 similarity: str = "dot", batch_size: int = 1024,
+    #: Reads the model's embeddings from the data (``emb``; :func:`with_embeddings`).
+    uses_embeddings = True
+
+    def __init__(self, k: int = 5, similarity: str = "dot", batch_size: int = 1024,
                  edge_type: EdgeType = INTERACTS):
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigError(f"GraphDiffusion k must be an integer >= 1, got {k!r}")
@@ -82,48 +99,39 @@ class GraphDiffusion(BaseTransform):
         self.similarity = similarity
         self.batch_size = batch_size
         self.edge_type = tuple(edge_type)
-        self.user_emb: Tensor | None = None
-        self.item_emb: Tensor | None = None
-        if user_emb is not None or item_emb is not None:
-            self.set_embeddings(user_emb, item_emb)
-
-    def set_embeddings(self, user_emb: Tensor | None, item_emb: Tensor | None) -> None:
-        """Use these (detached) user and item embeddings from now on."""
-        if user_emb is None or item_emb is None:
-            raise ValueError("GraphDiffusion.set_embeddings needs both user and item embeddings")
-        if user_emb.dim() != 2 or item_emb.dim() != 2 or user_emb.size(1) != item_emb.size(1):
-            raise ValueError(f"GraphDiffusion: embeddings must be [U, d] and [I, d], got "
-                             f"{tuple(user_emb.shape)} and {tuple(item_emb.shape)}")
-        self.user_emb = user_emb.detach()
-        self.item_emb = item_emb.detach()
 
     def forward(self, data: HeteroData) -> HeteroData:
         if self.edge_type not in data.edge_types:
             raise KeyError(f"GraphDiffusion: the data has no edge type {self.edge_type}")
-        if self.user_emb is None or self.item_emb is None:
-            raise ValueError("GraphDiffusion needs the current embeddings: pass user_emb and "
-                             "item_emb, or call set_embeddings() (SGL does so every epoch)")
         store = data[self.edge_type]
         src_type, _, dst_type = self.edge_type
+        if EMBEDDING not in data[src_type] or EMBEDDING not in data[dst_type]:
+            raise ValueError("GraphDiffusion needs the current embeddings on the data: "
+                             f"data[{src_type!r}].{EMBEDDING} and data[{dst_type!r}].{EMBEDDING} "
+                             "(with_embeddings(data, users, items); SGL does so every epoch)")
+        users, items = data[src_type][EMBEDDING], data[dst_type][EMBEDDING]
         num_users, num_items = data[src_type].num_nodes, data[dst_type].num_nodes
-        if self.user_emb.size(0) != num_users or self.item_emb.size(0) != num_items:
-            raise ValueError(f"GraphDiffusion: embeddings for {self.user_emb.size(0)} users and "
-                             f"{self.item_emb.size(0)} items, the data has {num_users} and "
+        if users.dim() != 2 or items.dim() != 2 or users.size(1) != items.size(1):
+            raise ValueError(f"GraphDiffusion: embeddings must be [U, d] and [I, d], got "
+                             f"{tuple(users.shape)} and {tuple(items.shape)}")
+        if users.size(0) != num_users or items.size(0) != num_items:
+            raise ValueError(f"GraphDiffusion: embeddings for {users.size(0)} users and "
+                             f"{items.size(0)} items, the data has {num_users} and "
                              f"{num_items}")
         refused = [key for key in EDGE_ATTRS if key in store and key not in ("e_id", "edge_weight")]
         if refused:
             raise ValueError(f"GraphDiffusion cannot give added edges a value of {refused}")
-        new_edges = self.top_unobserved(store.edge_index, num_users, num_items)
+        new_edges = self.top_unobserved(store.edge_index, users, items)
         self._append(store, new_edges)
         return data
 
     @torch.no_grad()
-    def top_unobserved(self, edge_index: Tensor, num_users: int, num_items: int) -> Tensor:
+    def top_unobserved(self, edge_index: Tensor, users: Tensor, items: Tensor) -> Tensor:
         """``[2, n]`` the ``k`` best-scoring (user, item) pairs of each user that are not in
-        ``edge_index``, by user and then by decreasing score."""
+        ``edge_index``, by user and then by decreasing score of ``users @ items.T``."""
         device = edge_index.device
-        users = self.user_emb.to(device)
-        items = self.item_emb.to(device)
+        num_users, num_items = users.size(0), items.size(0)
+        users, items = users.to(device), items.to(device)
         if self.similarity == "cosine":
             users, items = F.normalize(users, dim=-1), F.normalize(items, dim=-1)
         order = torch.argsort(edge_index[0], stable=True)
