@@ -63,3 +63,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say what the registry-wide contract tests covered, when they ran."""
+    ran = any("test_contract.py" in getattr(report, "nodeid", "")
+              for reports in terminalreporter.stats.values() for report in reports)
+    if ran:
+        from test_contract import coverage_line
+
+        terminalreporter.write_line(coverage_line())

@@ -157,6 +157,31 @@ def test_bad_set_values(small, override, needle):
     assert_clean_failure(train("--dataset", str(small), "--set", override), needle)
 
 
+@pytest.mark.parametrize("method, override, needle", [
+    ("dhcn", "ssl_weight=abc", "ssl_weight='abc': expected a number or null, got str"),
+    ("dhcn", "position_embedding=3", "position_embedding=3: expected true or false or null"),
+    ("lightgcn", "emb_dim=1.5", "emb_dim=1.5: expected an integer, got float"),
+    ("lightgcn", "num_layers=two", "num_layers='two': expected an integer"),
+    ("sgl", "aug=[1,2]", "aug=[1, 2]: expected a string or null, got list"),
+    ("sgl", "ssl_weight=[0.1]", "ssl_weight=[0.1]: expected a number"),
+    ("simgcl", "fused=3", "fused=3: expected true or false"),
+    ("ncl", "num_clusters=abc", "num_clusters='abc': expected an integer"),
+    ("sasrec", "max_len=null", "max_len=None: expected an integer, got NoneType"),
+    ("mhcn", "ssl_normalize=1", "ssl_normalize=1: expected true or false"),
+    ("ptgnn", "method.pretrain_epochs=abc", "pretrain_epochs='abc': expected an integer or null"),
+    ("ptgnn", "pretrain_epochs=abc", "pretrain_epochs='abc': expected an integer, got str"),
+    ("lightgcn", "threads=abc", "threads='abc': expected an integer or null"),
+    ("lightgcn", "finetune_lr=fast", "finetune_lr='fast': expected a number or null"),
+])
+def test_wrong_typed_settings_give_one_line_naming_key_value_and_type(method, override, needle):
+    """Types come from the annotations, ``None`` defaults included (ssgraphrec.typed)."""
+    from ssgraphrec.config import RUN_FIELDS
+
+    message = assert_clean_failure(train("--method", method, "--set", override), needle)
+    if override.split("=")[0] not in RUN_FIELDS:   # a method setting: the method is named
+        assert f"method {method!r}" in message
+
+
 def test_negative_epochs_and_batch_size():
     assert_clean_failure(train("--epochs", "-1"), "--epochs must be >= 0")
     assert_clean_failure(train("--method", "lightgcn", "--batch-size", "0"),
