@@ -12,7 +12,7 @@ import torch
 from ssgraphrec.data.schema import ATTR, HAS_ATTR, INTERACTS, interaction_data
 from ssgraphrec.data.text_embeddings import TextEncoder
 from ssgraphrec.errors import ConfigError
-from ssgraphrec.losses.masked_info_nce import masked_info_nce
+from ssgraphrec.losses import info_nce
 from ssgraphrec.methods import MicRec, MicRecConfig, MostPop, TwoTower, TwoTowerConfig
 from ssgraphrec.methods.base import BPRBatch, MethodConfig
 from ssgraphrec.train.trainer import Trainer
@@ -78,6 +78,11 @@ def test_nearest_neighbour_graph_of_title_vectors():
 
 
 # -- loss ------------------------------------------------------------------------------
+def masked_info_nce(anchor, positive, temperature=1.0, **options):
+    """MicRec's use of the InfoNCE: inner products, tau = 1 by default."""
+    return info_nce(anchor, positive, temperature, similarity="dot", **options)
+
+
 def test_masked_info_nce_matches_hand_computed_value_and_drops_masked_negatives():
     a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     p = torch.tensor([[2.0, 0.0], [1.0, 1.0]])

@@ -19,7 +19,7 @@ from ssgraphrec.data.sessions import (
 )
 from ssgraphrec.errors import ConfigError
 from ssgraphrec.eval.next_item import evaluate_next_item
-from ssgraphrec.losses import nt_xent
+from ssgraphrec.losses import info_nce
 from ssgraphrec.methods import CL4SRec, CL4SRecConfig, MostPop, SASRec, SASRecConfig
 from ssgraphrec.methods.base import METHODS, MethodConfig
 from ssgraphrec.nn import SASRecEncoder
@@ -185,6 +185,10 @@ def test_cl4srec_correlated_augmentations_run(cycles):
     model = make(CL4SRec, cycles, aug="item_substitute,item_insert").train()
     terms = model.loss(torch.arange(32))
     assert torch.isfinite(terms["ssl"])
+
+
+def nt_xent(view1, view2, temperature, similarity="dot"):
+    return info_nce(view1, view2, temperature, similarity=similarity, negatives="both_views")
 
 
 def test_nt_xent_uses_both_views_as_negatives():

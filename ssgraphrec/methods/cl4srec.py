@@ -11,7 +11,7 @@ from torch_geometric.data import HeteroData
 from ..data.schema import CONTAINS, SESSION
 from ..data.sessions import from_padded, padded_sessions
 from ..errors import ConfigError
-from ..losses import nt_xent
+from ..losses import info_nce
 from ..transforms import make_augmentation, parse_augmentations
 from ..transforms.item_cooccurrence import ItemCooccurrence
 from ..tuning.space import Choice, Float
@@ -178,6 +178,7 @@ class CL4SRec(SASRec):
             return terms
         v1, v2 = self.views(inputs[keep])
         z1, z2 = self.encoder.represent(v1), self.encoder.represent(v2)
-        ssl = nt_xent(z1, z2, self.cfg.temperature, self.cfg.similarity)
+        ssl = info_nce(z1, z2, self.cfg.temperature, similarity=self.cfg.similarity,
+                       negatives="both_views")
         terms["ssl"] = self.cfg.ssl_weight * ssl
         return terms

@@ -11,7 +11,7 @@ from torch_geometric.data import HeteroData
 from ..data.schema import HAS_ATTR, INTERACTS, ITEM
 from ..data.text_embeddings import find_encoder, title_embeddings
 from ..errors import ConfigError, check_probability
-from ..losses.masked_info_nce import masked_info_nce
+from ..losses import info_nce
 from ..transforms.feature_dropout import FeatureDropout
 from ..transforms.item_cooccurrence import ItemCooccurrence
 from ..transforms.item_positives import (
@@ -189,14 +189,14 @@ class MicRec(TwoTower):
         same = (positives[None, :] == positives[:, None]) | (positives[None, :] == anchors[:, None])
         if graph is not None:
             same = same | linked(graph, anchors, positives)
-        return masked_info_nce(a, p, self.cfg.cl_temperature, self.cfg.similarity,
-                               not_negative=same, weight=found)
+        return info_nce(a, p, self.cfg.cl_temperature, similarity=self.cfg.similarity,
+                        not_negative=same, weight=found)
 
     def feature_loss(self, items: Tensor) -> Tensor:
         v1, v2 = self.dropout(self.features), self.dropout(self.features)
         z1 = self.item_tower(items, *_view_inputs(v1))
         z2 = self.item_tower(items, *_view_inputs(v2))
-        return masked_info_nce(z1, z2, self.cfg.cl_temperature, self.cfg.similarity)
+        return info_nce(z1, z2, self.cfg.cl_temperature, similarity=self.cfg.similarity)
 
     def semantic_loss(self, items: Tensor, item_rep: Tensor) -> Tensor:
         positives, found = self.semantic.sample(items, self.generator)
