@@ -21,11 +21,8 @@ from ssgraphrec.eval.auc import auc_roc, average_precision
 from ssgraphrec.eval.link_prediction import evaluate_link_prediction, fit_logistic
 from ssgraphrec.methods import METHODS, BiGI, BiGIConfig
 from ssgraphrec.methods.base import BPRBatch
-from ssgraphrec.nn.bigi import (
-    BilinearDiscriminator,
-    SubgraphAttention,
-    bipartite_row_normalized,
-)
+from ssgraphrec.nn.bigi import BilinearDiscriminator, SubgraphAttention
+from ssgraphrec.sparse import bipartite_row_normalized
 from ssgraphrec.train import Trainer
 from ssgraphrec.transforms.edge_flip import flip_edges
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 import torch_geometric.transforms as T
 from click.testing import CliRunner
+from dense_reference import normalized_adjacency_reference
 
 import ssgraphrec.nn.lightgcn as lightgcn_module
 from ssgraphrec.cli import main
@@ -47,7 +48,6 @@ from ssgraphrec.nn.kmeans import has_faiss
 from ssgraphrec.sparse import (
     BipartiteGraph,
     bipartite_adjacency,
-    normalized_adjacency_reference,
     view_adjacency,
 )
 from ssgraphrec.train import Trainer

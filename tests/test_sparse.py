@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from dense_reference import normalized_adjacency_reference
 
 from ssgraphrec.errors import ConfigError
 from ssgraphrec.sparse import (
     BipartiteGraph,
     has_torch_sparse,
-    normalized_adjacency_reference,
     propagate,
     resolve_backend,
 )
@@ -109,7 +109,7 @@ def test_isolated_nodes_get_zero_rows_after_propagation():
 
 
 def test_cpu_write_into_path_equals_the_plain_sparse_mm_used_on_cuda():
-    from ssgraphrec.sparse import _apply_kernel
+    from ssgraphrec.sparse.kernels import _apply_kernel
 
     graph = BipartiteGraph(random_bipartite(seed=4), 7, 9)
     adj = graph.normalized_adjacency()

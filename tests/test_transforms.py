@@ -3,10 +3,11 @@
 import pytest
 import torch
 import torch_geometric.transforms as T
+from dense_reference import normalized_adjacency_reference
 
 from ssgraphrec.data import INTERACTS, interaction_data
 from ssgraphrec.errors import ConfigError, SSGraphRecError
-from ssgraphrec.sparse import BipartiteGraph, normalized_adjacency_reference, view_adjacency
+from ssgraphrec.sparse import BipartiteGraph, view_adjacency
 from ssgraphrec.transforms import AUGMENTATIONS, EdgeDrop, NodeDrop, RandomWalk, make_augmentation
 
 

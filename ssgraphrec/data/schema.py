@@ -16,6 +16,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
+from ..sparse.kernels import segment_pointer
+
 USER = "user"
 ITEM = "item"
 ATTR = "attr"
@@ -60,13 +62,6 @@ def sort_pairs(edge_index: Tensor, num_cols: int) -> Tensor:
         return edge_index.view(2, 0).long()
     key = torch.unique(edge_index[0].long() * num_cols + edge_index[1].long())
     return torch.stack([key // num_cols, key % num_cols])
-
-
-def segment_pointer(index: Tensor, size: int) -> Tensor:
-    """CSR pointer of a sorted index vector: value ``v`` owns ``ptr[v]:ptr[v+1]``."""
-    ptr = torch.zeros(size + 1, dtype=torch.long, device=index.device)
-    ptr[1:] = torch.cumsum(torch.bincount(index.long(), minlength=size), 0)
-    return ptr
 
 
 def user_pointer(edge_index: Tensor, num_users: int) -> Tensor:

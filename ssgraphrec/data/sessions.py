@@ -21,7 +21,8 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from ..errors import ConfigError, SSGraphRecError, check_probability
-from .schema import CONTAINS, ITEM, SESSION, segment_pointer
+from ..sparse import segment_pointer
+from .schema import CONTAINS, ITEM, SESSION
 
 TRAIN, VAL, TEST = 0, 1, 2
 SessionsLike = Sequence[Sequence[int]] | tuple[Tensor, Tensor]
@@ -329,8 +330,7 @@ def from_padded(ids: Tensor, num_items: int) -> HeteroData:
     targets, no split masks).
     """
     session, col = (ids > 0).nonzero(as_tuple=True)  # row-major: sorted by (row, column)
-    ptr = torch.zeros(ids.size(0) + 1, dtype=torch.long, device=ids.device)
-    ptr[1:] = torch.cumsum(torch.bincount(session, minlength=ids.size(0)), 0)
+    ptr = segment_pointer(session, ids.size(0))
     data = HeteroData()
     data[ITEM].num_nodes = int(num_items)
     data[SESSION].num_nodes = int(ids.size(0))

@@ -25,8 +25,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from ..data.schema import CONTAINS, SESSION, segment_pointer
+from ..data.schema import CONTAINS, SESSION
 from ..errors import SSGraphRecError
+from ..sparse import segment_pointer
 from .ranking import check_cutoffs, check_finite_scores, gather_rows
 
 #: ``(samples [B], split) -> scores [B, num_items]``.

@@ -20,9 +20,9 @@ from ..nn.bigi import (
     EdgeScorer,
     GlobalPrototype,
     SubgraphAttention,
-    bipartite_row_normalized,
 )
 from ..nn.perturb import row_shuffle
+from ..sparse import bipartite_row_normalized
 from ..transforms.edge_flip import flip_edges
 from ..tuning.space import Choice, Float
 from .base import BPRBatch, Method, MethodConfig, register_method

@@ -15,30 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.subgraph import EnclosingSubgraphs
-from ..sparse import Adjacency, adjacency_from_edges, propagate
+from ..sparse import Adjacency, propagate
 from .dropout import dropout
-
-
-def bipartite_row_normalized(edge_index: Tensor, num_users: int, num_items: int,
-                             backend: str = "torch") -> Adjacency:
-    r"""The block matrix :math:`\begin{pmatrix}0 & D_U^{-1}A\\ D_I^{-1}A^\top & 0\end{pmatrix}`.
-
-    One product with ``[x_users; x_items]`` gives ``[mean of each user's
-    items; mean of each item's users]``: BiGI's row-normalised ``UV`` and
-    ``VU`` matrices (``utils/GraphMaker.py``, ``normalize``) in one
-    (non-symmetric) :class:`~ssgraphrec.sparse.Adjacency`; a node without
-    edges gets zeros.
-    """
-    u, i = edge_index[0].long(), edge_index[1].long()
-    n = num_users + num_items
-    deg_u = torch.bincount(u, minlength=num_users).float()
-    deg_i = torch.bincount(i, minlength=num_items).float()
-    rows = torch.cat([u, i + num_users])
-    cols = torch.cat([i + num_users, u])
-    vals = torch.cat([1.0 / deg_u[u], 1.0 / deg_i[i]])
-    order = torch.argsort(rows * n + cols)
-    return adjacency_from_edges(torch.stack([rows[order], cols[order]]), vals[order], n,
-                                symmetric=False, backend=backend)
 
 
 class BiGILayer(nn.Module):

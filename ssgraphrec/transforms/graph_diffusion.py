@@ -12,6 +12,7 @@ from torch_geometric.transforms import BaseTransform
 
 from ..data.schema import INTERACTS
 from ..errors import ConfigError
+from ..sparse import segment_pointer
 from .base import EDGE_ATTRS, EdgeType, edge_ids, register_augmentation
 
 SIMILARITIES = ("dot", "cosine")
@@ -136,8 +137,7 @@ class GraphDiffusion(BaseTransform):
             users, items = F.normalize(users, dim=-1), F.normalize(items, dim=-1)
         order = torch.argsort(edge_index[0], stable=True)
         eu, ei = edge_index[0, order], edge_index[1, order]
-        crow = torch.zeros(num_users + 1, dtype=torch.long, device=device)
-        crow[1:] = torch.cumsum(torch.bincount(eu, minlength=num_users), 0)
+        crow = segment_pointer(eu, num_users)
         k = min(self.k, num_items)
         out_u, out_i = [], []
         for start in range(0, num_users, self.batch_size):

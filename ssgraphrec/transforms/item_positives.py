@@ -28,8 +28,9 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from ..data.schema import CONTAINS, HAS_ATTR, INTERACTS, SESSION, segment_pointer
+from ..data.schema import CONTAINS, HAS_ATTR, INTERACTS, SESSION
 from ..errors import ConfigError
+from ..sparse import segment_pointer
 from .base import rand
 from .item_cooccurrence import ItemCooccurrence, item_cooccurrence
 

@@ -14,8 +14,9 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from ..data.schema import CONTAINS, SESSION, segment_pointer, sort_pairs
+from ..data.schema import CONTAINS, SESSION, sort_pairs
 from ..errors import ConfigError
+from ..sparse import segment_pointer
 from .base import edge_ids, rand
 from .graph_diffusion import edge_id_base
 

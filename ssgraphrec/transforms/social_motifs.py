@@ -52,8 +52,6 @@ the memory by ``block_paths`` (user-item-user paths per block) plus the result.
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
@@ -61,7 +59,17 @@ from torch_geometric.transforms import BaseTransform
 
 from ..data.schema import FOLLOWS, INTERACTS, USER, num_items, num_users
 from ..errors import ConfigError
-from ..sparse import Adjacency, adjacency_from_edges
+from ..sparse import Adjacency, adjacency_from_edges, segment_pointer
+from ..sparse.coo import (
+    add,
+    binary,
+    coo,
+    hadamard,
+    matmul,
+    row_normalize,
+    symmetrize,
+    transpose,
+)
 
 CHANNELS = ("social", "joint", "purchase")
 #: Edge type under which :class:`SocialMotifs` stores each channel.
@@ -76,72 +84,6 @@ CHANNEL_MOTIFS = {
 BLOCK_PATHS = 1 << 22
 
 
-# -- sparse helpers (coalesced COO throughout) ----------------------------------------
-
-
-def _coo(index: Tensor, value: Tensor, n: int, m: int | None = None,
-         coalesced: bool = False) -> Tensor:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        out = torch.sparse_coo_tensor(index, value, (n, n if m is None else m),
-                                      check_invariants=False, is_coalesced=coalesced)
-    return out if coalesced else out.coalesce()
-
-
-def _binary(edge_index: Tensor, n: int, m: int | None = None, dtype=torch.float32) -> Tensor:
-    """0/1 matrix of the (deduplicated) pairs ``edge_index``."""
-    x = _coo(edge_index.long(), torch.ones(edge_index.size(1), dtype=dtype,
-                                           device=edge_index.device), n, m)
-    return _coo(x.indices(), torch.ones_like(x.values()), n, m, coalesced=True)
-
-
-def _prune(x: Tensor, keep: Tensor | None = None) -> Tensor:
-    """Drop explicit zeros (and entries where ``keep`` is False)."""
-    mask = x.values() != 0
-    if keep is not None:
-        mask &= keep
-    n, m = x.shape
-    return _coo(x.indices()[:, mask], x.values()[mask], n, m, coalesced=True)
-
-
-def _t(x: Tensor) -> Tensor:
-    return x.t().coalesce()
-
-
-def _mm(x: Tensor, y: Tensor) -> Tensor:
-    with warnings.catch_warnings():  # sparse @ sparse goes through CSR, "beta" in PyTorch
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse.mm(x, y).coalesce()
-
-
-def _had(x: Tensor, mask: Tensor) -> Tensor:
-    """Element-wise product ``x ⊙ mask`` of two sparse matrices (the intersection)."""
-    return _prune(torch.mul(x, mask).coalesce())
-
-
-def _add(*xs: Tensor) -> Tensor:
-    if len(xs) == 1:
-        return xs[0]
-    out = xs[0]
-    for x in xs[1:]:
-        out = out + x
-    return _prune(out.coalesce())
-
-
-def _sym(c: Tensor) -> Tensor:
-    """``C + Cᵀ``."""
-    return _add(c, _t(c))
-
-
-def row_normalize(x: Tensor) -> Tensor:
-    """``D⁻¹ A`` of a coalesced sparse ``A``; all-zero rows stay all-zero."""
-    row = x.indices()[0]
-    total = torch.zeros(x.size(0), dtype=x.dtype, device=x.device)
-    total.index_add_(0, row, x.values())
-    n, m = x.shape
-    return _coo(x.indices(), x.values() / total[row], n, m, coalesced=True)
-
-
 # -- the motifs -------------------------------------------------------------------
 
 
@@ -149,25 +91,25 @@ def social_parts(social_edge_index: Tensor, n_users: int) -> tuple[Tensor, Tenso
     """``(S, B, U)``: the binary social matrix without self-loops, its bidirectional
     part ``B = S ⊙ Sᵀ`` and its one-way part ``U = S − B``."""
     ei = social_edge_index.long()
-    s = _binary(ei[:, ei[0] != ei[1]], n_users)
-    b = _had(s, _t(s))
-    u = _add(s, -b)
+    s = binary(ei[:, ei[0] != ei[1]], n_users)
+    b = hadamard(s, transpose(s))
+    u = add(s, -b)
     return s, b, u
 
 
 def social_motif_adjacencies(b: Tensor, u: Tensor) -> dict[str, Tensor]:
     """``A_M1 … A_M7`` (Table 1) from the bidirectional and one-way social matrices."""
-    ut = _t(u)
-    uu, ub, bu, bb = _mm(u, u), _mm(u, b), _mm(b, u), _mm(b, b)
-    uut, utu, utb, but = _mm(u, ut), _mm(ut, u), _mm(ut, b), _mm(b, ut)
+    ut = transpose(u)
+    uu, ub, bu, bb = matmul(u, u), matmul(u, b), matmul(b, u), matmul(b, b)
+    uut, utu, utb, but = matmul(u, ut), matmul(ut, u), matmul(ut, b), matmul(b, ut)
     return {
-        "M1": _sym(_had(uu, ut)),
-        "M2": _sym(_add(_had(bu, ut), _had(ub, ut), _had(uu, b))),
-        "M3": _sym(_add(_had(bb, u), _had(bu, b), _had(ub, b))),
-        "M4": _had(bb, b),
-        "M5": _sym(_add(_had(uu, u), _had(uut, u), _had(utu, u))),
-        "M6": _add(_had(ub, u), _had(but, ut), _had(utu, b)),
-        "M7": _add(_had(utb, ut), _had(bu, u), _had(uut, b)),
+        "M1": symmetrize(hadamard(uu, ut)),
+        "M2": symmetrize(add(hadamard(bu, ut), hadamard(ub, ut), hadamard(uu, b))),
+        "M3": symmetrize(add(hadamard(bb, u), hadamard(bu, b), hadamard(ub, b))),
+        "M4": hadamard(bb, b),
+        "M5": symmetrize(add(hadamard(uu, u), hadamard(uut, u), hadamard(utu, u))),
+        "M6": add(hadamard(ub, u), hadamard(but, ut), hadamard(utu, b)),
+        "M7": add(hadamard(utb, ut), hadamard(bu, u), hadamard(uut, b)),
     }
 
 
@@ -214,18 +156,17 @@ def co_interaction_motif_adjacencies(r: Tensor, b: Tensor, u: Tensor, *,
     ``A_M9 = C + Cᵀ = R Rᵀ ⊙ (U + Uᵀ)``, and ``A_M10 = R Rᵀ ⊙ (1 − B − U − Uᵀ)``.
     """
     n_users, n_items = r.shape
-    social_any = _add(b, u, _t(u))                   # B + U + Uᵀ, disjoint supports
+    social_any = add(b, u, transpose(u))                   # B + U + Uᵀ, disjoint supports
     bidirectional = torch.zeros(social_any._nnz(), dtype=torch.bool, device=r.device)
     if b._nnz():
         bidirectional[_pattern_lookup(social_any, *b.indices())[1]] = True
-    rt = _t(r)
-    ptr = torch.zeros(n_users + 1, dtype=torch.long, device=r.device)
-    ptr[1:] = torch.cumsum(torch.bincount(r.indices()[0], minlength=n_users), 0)
+    rt = transpose(r)
+    ptr = segment_pointer(r.indices()[0], n_users)
     parts: dict[str, list[tuple[Tensor, Tensor]]] = {"M8": [], "M9": [], "M10": []}
     for lo, hi in _row_blocks(r, n_items, block_paths):
         a, z = int(ptr[lo]), int(ptr[hi])
-        rows = _coo(r.indices()[:, a:z], r.values()[a:z], n_users, n_items, coalesced=True)
-        common = _mm(rows, rt)                       # rows lo..hi of R Rᵀ, coalesced
+        rows = coo(r.indices()[:, a:z], r.values()[a:z], n_users, n_items, coalesced=True)
+        common = matmul(rows, rt)                       # rows lo..hi of R Rᵀ, coalesced
         i, j = common.indices()
         value = common.values()
         linked, pos = _pattern_lookup(social_any, i, j)
@@ -241,12 +182,12 @@ def co_interaction_motif_adjacencies(r: Tensor, b: Tensor, u: Tensor, *,
 def _concat_rows(blocks: list[tuple[Tensor, Tensor]], n: int, dtype, device) -> Tensor:
     """Stack row blocks ``(index, value)`` (each sorted, in row order) into one coalesced matrix."""
     if not blocks:
-        return _coo(torch.zeros(2, 0, dtype=torch.long, device=device),
+        return coo(torch.zeros(2, 0, dtype=torch.long, device=device),
                     torch.zeros(0, dtype=dtype, device=device), n, coalesced=True)
     index = torch.cat([x for x, _ in blocks], 1)
     value = torch.cat([v for _, v in blocks])
     blocks.clear()
-    return _coo(index, value, n, coalesced=True)
+    return coo(index, value, n, coalesced=True)
 
 
 def motif_adjacencies(social_edge_index: Tensor, interaction_edge_index: Tensor,
@@ -266,7 +207,7 @@ def motif_adjacencies(social_edge_index: Tensor, interaction_edge_index: Tensor,
         block_paths: user-item-user paths per block of ``R Rᵀ`` rows.
     """
     _, b, u = social_parts(social_edge_index, n_users)
-    r = _binary(interaction_edge_index, n_users, n_items)
+    r = binary(interaction_edge_index, n_users, n_items)
     out = social_motif_adjacencies(b, u)
     out.update(co_interaction_motif_adjacencies(r, b, u, purchase_min_common=purchase_min_common,
                                                 block_paths=block_paths))
@@ -279,7 +220,7 @@ def motif_channels(social_edge_index: Tensor, interaction_edge_index: Tensor, n_
     """The channels' (not normalized) adjacency ``{"social": A_s, "joint": A_j, "purchase": A_p}``."""
     motifs = motif_adjacencies(social_edge_index, interaction_edge_index, n_users, n_items,
                                purchase_min_common=purchase_min_common, block_paths=block_paths)
-    return {name: _add(*(motifs[m] for m in names)) for name, names in CHANNEL_MOTIFS.items()}
+    return {name: add(*(motifs[m] for m in names)) for name, names in CHANNEL_MOTIFS.items()}
 
 
 class SocialMotifs(BaseTransform):
