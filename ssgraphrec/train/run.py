@@ -59,6 +59,27 @@ def build(cfg: RunConfig) -> Run:
     device = resolve_device(cfg.device)
     cls = METHODS.get(cfg.method)
     mcfg = method_config(cls.config_class, cfg, cfg.method)
+    _check_run_settings(cfg, mcfg)
+    seed_everything(cfg.seed)
+    data = _load_data(cfg, cls)
+    data = data.to(device)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    # Views draw from their own stream, so that every method of a seed sees the same
+    # training batches and negatives.
+    view_generator = torch.Generator(device=device).manual_seed(cfg.seed + VIEW_SEED_OFFSET)
+    # The method sees the training view only: no validation or test interaction.
+    method = cls(training_view(data), mcfg, backend=cfg.sparse_backend,
+                 generator=view_generator).to(device)
+    if cfg.train_fraction != 1.0:
+        if task_of(data) == "ranking":
+            raise SSGraphRecError("train_fraction applies to session and sequence data only")
+        method.restrict_training(cfg.train_fraction,
+                                 torch.Generator(device=device).manual_seed(cfg.seed))
+    return Run(cfg, data, method, device, generator)
+
+
+def _check_run_settings(cfg: RunConfig, mcfg: MethodConfig) -> None:
+    """The run settings' ranges; ``--threads`` applied."""
     if cfg.epochs < 0:
         raise SSGraphRecError(f"--epochs must be >= 0, got {cfg.epochs}")
     if mcfg.batch_size < 1:
@@ -68,10 +89,14 @@ def build(cfg: RunConfig) -> Run:
             raise SSGraphRecError(f"--threads must be >= 1, got {cfg.threads}")
         torch.set_num_threads(cfg.threads)
     check_ranges(cfg)
-    seed_everything(cfg.seed)
-    dataset = _view_for(cfg.dataset, cls.tasks)
-    data = load_dataset(dataset, split=cfg.split, test_ratio=cfg.test_ratio,
-                        val_ratio=cfg.val_ratio, seed=cfg.seed, root=cfg.data_root)
+
+
+def _load_data(cfg: RunConfig, cls: type[Method]) -> HeteroData:
+    """Load and split ``cfg.dataset`` (its view for the method's task), check it against
+    the method and the run's cut-offs (resolved into ``cfg``), and simulate cold users."""
+    data = load_dataset(_view_for(cfg.dataset, cls.tasks), split=cfg.split,
+                        test_ratio=cfg.test_ratio, val_ratio=cfg.val_ratio, seed=cfg.seed,
+                        root=cfg.data_root)
     task = task_of(data)
     if task not in cls.tasks:
         fitting = sorted(name for name in METHODS if task in METHODS.get(name).tasks)
@@ -79,17 +104,7 @@ def build(cfg: RunConfig) -> Run:
         raise SSGraphRecError(f"method {cfg.method!r} runs on {'/'.join(cls.tasks)} data, and dataset "
                               f"{cfg.dataset!r} holds {task} data; methods for it: {', '.join(fitting)}; "
                               f"datasets for {cfg.method}: {', '.join(datasets)}")
-    if not cfg.eval_ks:
-        # A method may report its paper's own cut-offs (MicRec: HIT@50 ... 500) and select on
-        # one of them when the monitor is left at its default.
-        cfg.eval_ks = list(cls.default_cutoffs or DEFAULT_CUTOFFS[task])
-        if cls.default_monitor and cfg.monitor == RunConfig.monitor:
-            cfg.monitor = cls.default_monitor
-    if task_class(data) is LinkPredictionTask:   # scored by AUC: no cut-offs to check
-        if cfg.monitor == RunConfig.monitor:
-            cfg.monitor = LINK_PREDICTION_MONITOR
-    else:
-        check_cutoffs(cfg.eval_ks, int(data["item"].num_nodes))
+    _resolve_cutoffs(cfg, cls, data)
     if task == "ranking" and data[INTERACTS].test_edge_index.size(1) == 0:
         raise SSGraphRecError(f"the test split is empty for dataset {cfg.dataset!r}: nothing to "
                               "evaluate (every user has a single interaction, or the test file "
@@ -100,20 +115,21 @@ def build(cfg: RunConfig) -> Run:
         # Its own seeded stream: the same users are cut down for every method of a seed.
         data = simulate_cold_users(data, cfg.simulate_cold, cfg.simulate_cold_share,
                                    torch.Generator().manual_seed(cfg.seed + COLD_SEED_OFFSET))
-    data = data.to(device)
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    # Views draw from their own stream, so that every method of a seed sees the same
-    # training batches and negatives.
-    view_generator = torch.Generator(device=device).manual_seed(cfg.seed + VIEW_SEED_OFFSET)
-    # The method sees the training view only: no validation or test interaction.
-    method = cls(training_view(data), mcfg, backend=cfg.sparse_backend,
-                 generator=view_generator).to(device)
-    if cfg.train_fraction != 1.0:
-        if task == "ranking":
-            raise SSGraphRecError("train_fraction applies to session and sequence data only")
-        method.restrict_training(cfg.train_fraction,
-                                 torch.Generator(device=device).manual_seed(cfg.seed))
-    return Run(cfg, data, method, device, generator)
+    return data
+
+
+def _resolve_cutoffs(cfg: RunConfig, cls: type[Method], data: HeteroData) -> None:
+    """``cfg.eval_ks`` and ``cfg.monitor`` where the user left them: the method's paper's
+    cut-offs (MicRec: HIT@50 ... 500) or the task's, and AUC on link-prediction data."""
+    if not cfg.eval_ks:
+        cfg.eval_ks = list(cls.default_cutoffs or DEFAULT_CUTOFFS[task_of(data)])
+        if cls.default_monitor and cfg.monitor == RunConfig.monitor:
+            cfg.monitor = cls.default_monitor
+    if task_class(data) is LinkPredictionTask:   # scored by AUC: no cut-offs to check
+        if cfg.monitor == RunConfig.monitor:
+            cfg.monitor = LINK_PREDICTION_MONITOR
+    else:
+        check_cutoffs(cfg.eval_ks, int(data["item"].num_nodes))
 
 
 def _view_for(dataset: str, tasks: tuple[str, ...]) -> str:
@@ -150,15 +166,7 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
     ``results.json`` (``config_source``: ``tuned``, ``paper`` or ``user``).
     """
     if resume:
-        run_path = Path(resume)
-        cfg = apply(RunConfig(), rd.read_config(run_path))
-        if epochs is not None:
-            cfg.epochs = epochs
-        # Where the continuation runs, not what it computes.
-        cfg.device = device or cfg.device
-        cfg.threads = threads or cfg.threads
-        if provenance is None:
-            provenance = rd.read_provenance(run_path)
+        cfg, provenance = _resumed_config(Path(resume), epochs, device, threads, provenance)
     elif cfg is None:
         raise SSGraphRecError("train() needs a config or a run to resume")
     else:
@@ -176,7 +184,9 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
     if provenance is None:
         provenance = {"config_source": "user" if cfg.params or cfg.lr is not None
                       or cfg.batch_size is not None else "paper"}
-    if not resume:
+    if resume:
+        run_path = Path(resume)
+    else:
         run_path = rd.new_run_dir(cfg.method, cfg.dataset, out)
         rd.write_config(run_path, full_config(run))
         rd.write_provenance(run_path, provenance)
@@ -188,20 +198,45 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
                       pretrained=pretrained, cold_threshold=cfg.cold_threshold,
                       head_share=cfg.head_share, retrieval=cfg.retrieval,
                       ssl_warmup=cfg.ssl_warmup, min_steps=cfg.min_steps,
-                      on_epoch_end=on_epoch_end,
-                      evaluate_test=evaluate_test)
+                      on_epoch_end=on_epoch_end, evaluate_test=evaluate_test)
     if resume:
-        trainer.resume()
-        if cfg.epochs != rd.read_config(run_path).get("epochs"):
-            rd.write_config(run_path, full_config(run))  # --epochs extended (or cut) the run
-        trainer.log(f"resuming {run_path} at epoch {trainer.start_epoch + 1} of {cfg.epochs}")
-        (run_path / rd.FAILED).unlink(missing_ok=True)
+        _resume(trainer, run, run_path)
     try:
         outcome = trainer.fit()
     except (SSGraphRecError, FloatingPointError) as exc:
         rd.mark_failed(run_path, str(exc))  # the folder says why it holds no results
         raise
-    baseline = popularity_baseline(trainer, run)
+    results = _results(run, trainer, outcome, provenance)
+    rd.write_results(run_path, results)
+    return run_path, results
+
+
+def _resumed_config(run_path: Path, epochs: int | None, device: str | None, threads: int | None,
+                    provenance: dict[str, Any] | None) -> tuple[RunConfig, dict[str, Any]]:
+    """The saved config of a run to resume (``epochs`` may extend it; ``device`` and
+    ``threads`` say where the continuation runs, not what it computes), and its provenance."""
+    cfg = apply(RunConfig(), rd.read_config(run_path))
+    if epochs is not None:
+        cfg.epochs = epochs
+    cfg.device = device or cfg.device
+    cfg.threads = threads or cfg.threads
+    return cfg, provenance if provenance is not None else rd.read_provenance(run_path)
+
+
+def _resume(trainer: Trainer, run: Run, run_path: Path) -> None:
+    """Load the last checkpoint into ``trainer``; record a changed epoch budget."""
+    trainer.resume()
+    if run.cfg.epochs != rd.read_config(run_path).get("epochs"):
+        rd.write_config(run_path, full_config(run))  # --epochs extended (or cut) the run
+    trainer.log(f"resuming {run_path} at epoch {trainer.start_epoch + 1} of {run.cfg.epochs}")
+    (run_path / rd.FAILED).unlink(missing_ok=True)
+
+
+def _results(run: Run, trainer: Trainer, outcome: dict[str, Any],
+             provenance: dict[str, Any]) -> dict[str, Any]:
+    """What ``results.json`` holds: the run, where its settings came from, the data, the
+    trainer's outcome, the popularity baseline and what the method chose at run time."""
+    cfg = run.cfg
     results = {
         "method": cfg.method,
         "dataset": cfg.dataset,
@@ -214,6 +249,7 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
         "seed": cfg.seed,
         "versions": rd.versions(),
     }
+    baseline = popularity_baseline(trainer, run)
     if baseline is not None:
         results["baseline"] = baseline
     simulated = simulation_summary(run.data)
@@ -222,8 +258,7 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
                                       **simulated}
     if run.method.info:  # what the method chose at run time (MicRec)
         results["method_info"] = dict(run.method.info)
-    rd.write_results(run_path, results)
-    return run_path, results
+    return results
 
 
 def absolute_paths(cfg: RunConfig) -> RunConfig:
