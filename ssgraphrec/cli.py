@@ -8,9 +8,13 @@ from typing import Any
 
 import click
 
+from .cli_options import given_options, run_options
 from .config import RunConfig, apply, load_yaml, parse_overrides
 from .errors import SSGraphRecError
 from .tuning.tuned import describe_source, resolve_run_config, strip_meta
+
+#: The options a resumed run takes: where and how long it continues, not what it computes.
+RESUME_OPTIONS = ("--epochs", "--device", "--threads")
 
 
 def _fail_cleanly(fn):
@@ -39,32 +43,6 @@ def _table(metrics: dict[str, float], names=("recall", "ndcg", "precision", "hit
     return "\n".join(rows)
 
 
-def _scheme_options(fn):
-    """--scheme, --pretrain-epochs, --finetune-lr, --init (docs/training-schemes.md)."""
-    for opt in reversed([
-        click.option("--scheme", type=click.Choice(["joint", "pretrain_finetune"]),
-                     help="Training scheme. [default: the method's]"),
-        click.option("--pretrain-epochs", type=int,
-                     help="Pre-training epochs (scheme pretrain_finetune). [default: the paper's]"),
-        click.option("--finetune-lr", type=float,
-                     help="Learning rate of fine-tuning. [default: the method's lr]"),
-        click.option("--init", "init", type=click.Path(),
-                     help="Initialise the encoder from this 'ssgraphrec pretrain' run."),
-    ]):
-        fn = opt(fn)
-    return fn
-
-
-def _slice_options(fn):
-    """--cold-threshold, --head-share (docs/training-schemes.md, evaluation slices)."""
-    fn = click.option("--head-share", type=float,
-                      help="Also report head items (this top share by training count) and "
-                           "tail items.")(fn)
-    return click.option("--cold-threshold", type=int,
-                        help="Also report users and items with 1 to N training "
-                             "interactions (those with none are counted, not ranked).")(fn)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ssgraphrec")
 def main() -> None:
@@ -72,31 +50,10 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--method", "-m", help="Method name (see 'ssgraphrec methods'). [default: sgl]")
-@click.option("--aug", "-a", help="Augmentation(s), comma separated (see 'ssgraphrec augs').")
-@click.option("--dataset", "-d", help="Dataset name or path. [default: synthetic]")
+@run_options()
 @click.option("--config", "config_file", type=click.Path(), help="YAML file of settings.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a run or method setting (repeatable).")
-@click.option("--epochs", type=int, help="Maximum number of epochs. [default: 50]")
-@click.option("--batch-size", type=int, help="Training batch size. [default: the paper's]")
-@click.option("--lr", type=float, help="Learning rate. [default: the paper's]")
-@click.option("--device", help="cpu, cuda, cuda:N or auto. [default: auto]")
-@click.option("--threads", type=int,
-              help="CPU threads for PyTorch. [default: PyTorch's, one per core]")
-@click.option("--seed", type=int, help="Seed of the split, the model and the sampling.")
-@click.option("--sparse-backend", type=click.Choice(["auto", "torch", "torch_sparse"]),
-              help="Sparse propagation kernel. [default: auto]")
-@click.option("--split", type=click.Choice(["random", "loo", "fixed"]),
-              help="Test split. [default: the dataset's]")
-@click.option("--test-ratio", type=float, help="Per-user test share for --split random.")
-@click.option("--val-ratio", type=float,
-              help="Per-user share of training rows for validation; 0: no validation, "
-                   "no early stopping. [default: 0.1]")
-@click.option("--patience", type=int, help="Early-stopping patience in epochs. [default: 10]")
-@click.option("--mask-history", is_flag=True, default=None,
-              help="Next-item tasks: do not rank the items already in a sample's input.")
-@click.option("--data-root", type=click.Path(), help="Data directory. [default: $SSGRAPHREC_DATA]")
 @click.option("--out", "-o", type=click.Path(),
               help="Run directory. [default: runs/<method>-<dataset>-<time>]")
 @click.option("--resume", type=click.Path(), help="Continue the run in this directory.")
@@ -104,26 +61,24 @@ def main() -> None:
 @click.option("--paper-defaults", is_flag=True,
               help="Use the paper's hyper-parameters even where the package ships a tuned "
                    "configuration for this method and dataset.")
-@_scheme_options
-@_slice_options
 @_fail_cleanly
-def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, device, threads, seed,
-          sparse_backend, split, test_ratio, val_ratio, patience, mask_history, data_root, out,
-          resume, no_progress, paper_defaults=False, scheme=None, pretrain_epochs=None,
-          finetune_lr=None, init=None, cold_threshold=None, head_share=None) -> None:
-    """Train a method and report test metrics of the best validation epoch."""
+def train(config_file, overrides, out, resume, no_progress, paper_defaults=False,
+          **options) -> None:
+    """Train a method and report test metrics of the best validation epoch.
+
+    Every option below that is a run setting is also a key of a --config file and of
+    --set (the same name with underscores)."""
     from .train import train as run_training
 
+    given = given_options(options)
     if resume:
         _check_resume_options(resume, {
-            "--method": method, "--aug": aug, "--dataset": dataset, "--config": config_file,
-            "--set": overrides or None, "--batch-size": batch_size, "--lr": lr, "--seed": seed,
-            "--sparse-backend": sparse_backend, "--split": split, "--test-ratio": test_ratio,
-            "--val-ratio": val_ratio, "--patience": patience, "--data-root": data_root,
-            "--out": out, "--scheme": scheme, "--pretrain-epochs": pretrain_epochs,
-            "--finetune-lr": finetune_lr, "--init": init, "--paper-defaults": paper_defaults or None})
-        run_dir, results = run_training(None, resume=resume, epochs=epochs,
-                                        progress=not no_progress, device=device, threads=threads)
+            **{f"--{k.replace('_', '-')}": v for k, v in given.items()},
+            "--config": config_file, "--set": overrides or None, "--out": out,
+            "--paper-defaults": paper_defaults or None})
+        run_dir, results = run_training(None, resume=resume, epochs=options["epochs"],
+                                        progress=not no_progress, device=options["device"],
+                                        threads=options["threads"])
     else:
         if out and any((Path(out) / f).exists() for f in (
                 "results.json", "metrics.jsonl", "last.pt", "best.pt")):
@@ -131,16 +86,6 @@ def train(method, aug, dataset, config_file, overrides, epochs, batch_size, lr, 
             raise SSGraphRecError(f"--out {out} already holds a run; continue it with "
                                   "--resume, or pick another --out")
         file_values = strip_meta(load_yaml(config_file)) if config_file else {}
-        options: dict[str, Any] = {
-            "method": method, "aug": aug, "dataset": dataset, "epochs": epochs,
-            "batch_size": batch_size, "lr": lr, "device": device, "threads": threads, "seed": seed,
-            "sparse_backend": sparse_backend, "split": split, "test_ratio": test_ratio,
-            "val_ratio": val_ratio, "patience": patience, "data_root": data_root,
-            "mask_history": mask_history, "scheme": scheme, "pretrain_epochs": pretrain_epochs,
-            "finetune_lr": finetune_lr, "init": init, "cold_threshold": cold_threshold,
-            "head_share": head_share,
-        }
-        given = {k: v for k, v in options.items() if v is not None}
         set_values = parse_overrides(overrides)
         cfg, provenance = resolve_run_config([file_values, given, set_values],
                                              paper_defaults=paper_defaults)
@@ -169,6 +114,8 @@ def _check_resume_options(resume: str, given: dict[str, Any]) -> None:
     """
     from .train import run_dir as rd
 
+    for applies in RESUME_OPTIONS:
+        given.pop(applies, None)
     saved = rd.read_config(Path(resume))
     for option, key in (("--method", "method"), ("--dataset", "dataset")):
         if given.get(option) is not None and given[option] == saved.get(key):
@@ -229,30 +176,20 @@ def _report(run_dir, results: dict) -> None:
 
 
 @main.command()
-@click.option("--method", "-m", help="Method name (one with a pre-training task, e.g. gptgnn).")
-@click.option("--dataset", "-d", help="Dataset name or path. [default: synthetic]")
+@run_options("method", "dataset", "batch_size", "lr", "device", "threads", "seed", "split",
+             "test_ratio", "val_ratio", "data_root")
 @click.option("--config", "config_file", type=click.Path(), help="YAML file of settings.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a run or method setting (repeatable).")
 @click.option("--pretrain-epochs", "--epochs", "pretrain_epochs", type=int,
               help="Pre-training epochs (--epochs is the same option). [default: the paper's]")
-@click.option("--batch-size", type=int, help="Batch size. [default: the paper's]")
-@click.option("--lr", type=float, help="Learning rate. [default: the paper's]")
-@click.option("--device", help="cpu, cuda, cuda:N or auto. [default: auto]")
-@click.option("--threads", type=int, help="CPU threads for PyTorch.")
-@click.option("--seed", type=int, help="Seed of the split, the model and the sampling.")
-@click.option("--split", type=click.Choice(["random", "loo", "fixed"]),
-              help="Test split (fine-tuning must use the same). [default: the dataset's]")
-@click.option("--test-ratio", type=float, help="Per-user test share for --split random.")
-@click.option("--val-ratio", type=float, help="Per-user validation share. [default: 0.1]")
-@click.option("--data-root", type=click.Path(), help="Data directory. [default: $SSGRAPHREC_DATA]")
 @click.option("--out", "-o", type=click.Path(),
               help="Run directory. [default: runs/<method>-<dataset>-<time>]")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @_fail_cleanly
-def pretrain(method, dataset, config_file, overrides, pretrain_epochs, batch_size, lr, device,
-             threads, seed, split, test_ratio, val_ratio, data_root, out, no_progress) -> None:
-    """Pre-train a method's encoder on its pretext tasks (for 'train --init RUN_DIR')."""
+def pretrain(config_file, overrides, pretrain_epochs, out, no_progress, **options) -> None:
+    """Pre-train a method's encoder on its pretext tasks (for 'train --init RUN_DIR'); the
+    method must have one (e.g. gptgnn), and fine-tuning must use the same split."""
     from .train.run import pretrain as run_pretraining
 
     if out and (Path(out) / "encoder.pt").exists():
@@ -261,12 +198,7 @@ def pretrain(method, dataset, config_file, overrides, pretrain_epochs, batch_siz
     cfg = RunConfig()
     if config_file:
         apply(cfg, load_yaml(config_file))
-    options: dict[str, Any] = {
-        "method": method, "dataset": dataset, "pretrain_epochs": pretrain_epochs,
-        "batch_size": batch_size, "lr": lr, "device": device, "threads": threads, "seed": seed,
-        "split": split, "test_ratio": test_ratio, "val_ratio": val_ratio, "data_root": data_root,
-    }
-    apply(cfg, {k: v for k, v in options.items() if v is not None})
+    apply(cfg, given_options({**options, "pretrain_epochs": pretrain_epochs}))
     apply(cfg, parse_overrides(overrides))
     click.echo(f"pre-training {cfg.method} on {cfg.dataset}", err=True)
     run_dir, results = run_pretraining(cfg, out, progress=not no_progress)
@@ -280,7 +212,7 @@ def pretrain(method, dataset, config_file, overrides, pretrain_epochs, batch_siz
 @main.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--device", help="Device to evaluate on. [default: the run's]")
-@_slice_options
+@run_options("cold_threshold", "head_share")
 @_fail_cleanly
 def evaluate(run_dir, device, cold_threshold=None, head_share=None) -> None:
     """Re-evaluate a saved run's best checkpoint on its test split."""

@@ -20,49 +20,82 @@ from .ranges import check_ranges
 from .typed import check_fields, coerce, field_types
 
 
+def option(default: Any, help: str, *, short: str | None = None,
+           choices: tuple[str, ...] | None = None, path: bool = False,
+           default_text: str | None = None) -> Any:
+    """A :class:`RunConfig` field that is also a command-line option ``--name``: its help,
+    short flag, choices and whether it is a path. The options of ``ssgraphrec train`` (and
+    of the commands that share settings) are generated from these
+    (:func:`ssgraphrec.cli_options.run_options`); nothing else lists them."""
+    return field(default=default, metadata={"cli": {
+        "help": help, "short": short, "choices": choices, "path": path,
+        "default_text": default_text}})
+
+
 @dataclass
 class RunConfig:
-    """Everything about one training run that is not a method hyper-parameter."""
+    """Everything about one training run that is not a method hyper-parameter.
 
-    method: str = "sgl"
-    dataset: str = "synthetic"
-    aug: str | None = None
-    epochs: int = 50
-    batch_size: int | None = None
-    lr: float | None = None
-    seed: int = 2020
-    device: str = "auto"
-    threads: int | None = None
-    sparse_backend: str = "auto"
-    split: str | None = None
-    test_ratio: float | None = None
-    val_ratio: float = 0.1
-    patience: int = 10
+    The annotation of each field is its type (checked by :mod:`ssgraphrec.typed` for a
+    YAML file, ``--set`` and the constructor alike); the fields made with :func:`option`
+    are the command-line options of ``ssgraphrec train``.
+    """
+
+    method: str = option("sgl", "Method name (see 'ssgraphrec methods').", short="-m")
+    dataset: str = option("synthetic", "Dataset name or path.", short="-d")
+    aug: str | None = option(None, "Augmentation(s), comma separated (see 'ssgraphrec augs').",
+                             short="-a", default_text="the method's")
+    epochs: int = option(50, "Maximum number of epochs.")
+    batch_size: int | None = option(None, "Training batch size.", default_text="the paper's")
+    lr: float | None = option(None, "Learning rate.", default_text="the paper's")
+    seed: int = option(2020, "Seed of the split, the model and the sampling.")
+    device: str = option("auto", "cpu, cuda, cuda:N or auto.")
+    threads: int | None = option(None, "CPU threads for PyTorch.",
+                                 default_text="PyTorch's, one per core")
+    sparse_backend: str = option("auto", "Sparse propagation kernel.",
+                                 choices=("auto", "torch", "torch_sparse"))
+    split: str | None = option(None, "Test split.", choices=("random", "loo", "fixed"),
+                               default_text="the dataset's")
+    test_ratio: float | None = option(None, "Per-user test share for --split random.",
+                                      default_text="0.2")
+    val_ratio: float = option(0.1, "Per-user share of training rows for validation; 0: no "
+                                   "validation, no early stopping.")
+    patience: int = option(10, "Early-stopping patience in epochs.")
     monitor: str = "ndcg@20"
-    #: None: the task's usual cut-offs (see ``ssgraphrec.train.run.DEFAULT_CUTOFFS``).
+    #: None: the task's usual cut-offs (see ``ssgraphrec.train.tasks.DEFAULT_CUTOFFS``).
     eval_ks: list[int] | None = None
     #: next-item tasks: exclude the items of a sample's input from its ranking.
-    mask_history: bool = False
+    mask_history: bool = option(False, "Next-item tasks: do not rank the items already in a "
+                                       "sample's input.")
     #: next-item tasks: train on this seeded share of the training samples (bounded runs).
     train_fraction: float = 1.0
     #: users (or samples) per full-ranking block; 0: about 2**23 scores per block
-    #: (``ssgraphrec.train.trainer.auto_eval_batch_size``), measured fastest on the CPU.
+    #: (``ssgraphrec.train.tasks.auto_eval_batch_size``), measured fastest on the CPU.
     eval_batch_size: int = 0
-    data_root: str | None = None
+    data_root: str | None = option(None, "Data directory.", path=True,
+                                   default_text="$SSGRAPHREC_DATA")
     #: "joint" or "pretrain_finetune"; None: the method's ``default_scheme``
     #: (docs/training-schemes.md).
-    scheme: str | None = None
+    scheme: str | None = option(None, "Training scheme.", choices=("joint", "pretrain_finetune"),
+                                default_text="the method's")
     #: pre-training epochs of scheme pretrain_finetune; 0: the method's own
     #: ``pretrain_epochs`` setting (its paper's default) when it has one.
-    pretrain_epochs: int = 0
+    pretrain_epochs: int = option(0, "Pre-training epochs (scheme pretrain_finetune).",
+                                  default_text="the paper's")
     #: learning rate of the fine-tuning phase (None: the method's lr).
-    finetune_lr: float | None = None
+    finetune_lr: float | None = option(None, "Learning rate of fine-tuning.",
+                                       default_text="the method's lr")
     #: a run directory of ``ssgraphrec pretrain`` whose encoder initialises this run.
-    init: str | None = None
+    init: str | None = option(None, "Initialise the encoder from this 'ssgraphrec pretrain' run.",
+                              path=True, default_text="none")
     #: also report test metrics of users / items with at most this many training interactions.
-    cold_threshold: int | None = None
+    cold_threshold: int | None = option(
+        None, "Also report users and items with 1 to N training interactions (those with "
+              "none are counted, not ranked).", default_text="none")
     #: also report test metrics of the head (this top share of items by training count) and tail.
-    head_share: float | None = None
+    head_share: float | None = option(
+        None, "Also report head items (this top share by training count) and tail items.",
+        default_text="none")
     #: ranking data: PT-GNN's cold-start protocol, a seeded share of the test users keep only
     #: this many training interactions (ssgraphrec.data.cold_simulation, docs/cold-start.md).
     simulate_cold: int | None = None

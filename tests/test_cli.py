@@ -369,3 +369,25 @@ def test_data_info_of_a_path(tmp_path):
     # a: 2 rows -> 1 test, 1 train; b: 3 rows -> 1 test, then 1 of the 2 left for validation.
     assert (info["users"], info["items"]) == ("2", "3")
     assert (info["train"], info["val"], info["test"]) == ("2", "1", "2")
+
+
+def test_train_options_are_generated_from_the_run_config():
+    """One source for run options: every option field of RunConfig is a train option of
+    the same name and type, and a --config key of the same name."""
+    import dataclasses
+
+    from ssgraphrec.cli import train as train_command
+    from ssgraphrec.cli_options import cli_fields
+    from ssgraphrec.config import RunConfig
+
+    options = {p.name: p for p in train_command.params}
+    fields = cli_fields()
+    assert len(fields) >= 20
+    for f in fields:
+        assert f.name in options, f.name
+        assert options[f.name].opts[0] == "--" + f.name.replace("_", "-")
+        assert options[f.name].default is None     # absent: the config file's value stands
+    run_fields = {f.name for f in dataclasses.fields(RunConfig)}
+    extra = set(options) - run_fields
+    assert extra == {"config_file", "overrides", "out", "resume", "no_progress",
+                     "paper_defaults"}, extra
