@@ -15,19 +15,16 @@ from ..data.sessions import padded_sessions, session_pointer, session_structure
 from ..losses import cross_channel_mim_loss, parameter_l2
 from ..nn.dhcn import DHCNEncoder, reverse_padded
 from ..nn.perturb import row_column_shuffle
+from ..paper_settings import paper_settings
 from ..transforms.session_hypergraph import SessionHypergraph, hypergraph_adjacency
 from ..transforms.session_line_graph import line_graph, line_graph_adjacency
 from ..tuning.space import Choice, Float, Int
 from .base import MethodConfig, SessionMethod, check_minimums, register_method
 
-#: The self-supervision weight β the authors give per dataset (xiaxin1998/DHCN README:
-#: "For Diginetica, the best beta value is 0.01; for Tmall, the best beta value is 0.02").
-SSL_WEIGHTS = {"tmall": 0.02, "diginetica": 0.01}
-#: ``main.py``'s ``--beta`` default, for any other dataset.
+#: ``main.py``'s ``--beta`` default, for a dataset the authors give no β for. The
+#: per-dataset values (Tmall 0.02, Diginetica 0.01; position embeddings off on Tmall) are
+#: data files, ``ssgraphrec/paper/<dataset>/dhcn.yaml`` (:mod:`ssgraphrec.paper_settings`).
 DEFAULT_SSL_WEIGHT = 0.01
-#: Datasets on which the authors' code reads sessions out without position embeddings
-#: (``model.py``: ``if self.dataset == 'Tmall': generate_sess_emb_npos``).
-NO_POSITION = ("tmall",)
 
 
 @dataclass
@@ -69,14 +66,15 @@ class DHCNConfig(MethodConfig):
 
 
 def resolve_dataset_defaults(cfg: DHCNConfig, dataset: str) -> DHCNConfig:
-    """``cfg`` with ``ssl_weight`` and ``position_embedding`` set from the dataset
-    name where they are ``None`` (see :class:`DHCNConfig`)."""
-    key = (dataset or "").lower()
+    """``cfg`` with ``ssl_weight`` and ``position_embedding`` set where they are ``None``
+    (see :class:`DHCNConfig`): the authors' values for ``dataset``
+    (``ssgraphrec/paper/<dataset>/dhcn.yaml``), else ``main.py``'s defaults."""
+    paper = paper_settings("dhcn", dataset or "")
     changes = {}
     if cfg.ssl_weight is None:
-        changes["ssl_weight"] = SSL_WEIGHTS.get(key, DEFAULT_SSL_WEIGHT)
+        changes["ssl_weight"] = float(paper.get("ssl_weight", DEFAULT_SSL_WEIGHT))
     if cfg.position_embedding is None:
-        changes["position_embedding"] = key not in NO_POSITION
+        changes["position_embedding"] = bool(paper.get("position_embedding", True))
     return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
