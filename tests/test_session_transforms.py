@@ -436,3 +436,23 @@ def test_item_insert_puts_neighbours_right_before_chosen_items():
     for sess, seq in enumerate(seqs):  # at most max(1, floor(0.4 |s|)) insertions per session
         got = int((store.edge_index[0] == sess).sum())
         assert len(seq) <= got <= len(seq) + max(1, math.floor(0.4 * len(seq)))
+
+
+def test_session_choice_applies_to_each_session_the_transform_it_chose():
+    from ssgraphrec.transforms import ItemCrop, ItemReorder, SessionChoice
+
+    seqs = [[1, 2, 3, 4, 5, 6]] * 6
+    data = sessions_data(seqs, 10)
+    # crop keeps 2 of 6 items (eta 1/3), reorder with beta 0 changes nothing
+    choose = SessionChoice([ItemCrop(eta=1 / 3, generator=gen(1)), ItemReorder(beta=0.0)])
+    data[SESSION].aug_choice = torch.tensor([0, 1, 0, 1, 1, 0])
+    out = as_lists(choose(data))
+    assert [len(s) for s in out] == [2, 6, 2, 6, 6, 2]
+    assert all(out[s] == seqs[s] for s in (1, 3, 4))
+    assert all(out[s] == seqs[s][out[s][0] - 1:out[s][0] + 1] for s in (0, 2, 5))
+    # without a choice attribute, one is drawn per session, the same under one seed
+    plain = sessions_data(seqs, 10)
+    draws = [as_lists(SessionChoice([ItemCrop(eta=1 / 3, generator=gen(1)),
+                                     ItemReorder(beta=0.0)], generator=gen(4))(plain))
+             for _ in range(2)]
+    assert draws[0] == draws[1] and {len(s) for s in draws[0]} == {2, 6}

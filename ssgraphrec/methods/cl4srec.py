@@ -12,7 +12,7 @@ from ..data.schema import CONTAINS, SESSION
 from ..data.sessions import from_padded, padded_sessions
 from ..errors import ConfigError
 from ..losses import info_nce
-from ..transforms import make_augmentation, parse_augmentations
+from ..transforms import SessionChoice, make_augmentation, parse_augmentations
 from ..transforms.item_cooccurrence import ItemCooccurrence
 from ..tuning.space import Choice, Float
 from .base import register_method
@@ -20,6 +20,8 @@ from .sasrec import SASRec, SASRecConfig
 
 #: Augmentations that need an item-item co-occurrence graph (CoSeRec's informative ones).
 CORRELATED = ("item_substitute", "item_insert")
+#: The session attribute that says which augmentation each sequence of a view gets.
+CHOICE = "aug_choice"
 
 
 @dataclass
@@ -126,23 +128,22 @@ class CL4SRec(SASRec):
             make_augmentation(n, offered={
                 "eta": cfg.crop_eta, "gamma": cfg.mask_gamma, "beta": cfg.reorder_beta,
                 "rate": cfg.insert_rate if n == "item_insert" else cfg.substitute_rate,
-                "cooccurrence": cooc, "sessions": f"aug_{k}", "generator": self.generator})
-            for k, n in enumerate(names)]
+                "cooccurrence": cooc, "generator": self.generator})
+            for n in names]
+        self.choose = SessionChoice(self.augments, choice=CHOICE, generator=self.generator)
 
     def augment(self, inputs: Tensor, choice: Tensor | None = None) -> Tensor:
         """One augmented view ``[B, max_len]`` of the left-padded sequences ``inputs``.
 
         Row ``r`` gets augmentation ``choice[r]`` (default: one drawn uniformly
-        per row); every augmentation acts on the rows that chose it (its
-        ``sessions=`` mask), all rows at once.
+        per row), by :class:`~ssgraphrec.transforms.SessionChoice`: every augmentation
+        acts on the rows that chose it, all rows at once.
         """
         if choice is None:
             choice = self.pair_choices(inputs.size(0), inputs.device)[0]
         data = from_padded(inputs, self.num_items)
-        for k in range(len(self.augments)):
-            data[SESSION][f"aug_{k}"] = choice == k
-        for transform in self.augments:
-            data = transform(data)
+        data[SESSION][CHOICE] = choice
+        data = self.choose(data)
         store = data[CONTAINS]
         if "mask" in store:
             store.edge_index = store.edge_index.clone()

@@ -20,7 +20,7 @@ from .graph_diffusion import GraphDiffusion
 from .item_cooccurrence import ItemCooccurrence, item_cooccurrence
 from .node_drop import NodeDrop
 from .random_walk import RandomWalk
-from .sequence_augment import ItemCrop, ItemMask, ItemReorder, SequenceAugmentation
+from .sequence_augment import ItemCrop, ItemMask, ItemReorder, SequenceAugmentation, SessionChoice
 from .sequence_correlated import ItemInsert, ItemSubstitute
 from .session_hypergraph import SessionHypergraph, hypergraph_adjacency, hypergraph_operator
 from .session_line_graph import LineGraph, SessionLineGraph, line_graph, line_graph_adjacency
@@ -28,7 +28,7 @@ from .social_motifs import SocialMotifs, channel_adjacencies, motif_adjacencies
 
 __all__ = ["AUGMENTATIONS", "EdgeAugmentation", "EdgeDrop", "GraphDiffusion", "ItemCooccurrence", "ItemCrop",
            "ItemInsert", "ItemMask", "ItemReorder", "ItemSubstitute", "LineGraph", "NodeDrop", "RandomWalk",
-           "SequenceAugmentation", "SessionHypergraph", "SessionLineGraph", "SocialMotifs",
+           "SequenceAugmentation", "SessionChoice", "SessionHypergraph", "SessionLineGraph", "SocialMotifs",
            "channel_adjacencies", "hypergraph_adjacency", "hypergraph_operator", "item_cooccurrence",
            "line_graph", "line_graph_adjacency", "make_augmentation", "motif_adjacencies",
            "parse_augmentations", "register_augmentation"]

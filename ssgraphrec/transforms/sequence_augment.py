@@ -20,7 +20,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 from torch_geometric.transforms import BaseTransform
 
-from ..data.schema import CONTAINS
+from ..data.schema import CONTAINS, SESSION
 from ..errors import check_probability
 from .base import EdgeType, keep_edges, register_augmentation
 from .session_ops import (
@@ -176,3 +176,51 @@ class ItemReorder(SequenceAugmentation):
         order[seg.ptr[seg.session] + new_rank] = torch.arange(new_rank.numel(), device=new_rank.device)
         keep_edges(store, order)  # an index instead of a mask: a within-session permutation
         store.position = seg.rank.clone()
+
+
+class SessionChoice(BaseTransform):
+    """Apply one of ``transforms`` to each session: torchvision's ``RandomChoice``, drawn
+    per session instead of per call, all sessions at once.
+
+    Session ``s`` gets ``transforms[c]`` where ``c = data['session'][choice][s]`` when the
+    data carries that attribute (CL4SRec draws two different augmentations per sequence,
+    one for each view), else one drawn uniformly from ``generator``. Each transform acts
+    on the sessions that chose it through its ``sessions=`` mask, which this transform
+    sets (``f"{choice}_{k}"``); the transforms run in their order.
+
+    Args:
+        transforms: :class:`SequenceAugmentation`-like transforms with a ``sessions`` mask.
+        choice: the name of the per-session choice attribute.
+        generator: a seeded ``torch.Generator`` for choices drawn here.
+    """
+
+    def __init__(self, transforms: list[BaseTransform], choice: str = "aug_choice",
+                 generator: torch.Generator | None = None):
+        if not transforms:
+            raise ValueError("SessionChoice needs at least one transform")
+        self.transforms = list(transforms)
+        self.choice = choice
+        self.generator = generator
+        for k, transform in enumerate(self.transforms):
+            transform.sessions = f"{choice}_{k}"
+
+    def draw(self, num_sessions: int, device: torch.device) -> Tensor:
+        """A uniform choice of transform for each of ``num_sessions`` sessions."""
+        gen_device = self.generator.device if self.generator is not None else device
+        picks = torch.randint(len(self.transforms), (num_sessions,), generator=self.generator,
+                              device=gen_device)
+        return picks.to(device)
+
+    def forward(self, data: HeteroData) -> HeteroData:
+        store = data[SESSION]
+        n = int(store.num_nodes)
+        pick = store[self.choice] if self.choice in store else self.draw(
+            n, data[CONTAINS].edge_index.device)
+        for k in range(len(self.transforms)):
+            store[f"{self.choice}_{k}"] = pick == k
+        for transform in self.transforms:
+            data = transform(data)
+        return data
+
+    def __repr__(self) -> str:
+        return f"SessionChoice({self.transforms}, choice={self.choice!r})"
