@@ -302,3 +302,18 @@ def test_session_data_is_refused_by_the_ranking_leaderboard(tmp_path):
     spec = QualitySpec(["mostpop"], [str(folder)], [1], 1, tmp_path / "q", {})
     with pytest.raises(ConfigError, match="holds next_item data; the quality leaderboard"):
         plan(spec)
+
+
+def test_published_figures_are_read_from_the_cited_csv(tmp_path):
+    from ssgraphrec.bench.references import REFERENCES, load_references
+
+    assert len(REFERENCES) >= 29 and all(r.source for r in REFERENCES)
+    gowalla = [r for r in REFERENCES if r.dataset == "gowalla" and r.metric == "recall@20"]
+    assert {r.value for r in gowalla} == {0.1824, 0.18236}
+    path = tmp_path / "refs.csv"
+    path.write_text("# a comment\nmethod,method_label,dataset,split,test_share,val_share,epochs,"
+                    "protocol_detail,metric,value,approximate,source,note\n"
+                    "sgl,SGL,lastfm,random,0.1,0.1111,,,recall@10,0.2,yes,a paper,\n")
+    (ref,) = load_references(path)
+    assert (ref.method, ref.protocol.test, ref.protocol.epochs, ref.value, ref.approximate) == (
+        "sgl", 0.1, None, 0.2, True)

@@ -1,10 +1,10 @@
 """Published figures on the bundled datasets, and how (or whether) ours compare to them.
 
-Every row is transcribed from the "Published figures on these files
+The figures live in ``references.csv`` beside this module, one value per row
+("Recall@20 / NDCG@20 = 0.1824 / 0.1547" is two rows), each with its protocol and
+``source``. They are transcribed from the "Published figures on these files
 (reproduction targets)" table of the shared data folder's ``README.md``
-(``$SSGRAPHREC_DATA/README.md``), which names where each figure was reported;
-``source`` repeats that. One row holds one value: "Recall@20 / NDCG@20 =
-0.1824 / 0.1547" becomes two rows.
+(``$SSGRAPHREC_DATA/README.md``), which names where each figure was reported.
 
 A figure is *comparable* with one of ours only when the method, the data, the
 metric, the cut-off K and the protocol (split, validation hold-out, epoch
@@ -16,6 +16,7 @@ never as if it were a like-for-like number.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,70 +209,31 @@ def dataset_family(dataset: str) -> str:
 
 
 # ---------------------------------------------------------------- the table
-_LIGHTGCN_PT = "LightGCN-PyTorch README"
-_LIGHTGCN_TF = "official LightGCN (TensorFlow) log"
-_RECBOLE_SOCIAL = "RecBole-GNN social leaderboard"
-_RECBOLE_GENERAL = "RecBole-GNN general leaderboard"
-_S3REC = "CIKM2020-S3Rec repository"
-_CL4SREC = "secondary sources (later papers re-running CL4SRec), not the original paper"
-_DHCN = "DHCN paper (AAAI 2021), as recalled"
-
-_GOWALLA = Protocol("fixed", val=0.0, epochs=1000,
-                    detail="3 layers, about 1,000 epochs; full ranking of all items")
-_GOWALLA_TF = Protocol("fixed", val=0.0,
-                       detail="3 layers, epochs not stated; full ranking of all items")
-_LASTFM_811 = Protocol("random", test=0.1, val=1 / 9, detail="full ranking of all items")
-_ML1M_811 = Protocol("random", test=0.1, val=1 / 9,
-                     detail="ratings >= 3 kept; full ranking of all items")
-_AMAZON_LOO = Protocol("loo", detail="all-item ranking")
-_SESSION = Protocol("session", detail="GCE-GNN/DHCN preprocessing; all-item ranking")
+#: The published figures, one per row, with their source (a cited data file).
+REFERENCES_CSV = Path(__file__).with_name("references.csv")
 
 
-def _rows(method: str, label: str, dataset: str, protocol: Protocol, source: str,
-          values: dict[str, float], approximate: bool = False, note: str = ""
-          ) -> list[Reference]:
-    return [Reference(method, label, dataset, protocol, metric, value, source, approximate, note)
-            for metric, value in values.items()]
+def _share(text: str) -> float | None:
+    return float(text) if text.strip() else None
 
 
-REFERENCES: tuple[Reference, ...] = tuple(
-    _rows("lightgcn", "LightGCN, 3 layers", "gowalla", _GOWALLA, _LIGHTGCN_PT,
-          {"recall@20": 0.1824, "ndcg@20": 0.1547})
-    + _rows("lightgcn", "LightGCN, 3 layers", "gowalla", _GOWALLA_TF, _LIGHTGCN_TF,
-            {"recall@20": 0.18236, "ndcg@20": 0.15539})
-    + _rows("lightgcn", "LightGCN", "lastfm", _LASTFM_811, _RECBOLE_SOCIAL,
-            {"recall@10": 0.2064, "ndcg@10": 0.1972})
-    + _rows("mhcn", "MHCN", "lastfm", _LASTFM_811, _RECBOLE_SOCIAL,
-            {"recall@10": 0.2123, "ndcg@10": 0.2068})
-    + _rows("sept", "SEPT", "lastfm", _LASTFM_811, _RECBOLE_SOCIAL,
-            {"recall@10": 0.2127, "ndcg@10": 0.2057})
-    + _rows("lightgcn", "LightGCN", "ml-1m", _ML1M_811, _RECBOLE_GENERAL, {"recall@10": 0.1861},
-            note="ML-1M is not in the shared data folder")
-    + _rows("sgl", "SGL", "ml-1m", _ML1M_811, _RECBOLE_GENERAL, {"recall@10": 0.1889},
-            note="ML-1M is not in the shared data folder")
-    + _rows("ncl", "NCL", "ml-1m", _ML1M_811, _RECBOLE_GENERAL, {"recall@10": 0.2021},
-            note="ML-1M is not in the shared data folder")
-    + _rows("simgcl", "SimGCL", "ml-1m", _ML1M_811, _RECBOLE_GENERAL, {"recall@10": 0.2029},
-            note="ML-1M is not in the shared data folder")
-    + _rows("xsimgcl", "XSimGCL", "ml-1m", _ML1M_811, _RECBOLE_GENERAL, {"recall@10": 0.2116},
-            note="ML-1M is not in the shared data folder")
-    + _rows("sasrec", "SASRec", "amazon-beauty", _AMAZON_LOO, _S3REC,
-            {"hit@10": 0.0605, "ndcg@10": 0.0318})
-    + _rows("s3rec", "S3-Rec", "amazon-beauty", _AMAZON_LOO, _S3REC,
-            {"hit@10": 0.0647, "ndcg@10": 0.0327})
-    + _rows("sasrec", "SASRec", "amazon-sports", _AMAZON_LOO, _S3REC,
-            {"hit@10": 0.0350, "ndcg@10": 0.0192})
-    + _rows("s3rec", "S3-Rec", "amazon-sports", _AMAZON_LOO, _S3REC,
-            {"hit@10": 0.0385, "ndcg@10": 0.0204})
-    + _rows("cl4srec", "CL4SRec", "amazon-beauty", _AMAZON_LOO, _CL4SREC,
-            {"hit@20": 0.097, "ndcg@20": 0.043}, approximate=True)
-    + _rows("dhcn", "S2-DHCN", "tmall", _SESSION, _DHCN,
-            {"precision@20": 0.31, "mrr@20": 0.15}, approximate=True,
-            note="reported in percent; check against the paper before relying on it")
-    + _rows("dhcn", "S2-DHCN", "diginetica", _SESSION, _DHCN,
-            {"precision@20": 0.53, "mrr@20": 0.18}, approximate=True,
-            note="reported in percent; check against the paper before relying on it")
-)
+def load_references(path: str | Path = REFERENCES_CSV) -> tuple[Reference, ...]:
+    """The rows of ``references.csv``: one published figure each (lines starting with
+    ``#`` are comments)."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
+        return tuple(
+            Reference(row["method"], row["method_label"], row["dataset"],
+                      Protocol(row["split"], test=_share(row["test_share"]),
+                               val=_share(row["val_share"]),
+                               epochs=int(row["epochs"]) if row["epochs"].strip() else None,
+                               detail=row["protocol_detail"]),
+                      row["metric"], float(row["value"]), row["source"],
+                      approximate=row["approximate"].strip().lower() == "yes", note=row["note"])
+            for row in rows)
+
+
+REFERENCES: tuple[Reference, ...] = load_references()
 
 
 def lookup(method: str, dataset: str, metric: str, protocol: Protocol,
