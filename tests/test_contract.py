@@ -208,6 +208,15 @@ def test_state_dict_round_trip_gives_the_same_scores(name, task):
     torch.testing.assert_close(scores(fresh, data), expected)
 
 
+@pytest.mark.parametrize("name,task", CASES)
+def test_construction_leaves_the_config_it_is_given_alone(name, task):
+    cls, data = METHODS.get(name), data_for(name, task)
+    cfg = tiny_config(cls)
+    before = dataclasses.asdict(cfg)
+    cls(training_view(data), cfg, backend="torch", generator=torch.Generator().manual_seed(0))
+    assert dataclasses.asdict(cfg) == before
+
+
 # -- no held-out interaction reaches a method ---------------------------------
 
 def _pairs(tensor: torch.Tensor) -> Iterator[torch.Tensor]:

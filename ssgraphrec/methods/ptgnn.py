@@ -30,6 +30,7 @@ Cold-Start Users and Items Representation", WSDM 2021.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -128,9 +129,9 @@ class PTGNN(LightGCN):
     default_scheme = "pretrain_finetune"
 
     def __init__(self, data, cfg: PTGNNConfig, **kwargs):
+        if cfg.pretrain_epochs is None:  # a copy: the caller's config stays as it was given
+            cfg = dataclasses.replace(cfg, pretrain_epochs=cfg.base_epochs + cfg.recon_epochs)
         super().__init__(data, cfg, **kwargs)
-        if cfg.pretrain_epochs is None:
-            cfg.pretrain_epochs = cfg.base_epochs + cfg.recon_epochs
         check_minimums(cfg, k_shot=1, num_gnn_layers=1, num_heads=1, num_blocks=1, ff_dim=1,
                        sampler_hidden=1, base_epochs=0, recon_epochs=0, pretrain_epochs=0,
                        target_min_degree=1, cold_degree=0, recon_batch_size=1)
