@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import click
 
 from .cli_options import given_options, run_options
 from .config import RunConfig, apply, load_yaml, parse_overrides
+from .distributed import launched
 from .errors import SSGraphRecError
 from .tuning.tuned import describe_source, resolve_run_config, strip_meta
 
@@ -61,8 +63,11 @@ def main() -> None:
 @click.option("--paper-defaults", is_flag=True,
               help="Use the paper's hyper-parameters even where the package ships a tuned "
                    "configuration for this method and dataset.")
+@click.option("--nproc", type=int,
+              help="Train on N ranks of this machine (torchrun, gloo on the CPU, NCCL on "
+                   "GPUs; docs/distributed.md). [default: one process]")
 @_fail_cleanly
-def train(config_file, overrides, out, resume, no_progress, paper_defaults=False,
+def train(config_file, overrides, out, resume, no_progress, paper_defaults=False, nproc=None,
           **options) -> None:
     """Train a method and report test metrics of the best validation epoch.
 
@@ -70,6 +75,19 @@ def train(config_file, overrides, out, resume, no_progress, paper_defaults=False
     --set (the same name with underscores)."""
     from .train import train as run_training
 
+    if nproc is not None and not launched():
+        from .launch import check_nproc, launch
+
+        check_nproc(nproc, options.get("device"))
+        values = {**options, "config_file": config_file, "overrides": overrides, "out": out,
+                  "resume": resume, "no_progress": no_progress,
+                  "paper_defaults": paper_defaults}
+        code = launch(nproc, "train", values)
+        if code:
+            raise SSGraphRecError(f"the {nproc}-rank run failed (exit code {code}); the first "
+                                  "failing rank's error is above")
+        return
+    main_rank = int(os.environ.get("RANK", "0")) == 0
     given = given_options(options)
     if resume:
         _check_resume_options(resume, {
@@ -97,12 +115,15 @@ def train(config_file, overrides, out, resume, no_progress, paper_defaults=False
             if copied:
                 click.echo(f"from --init {cfg.init}: " + ", ".join(
                     f"{k}={getattr(cfg, k)}" for k in copied), err=True)
-        click.echo(f"training {cfg.method} on {cfg.dataset}"
-                   + (f" with {cfg.aug}" if cfg.aug else "") + "; " + describe_source(provenance),
-                   err=True)
+        if main_rank:
+            ranks = f" on {os.environ['WORLD_SIZE']} ranks" if launched() else ""
+            click.echo(f"training {cfg.method} on {cfg.dataset}{ranks}"
+                       + (f" with {cfg.aug}" if cfg.aug else "") + "; "
+                       + describe_source(provenance), err=True)
         run_dir, results = run_training(cfg, out, progress=not no_progress,
                                         provenance=provenance)
-    _report(run_dir, results)
+    if main_rank:
+        _report(run_dir, results)
 
 
 def _check_resume_options(resume: str, given: dict[str, Any]) -> None:

@@ -68,6 +68,7 @@ def one_torch_thread():
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Say what the registry-wide contract tests covered, when they ran."""
     ran = any("test_contract.py" in getattr(report, "nodeid", "")
+              and getattr(report, "when", None) == "call"
               for reports in terminalreporter.stats.values() for report in reports)
     if ran:
         from test_contract import coverage_line

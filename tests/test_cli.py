@@ -390,4 +390,4 @@ def test_train_options_are_generated_from_the_run_config():
     run_fields = {f.name for f in dataclasses.fields(RunConfig)}
     extra = set(options) - run_fields
     assert extra == {"config_file", "overrides", "out", "resume", "no_progress",
-                     "paper_defaults"}, extra
+                     "paper_defaults", "nproc"}, extra

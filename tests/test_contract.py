@@ -193,6 +193,18 @@ def test_gradients_reach_every_trainable_parameter(name, task):
     assert not missing, f"{name}: no (finite) gradient for {missing}"
 
 
+@pytest.mark.parametrize("name,task", TRAINED)
+def test_the_joint_loss_alone_reaches_every_parameter_unless_the_method_pretrains(name, task):
+    """What lets DistributedDataParallel run without searching for unused parameters."""
+    cls, data = METHODS.get(name), data_for(name, task)
+    method = construct(cls, data)
+    if method.has_pretrain_task():
+        pytest.skip(f"{name} pre-trains: its pretext heads are unused in joint training")
+    sum(loss_terms(method, data).values()).backward()
+    missing = [n for n, p in method.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"{name}: joint loss reaches no {missing}"
+
+
 @pytest.mark.parametrize("name,task", CASES)
 def test_state_dict_round_trip_gives_the_same_scores(name, task):
     cls, data = METHODS.get(name), data_for(name, task)

@@ -59,7 +59,7 @@ def _rank(rank: int, world: int, port: int, anchor, positive, negatives, out) ->
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        rows = slice(rank * 3, (rank + 1) * 3)
+        rows = slice(0, 4) if rank == 0 else slice(4, 6)    # shares of unequal size
         a = anchor[rows].clone().requires_grad_()
         loss = info_nce(a, positive[rows], 0.5, negatives=negatives, gather=True)
         out[rank] = loss.detach()
@@ -73,8 +73,8 @@ def test_gathered_negatives_give_the_single_process_loss_of_the_global_batch(neg
     anchor, positive = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
     out = mp.Manager().dict()
     mp.spawn(_rank, args=(2, _free_port(), anchor, positive, negatives, out), nprocs=2)
-    # Each rank averages its own anchors over the negatives of both ranks: the mean of the
-    # two is the one-process loss of all six rows.
+    # Each rank averages its own anchors over the negatives of both ranks: weighted by the
+    # ranks' rows, that is the one-process loss of all six rows.
     whole = info_nce(anchor, positive, 0.5, negatives=negatives)
-    assert torch.allclose((out[0] + out[1]) / 2, whole, atol=1e-6)
+    assert torch.allclose((4 * out[0] + 2 * out[1]) / 6, whole, atol=1e-6)
     assert not torch.allclose(out[0], out[1])    # each rank scored its own anchors

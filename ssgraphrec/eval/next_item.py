@@ -26,9 +26,10 @@ import torch
 from torch import Tensor
 
 from ..data.schema import CONTAINS, SESSION
+from ..distributed import SINGLE, DistContext, shard_bounds
 from ..errors import SSGraphRecError
 from ..sparse import segment_pointer
-from .ranking import check_cutoffs, check_finite_scores, gather_rows
+from .ranking import batch_means, check_cutoffs, check_finite_scores, gather_rows
 
 #: ``(samples [B], split) -> scores [B, num_items]``.
 SampleScoreFn = Callable[[Tensor, str], Tensor]
@@ -85,7 +86,7 @@ def rank_metrics(rank: Tensor, ks: Sequence[int]) -> dict[str, Tensor]:
 @torch.no_grad()
 def evaluate_next_item(score: SampleScoreFn, data, split: str, num_items: int,
                        ks: Sequence[int] = (10, 20), batch_size: int = 1024,
-                       mask_history: bool = False) -> dict[str, float]:
+                       mask_history: bool = False, ctx: DistContext = SINGLE) -> dict[str, float]:
     """Mean HR@K, NDCG@K and MRR@K over the samples of ``split``, ranking all items.
 
     Args:
@@ -97,6 +98,8 @@ def evaluate_next_item(score: SampleScoreFn, data, split: str, num_items: int,
         mask_history: set the scores of the items already in a sample's input
             to ``-inf`` (never the target itself); off by default, as in the
             S3-Rec / CL4SRec protocol where a user may buy an item again.
+        ctx: under ``torch.distributed``, each rank scores a contiguous share of the
+            batches and the per-sample metrics are gathered (the one-process result).
 
     Returns:
         The mean of every metric, ``samples_evaluated`` and ``history_masked``.
@@ -107,8 +110,10 @@ def evaluate_next_item(score: SampleScoreFn, data, split: str, num_items: int,
         raise SSGraphRecError(f"the {split} split is empty: nothing to evaluate")
     if bool((targets_all < 0).any()) or bool((targets_all >= num_items).any()):
         raise SSGraphRecError(f"the {split} split has target items outside 0..{num_items - 1}")
-    sums: dict[str, Tensor] = {}
-    for start in range(0, samples_all.numel(), batch_size):
+    n = samples_all.numel()
+    first, last = shard_bounds(-(-n // batch_size), ctx)   # whole batches per rank
+    parts: dict[str, list[Tensor]] = {}
+    for start in range(first * batch_size, min(last * batch_size, n), batch_size):
         samples = samples_all[start:start + batch_size]
         targets = targets_all[start:start + batch_size]
         scores = check_finite_scores(score(samples, split).float(), split)
@@ -121,9 +126,9 @@ def evaluate_next_item(score: SampleScoreFn, data, split: str, num_items: int,
         target_score = scores.gather(1, targets.view(-1, 1))
         rank = (scores > target_score).sum(1) + 1
         for name, values in rank_metrics(rank, ks).items():
-            sums[name] = sums.get(name, 0.0) + values.sum()
-    n = samples_all.numel()
-    out: dict[str, float] = {name: float(total) / n for name, total in sums.items()}
+            parts.setdefault(name, []).append(values)
+    names = list(rank_metrics(targets_all[:0], ks))   # the same on every rank
+    out = batch_means(parts, names, n, batch_size, ctx, samples_all.device)
     out["samples_evaluated"] = n
     out["history_masked"] = bool(mask_history)
     return out

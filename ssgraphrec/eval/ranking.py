@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ..data.schema import user_pointer
+from ..distributed import SINGLE, DistContext, all_gather_rows, any_rank, shard_bounds
 from ..errors import SSGraphRecError
 from .metrics import ranking_metrics
 
@@ -65,7 +66,7 @@ TopFn = Callable[[Tensor, list[tuple[Tensor, Tensor]], int], Tensor]
 @torch.no_grad()
 def evaluate_ranking(score: ScoreFn, target: Tensor, exclude: Sequence[Tensor], num_users: int,
                      num_items: int, ks: Sequence[int] = (10, 20), batch_size: int = 1024,
-                     split_name: str = "test") -> dict[str, float]:
+                     split_name: str = "test", ctx: DistContext = SINGLE) -> dict[str, float]:
     """Full ranking of all items for every user with held-out items.
 
     Args:
@@ -76,6 +77,9 @@ def evaluate_ranking(score: ScoreFn, target: Tensor, exclude: Sequence[Tensor], 
         ks: cut-offs.
         batch_size: users per batch.
         split_name: named in errors.
+        ctx: under ``torch.distributed``, each rank ranks a contiguous share of the
+            batches and the per-user metrics are gathered: the result is the one-process
+            result, to the bit (:mod:`ssgraphrec.distributed`).
 
     Returns:
         The mean of every metric over evaluated users, item ``coverage@K``,
@@ -92,13 +96,14 @@ def evaluate_ranking(score: ScoreFn, target: Tensor, exclude: Sequence[Tensor], 
         return torch.topk(scores, k, dim=1).indices
 
     return evaluate_top_items(top_items, target, exclude, num_users, num_items, ks, batch_size,
-                              split_name)
+                              split_name, ctx)
 
 
 @torch.no_grad()
 def evaluate_top_items(top_items: TopFn, target: Tensor, exclude: Sequence[Tensor],
                        num_users: int, num_items: int, ks: Sequence[int] = (10, 20),
-                       batch_size: int = 1024, split_name: str = "test") -> dict[str, float]:
+                       batch_size: int = 1024, split_name: str = "test",
+                       ctx: DistContext = SINGLE) -> dict[str, float]:
     """The metrics of :func:`evaluate_ranking` from any top-K search.
 
     ``top_items(users, exclude, k)`` returns the ``[B, k]`` best items of each
@@ -114,24 +119,44 @@ def evaluate_top_items(top_items: TopFn, target: Tensor, exclude: Sequence[Tenso
     counts = t_ptr.diff()
     target_keys = torch.sort(target[0] * num_items + target[1]).values
     users_all = (counts > 0).nonzero().view(-1)
-    sums: dict[str, Tensor] = {}
+    n = users_all.numel()
+    # Whole batches per rank: a user is scored in the same batch as on one process.
+    first, last = shard_bounds(-(-n // batch_size), ctx)
+    mine = users_all[first * batch_size:last * batch_size]
+    parts: dict[str, list[Tensor]] = {}
     covered = {k: torch.zeros(num_items, dtype=torch.bool, device=device) for k in ks}
-    for start in range(0, users_all.numel(), batch_size):
-        users = users_all[start:start + batch_size]
+    for start in range(0, mine.numel(), batch_size):
+        users = mine[start:start + batch_size]
         top = top_items(users, ex, ks[-1])
         # A ranked item is a hit when (user, item) is a held-out pair: binary search in
         # the sorted keys instead of a dense [B, num_items] relevance matrix.
         query = users[:, None] * num_items + top
         pos = torch.searchsorted(target_keys, query).clamp(max=target_keys.numel() - 1)
-        per_user = ranking_metrics(target_keys[pos] == query, counts[users], ks)
-        for name, values in per_user.items():
-            sums[name] = sums.get(name, 0.0) + values.sum()
+        for name, values in ranking_metrics(target_keys[pos] == query, counts[users], ks).items():
+            parts.setdefault(name, []).append(values)
         for k in ks:
             covered[k][top[:, :k].reshape(-1)] = True
-    n = users_all.numel()
-    out = {name: float(total) / n for name, total in sums.items()}
+    names = ranking_metrics(torch.zeros(0, ks[-1], dtype=torch.bool, device=device),
+                            counts[:0], ks)   # the same names on every rank, with or without rows
+    out = batch_means(parts, list(names), n, batch_size, ctx, device)
     for k in ks:
-        out[f"coverage@{k}"] = float(covered[k].float().mean())
+        out[f"coverage@{k}"] = float(any_rank(covered[k], ctx).float().mean())
     out["users_evaluated"] = n
     out["users_skipped"] = num_users - n
+    return out
+
+
+def batch_means(parts: dict[str, list[Tensor]], names: list[str], n: int, batch_size: int,
+                ctx: DistContext, device: torch.device) -> dict[str, float]:
+    """The mean of each per-row metric ``names`` over ``n`` rows: the rows of every rank
+    gathered in order, then summed batch by batch as one process sums them (so that the
+    float result does not depend on the number of ranks). A rank without rows takes part
+    in every gather all the same."""
+    out: dict[str, float] = {}
+    for name in names:
+        chunks = parts.get(name, [])
+        local = torch.cat(chunks) if chunks else torch.zeros(0, device=device)
+        rows = all_gather_rows(local, ctx)
+        total = sum(rows[start:start + batch_size].sum() for start in range(0, n, batch_size))
+        out[name] = float(total) / n
     return out

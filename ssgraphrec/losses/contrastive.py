@@ -50,16 +50,23 @@ def _check(temperature: float, similarity: str, negatives: str) -> None:
 
 
 def _gather_rows(x: Tensor) -> tuple[Tensor, int]:
-    """The rows of ``x`` of every rank, concatenated in rank order (gradients flow back to
-    each rank's own rows), and the offset of this rank's rows; ``(x, 0)`` on one process."""
+    """The rows of every rank's ``x`` (their numbers may differ), concatenated in rank
+    order, with gradients flowing back to each rank's own rows, and the offset of this
+    rank's rows; ``(x, 0)`` on one process."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x, 0
     from torch.distributed.nn.functional import all_gather
 
-    parts = all_gather(x.contiguous())
-    return torch.cat(parts), dist.get_rank() * x.size(0)
+    size = torch.tensor([x.size(0)], device=x.device)
+    sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, size)
+    counts = [int(s) for s in sizes]
+    padded = F.pad(x, (0, 0, 0, max(counts) - x.size(0)))   # all_gather needs one shape
+    parts = all_gather(padded.contiguous())
+    rows = torch.cat([p[:c] for p, c in zip(parts, counts, strict=True)])
+    return rows, sum(counts[:dist.get_rank()])
 
 
 def _cross_view_logits(anchor: Tensor, candidates: Tensor, temperature: float,
@@ -72,7 +79,8 @@ def _cross_view_logits(anchor: Tensor, candidates: Tensor, temperature: float,
 def info_nce(anchor: Tensor, positive: Tensor, temperature: float = 0.2, *,
              similarity: str = "cos", negatives: str = "other_view",
              not_negative: Tensor | None = None, weight: Tensor | None = None,
-             gather: bool = False, extra_negatives: Tensor | None = None) -> Tensor:
+             gather: bool = True, extra_negatives: Tensor | None = None,
+             ids: Tensor | None = None) -> Tensor:
     """Mean InfoNCE of ``anchor[i]`` against ``positive[i]`` (see the module docstring).
 
     Args:
@@ -83,8 +91,13 @@ def info_nce(anchor: Tensor, positive: Tensor, temperature: float = 0.2, *,
         not_negative: ``[B, B]`` boolean, True where ``positive[j]`` must not be a
             negative of ``anchor[i]``; the diagonal stays the positive.
         weight: ``[B]`` per-row weights; the mean is over their sum.
-        gather: use the positives of every rank as negatives (``torch.distributed``).
+        gather: use the positives of every rank as negatives when ``torch.distributed``
+            runs several ranks (the default; nothing changes on one process).
         extra_negatives: ``[M, d]`` further negatives of every anchor (a memory bank).
+        ids: ``[B]`` the node each row stands for (SGL, SimGCL: the batch's unique users
+            or items). Gathered across ranks, a node in the batches of several ranks
+            counts once, as anchor and as candidate, so that the loss is the one-process
+            loss of the global batch's unique nodes (:func:`_deduplicated`).
     """
     _check(temperature, similarity, negatives)
     if negatives == "both_views":
@@ -92,9 +105,12 @@ def info_nce(anchor: Tensor, positive: Tensor, temperature: float = 0.2, *,
             raise ValueError("negatives='both_views' takes no not_negative, weight or "
                              "extra_negatives")
         return _nt_xent(anchor, positive, temperature, similarity, gather)
-    candidates, offset = _gather_rows(positive) if gather else (positive, 0)
-    if gather and offset and not_negative is not None:
-        raise ValueError("not_negative masks are per rank; they cannot be gathered")
+    # A not_negative mask is per rank (MicRec): its negatives stay this rank's.
+    use_gather = gather and not_negative is None
+    candidates, offset = _gather_rows(positive) if use_gather else (positive, 0)
+    if ids is not None and candidates.size(0) != positive.size(0) and extra_negatives is None:
+        logits = _cross_view_logits(anchor, candidates, temperature, similarity)
+        return _deduplicated(logits, ids, offset)
     if extra_negatives is not None:
         candidates = torch.cat([candidates, extra_negatives.detach()])
     logits = _cross_view_logits(anchor, candidates, temperature, similarity)
@@ -108,6 +124,31 @@ def info_nce(anchor: Tensor, positive: Tensor, temperature: float = 0.2, *,
     per_row = F.cross_entropy(logits, target, reduction="none")
     weight = weight.to(per_row.dtype)
     return (per_row * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+def _deduplicated(logits: Tensor, ids: Tensor, offset: int) -> Tensor:
+    """The InfoNCE of this rank's share of a global batch whose rows were gathered from
+    every rank, each node counted once: a node's first row (in rank order) is its only
+    candidate column and its only anchor; the sum over this rank's anchors is scaled so
+    that the mean over ranks (``DistributedDataParallel``) is the mean over the global
+    batch's unique nodes."""
+    import torch.distributed as dist
+
+    from ..distributed import all_gather_rows, current
+
+    ctx = current()
+    all_ids = all_gather_rows(ids, ctx)
+    unique, inverse = torch.unique(all_ids, return_inverse=True)
+    positions = torch.arange(all_ids.numel(), device=all_ids.device)
+    first = torch.full((unique.numel(),), all_ids.numel(), device=all_ids.device,
+                       dtype=torch.long).scatter_reduce(0, inverse, positions, "amin")
+    column_kept = first[inverse] == positions
+    logits = logits.masked_fill(~column_kept[None, :], -float("inf"))
+    n = ids.numel()
+    mine = slice(offset, offset + n)
+    per_row = F.cross_entropy(logits, first[inverse[mine]], reduction="none")
+    anchor_kept = column_kept[mine].to(per_row.dtype)
+    return (per_row * anchor_kept).sum() * dist.get_world_size() / unique.numel()
 
 
 def _nt_xent(view1: Tensor, view2: Tensor, temperature: float, similarity: str,
@@ -139,7 +180,7 @@ class InfoNCE(nn.Module):
     """
 
     def __init__(self, temperature: float = 0.2, *, similarity: str = "cos",
-                 negatives: str = "other_view", memory_bank_size: int = 0, gather: bool = False):
+                 negatives: str = "other_view", memory_bank_size: int = 0, gather: bool = True):
         super().__init__()
         _check(temperature, similarity, negatives)
         if memory_bank_size and negatives == "both_views":

@@ -117,10 +117,11 @@ class SGL(LightGCN):
         (u1, i1), (u2, i2) = (self.encoder(a) for a in self.view_adjs)
         tau = self.cfg.temperature
         if self.cfg.ssl_mode == "joint":
-            ssl = info_nce(torch.cat([u1[u], i1[i]]), torch.cat([u2[u], i2[i]]), tau)
+            ssl = info_nce(torch.cat([u1[u], i1[i]]), torch.cat([u2[u], i2[i]]), tau,
+                           ids=torch.cat([u, i + self.num_users]))
         else:
             batch_size = batch.users.numel()
-            ssl = (u.numel() * info_nce(u1[u], u2[u], tau)
-                   + i.numel() * info_nce(i1[i], i2[i], tau)) / batch_size
+            ssl = (u.numel() * info_nce(u1[u], u2[u], tau, ids=u)
+                   + i.numel() * info_nce(i1[i], i2[i], tau, ids=i)) / batch_size
         terms["ssl"] = self.cfg.ssl_weight * ssl
         return terms

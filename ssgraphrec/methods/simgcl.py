@@ -135,7 +135,7 @@ class SimGCL(LightGCN):
         u = torch.unique(batch.users)
         i = torch.unique(batch.pos_items)
         tau = self.cfg.temperature
-        ssl = info_nce(u1[u], u2[u], tau) + info_nce(i1[i], i2[i], tau)
+        ssl = info_nce(u1[u], u2[u], tau, ids=u) + info_nce(i1[i], i2[i], tau, ids=i)
         terms["ssl"] = self.cfg.ssl_weight * ssl
         return terms
 

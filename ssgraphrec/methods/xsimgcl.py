@@ -72,6 +72,7 @@ class XSimGCL(SimGCL):
         u = torch.unique(batch.users)
         i = torch.unique(batch.pos_items)
         tau = self.cfg.temperature
-        ssl = info_nce(users[u], cl_users[u], tau) + info_nce(items[i], cl_items[i], tau)
+        ssl = (info_nce(users[u], cl_users[u], tau, ids=u)
+               + info_nce(items[i], cl_items[i], tau, ids=i))
         terms["ssl"] = self.cfg.ssl_weight * ssl
         return terms

@@ -16,6 +16,7 @@ from ..data import DATASETS, load_dataset
 from ..data.cold_simulation import simulate_cold_users, simulation_summary
 from ..data.schema import INTERACTS, summary, task_of
 from ..data.views import training_view
+from ..distributed import SINGLE, DistContext, broadcast_object, init_distributed
 from ..errors import SSGraphRecError
 from ..eval.ranking import check_cutoffs
 from ..methods import METHODS, Method
@@ -32,6 +33,9 @@ from .tasks import DEFAULT_CUTOFFS, LinkPredictionTask, RankingTask, task_class
 from .trainer import Trainer
 
 VIEW_SEED_OFFSET = 7919
+#: Rank r of a distributed run draws its views (SGL's dropped edges, SimGCL's noise) from
+#: the seed ``seed + VIEW_SEED_OFFSET + r * RANK_SEED_STRIDE`` (docs/distributed.md).
+RANK_SEED_STRIDE = 1_000_003
 COLD_SEED_OFFSET = 104729
 
 #: Validation metric of link-prediction data when ``monitor`` is left at its default.
@@ -47,6 +51,8 @@ class Run:
     method: Method
     device: torch.device
     generator: torch.Generator
+    #: the ranks of a distributed run (one process: rank 0 of 1)
+    ctx: DistContext = SINGLE
 
 
 def build(cfg: RunConfig) -> Run:
@@ -57,6 +63,7 @@ def build(cfg: RunConfig) -> Run:
     """
     cfg = copy.deepcopy(cfg)
     device = resolve_device(cfg.device)
+    ctx = init_distributed(device)   # one process unless launched by torchrun
     cls = METHODS.get(cfg.method)
     mcfg = method_config(cls.config_class, cfg, cfg.method)
     _check_run_settings(cfg, mcfg)
@@ -66,7 +73,8 @@ def build(cfg: RunConfig) -> Run:
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     # Views draw from their own stream, so that every method of a seed sees the same
     # training batches and negatives.
-    view_generator = torch.Generator(device=device).manual_seed(cfg.seed + VIEW_SEED_OFFSET)
+    view_generator = torch.Generator(device=device).manual_seed(
+        cfg.seed + VIEW_SEED_OFFSET + ctx.rank * RANK_SEED_STRIDE)
     # The method sees the training view only: no validation or test interaction.
     method = cls(training_view(data), mcfg, backend=cfg.sparse_backend,
                  generator=view_generator).to(device)
@@ -75,7 +83,7 @@ def build(cfg: RunConfig) -> Run:
             raise SSGraphRecError("train_fraction applies to session and sequence data only")
         method.restrict_training(cfg.train_fraction,
                                  torch.Generator(device=device).manual_seed(cfg.seed))
-    return Run(cfg, data, method, device, generator)
+    return Run(cfg, data, method, device, generator, ctx)
 
 
 def _check_run_settings(cfg: RunConfig, mcfg: MethodConfig) -> None:
@@ -186,10 +194,12 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
                       or cfg.batch_size is not None else "paper"}
     if resume:
         run_path = Path(resume)
-    else:
-        run_path = rd.new_run_dir(cfg.method, cfg.dataset, out)
-        rd.write_config(run_path, full_config(run))
-        rd.write_provenance(run_path, provenance)
+    else:  # rank 0 makes the run directory and tells the others its name
+        run_path = rd.new_run_dir(cfg.method, cfg.dataset, out) if run.ctx.is_main else None
+        run_path = broadcast_object(run_path, run.ctx)
+        if run.ctx.is_main:
+            rd.write_config(run_path, full_config(run))
+            rd.write_provenance(run_path, provenance)
     trainer = Trainer(run.method, run.data, run_path, epochs=cfg.epochs, patience=cfg.patience,
                       monitor=cfg.monitor, ks=cfg.eval_ks, eval_batch_size=cfg.eval_batch_size,
                       generator=run.generator, progress=progress, log=log,
@@ -204,10 +214,12 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
     try:
         outcome = trainer.fit()
     except (SSGraphRecError, FloatingPointError) as exc:
-        rd.mark_failed(run_path, str(exc))  # the folder says why it holds no results
+        if run.ctx.is_main:
+            rd.mark_failed(run_path, str(exc))  # the folder says why it holds no results
         raise
     results = _results(run, trainer, outcome, provenance)
-    rd.write_results(run_path, results)
+    if run.ctx.is_main:
+        rd.write_results(run_path, results)
     return run_path, results
 
 
@@ -226,9 +238,11 @@ def _resumed_config(run_path: Path, epochs: int | None, device: str | None, thre
 def _resume(trainer: Trainer, run: Run, run_path: Path) -> None:
     """Load the last checkpoint into ``trainer``; record a changed epoch budget."""
     trainer.resume()
+    trainer.log(f"resuming {run_path} at epoch {trainer.start_epoch + 1} of {run.cfg.epochs}")
+    if not run.ctx.is_main:
+        return
     if run.cfg.epochs != rd.read_config(run_path).get("epochs"):
         rd.write_config(run_path, full_config(run))  # --epochs extended (or cut) the run
-    trainer.log(f"resuming {run_path} at epoch {trainer.start_epoch + 1} of {run.cfg.epochs}")
     (run_path / rd.FAILED).unlink(missing_ok=True)
 
 
@@ -245,6 +259,7 @@ def _results(run: Run, trainer: Trainer, outcome: dict[str, Any],
         "data": summary(run.data),
         **outcome,
         "device": str(run.device),
+        "ranks": run.ctx.world_size,
         "sparse_backend": resolve_backend(cfg.sparse_backend),
         "seed": cfg.seed,
         "versions": rd.versions(),

@@ -25,7 +25,6 @@ from ..errors import ConfigError
 from ..eval.slices import build_slices
 from ..methods.base import Method
 from . import run_dir as rd
-from .checkpoint import load_checkpoint
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -106,8 +105,8 @@ class PretrainFinetuneScheme(Scheme):
         if not trainer.method.trainable:
             return {}
         if trainer.resumed_joint:  # resumed after pre-training: encoder.pt holds its record
-            return {"pretrain": load_checkpoint(trainer.run_dir / ENCODER,
-                                                trainer.device).get("phase", {})}
+            saved = trainer.load_main(trainer.run_dir / ENCODER) or {}
+            return {"pretrain": saved.get("phase", {})}
         record = trainer.pretrain()
         self.enter_finetune(trainer)
         return {"pretrain": record}

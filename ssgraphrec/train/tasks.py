@@ -30,6 +30,7 @@ from ..data.cold_simulation import HIDDEN, SIMULATED
 from ..data.link_negatives import is_link_prediction
 from ..data.sampler import NegativeSampler, bpr_batches, num_batches
 from ..data.schema import INTERACTS, SESSION, num_items, num_users, task_of
+from ..distributed import SINGLE, DistContext, shard
 from ..errors import ConfigError
 from ..eval.link_prediction import LINK_METRICS, evaluate_link_prediction
 from ..eval.metrics import METRICS
@@ -54,6 +55,11 @@ def auto_eval_batch_size(num_items: int) -> int:
     return max(64, min(1024, EVAL_BLOCK_SCORES // max(num_items, 1)))
 
 
+def _rows(batch) -> int:
+    """Rows of a batch: a tensor of sample ids, or a tuple of tensors (BPR triples)."""
+    return int(batch.size(0) if isinstance(batch, torch.Tensor) else batch[0].size(0))
+
+
 class Task:
     """The data side of a run: batches, evaluation, cut-offs and the monitor metric.
 
@@ -62,6 +68,7 @@ class Task:
         ks: the cut-offs to report (default: the task's ``default_cutoffs``).
         monitor: the validation metric that selects the best epoch.
         eval_batch_size: users or samples per evaluation block (0: automatic).
+        ctx: the ranks of a distributed run (default: one process).
     """
 
     #: The cut-offs the task's papers report (LightGCN/SGL: 10, 20; DHCN: P@10/20,
@@ -73,8 +80,11 @@ class Task:
     headline_metric: ClassVar[str] = "recall@{k}"
 
     def __init__(self, data: HeteroData, *, ks: list[int] | None = None,
-                 monitor: str = "ndcg@20", eval_batch_size: int = 0):
+                 monitor: str = "ndcg@20", eval_batch_size: int = 0, ctx: DistContext = SINGLE):
         self.data = data
+        #: the ranks sharing this run: each trains on its share of every global batch
+        #: and evaluates its share of the users (:mod:`ssgraphrec.distributed`)
+        self.ctx = ctx
         self.kind = task_of(data)
         self.ks = list(ks or self.default_cutoffs)
         if eval_batch_size < 0:
@@ -105,8 +115,17 @@ class Task:
                               f"dataset {self.data.name!r} holds {self.kind} data")
 
     def batches(self, method: Method, generator: torch.Generator) -> tuple[Any, int]:
-        """(batches, count) of one training epoch of ``method``."""
+        """(batches, count) of one training epoch of ``method``: this rank's share of
+        every global batch (all ranks draw the same global batches from one seed)."""
         raise NotImplementedError
+
+    def _shard(self, batches, count: int) -> tuple[Any, int]:
+        """This rank's contiguous share of each global batch; a last global batch with fewer
+        rows than ranks is dropped, so that every rank steps on every batch."""
+        ctx = self.ctx
+        if not ctx.distributed:
+            return batches, count
+        return (shard(b, ctx) for b in batches if _rows(b) >= ctx.world_size), count
 
     def evaluate(self, method: Method, split: str, target: Tensor | None = None
                  ) -> dict[str, float]:
@@ -144,7 +163,7 @@ class RankingTask(Task):
         batch_size = method.cfg.batch_size
         edges = self.store.edge_index
         triples = bpr_batches(edges, self.sampler, batch_size, generator)
-        return (BPRBatch(*t) for t in triples), num_batches(edges.size(1), batch_size)
+        return self._shard((BPRBatch(*t) for t in triples), num_batches(edges.size(1), batch_size))
 
     def evaluate(self, method: Method, split: str, target: Tensor | None = None
                  ) -> dict[str, float]:
@@ -161,7 +180,7 @@ class RankingTask(Task):
                                       backend=self.retrieval, batch_size=self.eval_batch_size,
                                       split_name=split)
         return evaluate_ranking(method.ranking_scores(), target, exclude, *sizes, self.ks,
-                                self.eval_batch_size, split_name=split)
+                                self.eval_batch_size, split_name=split, ctx=self.ctx)
 
 
 class LinkPredictionTask(RankingTask):
@@ -200,12 +219,13 @@ class SampleTask(Task):
         return bool(self.data[SESSION].val_mask.any())
 
     def batches(self, method: Method, generator: torch.Generator) -> tuple[Any, int]:
-        return method.train_batches(generator), method.num_train_batches()
+        return self._shard(method.train_batches(generator), method.num_train_batches())
 
     def evaluate(self, method: Method, split: str, target: Tensor | None = None
                  ) -> dict[str, float]:
         return evaluate_next_item(method.score, self.data, split, num_items(self.data), self.ks,
-                                  self.eval_batch_size, mask_history=self.mask_history)
+                                  self.eval_batch_size, mask_history=self.mask_history,
+                                  ctx=self.ctx)
 
 
 #: The cut-offs of each kind of data when ``eval_ks`` is not set.
@@ -223,7 +243,7 @@ def task_class(data: HeteroData) -> type[Task]:
 def make_task(data: HeteroData, method: Method, *, ks: list[int] | None = None,
               monitor: str = "ndcg@20", eval_batch_size: int = 0, mask_history: bool = False,
               retrieval: str = "exact", cold_threshold: int | None = None,
-              head_share: float | None = None) -> Task:
+              head_share: float | None = None, ctx: DistContext = SINGLE) -> Task:
     """The task of ``data``, checked against what ``method`` declares it runs on.
 
     Slices and ``retrieval`` apply to ranking data, ``mask_history`` to samples;
@@ -231,7 +251,7 @@ def make_task(data: HeteroData, method: Method, *, ks: list[int] | None = None,
     """
     cls = task_class(data)
     common = {"ks": ks or list(DEFAULT_CUTOFFS[task_of(data)]), "monitor": monitor,
-              "eval_batch_size": eval_batch_size}
+              "eval_batch_size": eval_batch_size, "ctx": ctx}
     if cls is SampleTask:
         if cold_threshold is not None or head_share is not None:
             raise ConfigError("cold-start and head/tail slices (--cold-threshold, "

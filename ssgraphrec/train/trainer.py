@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from ..data.schema import summary
+from ..distributed import DistContext, broadcast_object, current, gather_object
 from ..errors import ConfigError, SSGraphRecError
 from ..eval.slices import evaluate_slices
 from ..methods.base import Method
@@ -43,6 +46,18 @@ def _steps(name: str, value: Any) -> int:
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
+
+
+class _Loss(nn.Module):
+    """The method's loss as a ``forward``, so that ``DistributedDataParallel`` can wrap it
+    and average the gradients of every rank in the backward pass."""
+
+    def __init__(self, method: Method):
+        super().__init__()
+        self.method = method
+
+    def forward(self, batch, pretrain: bool = False) -> dict[str, torch.Tensor]:
+        return (self.method.pretrain_loss if pretrain else self.method.loss)(batch)
 
 
 class Trainer:
@@ -76,6 +91,10 @@ class Trainer:
         min_steps: early stopping does not stop a run before this many optimizer
             steps of joint training: contrastive methods dip before they rise on
             small data (docs/tuning.md).
+        ctx: the ranks of a distributed run (default: the process group this process
+            belongs to, if any). Each rank trains on its share of every global batch
+            through ``DistributedDataParallel`` and evaluates its share of the users;
+            rank 0 alone writes (docs/distributed.md).
     """
 
     def __init__(self, method: Method, data: HeteroData, run_dir: Path, *, epochs: int,
@@ -87,24 +106,31 @@ class Trainer:
                  cold_threshold: int | None = None, head_share: float | None = None,
                  retrieval: str = "exact", ssl_warmup: int = 0,
                  on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
-                 evaluate_test: bool = True, min_steps: int = 0):
+                 evaluate_test: bool = True, min_steps: int = 0,
+                 ctx: DistContext | None = None):
         self.method, self.data, self.generator = method, data, generator
+        self.ctx = ctx if ctx is not None else current()
+        #: whether this process writes the run directory (rank 0)
+        self.writes = self.ctx.is_main
         self.task = make_task(data, method, ks=ks, monitor=monitor,
                               eval_batch_size=eval_batch_size, mask_history=mask_history,
                               retrieval=retrieval, cold_threshold=cold_threshold,
-                              head_share=head_share)
+                              head_share=head_share, ctx=self.ctx)
         self.scheme = make_scheme(scheme, method, pretrain_epochs=pretrain_epochs,
                                   finetune_lr=finetune_lr, pretrained=pretrained)
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.epochs, self.progress = epochs, progress
-        self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+        if self.writes:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.epochs, self.progress = epochs, progress and self.writes
+        write = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+        self.log = write if self.writes else (lambda msg: None)
         self.device = next(iter(data.edge_stores)).edge_index.device
         self.stopper = EarlyStopping(patience if self.task.has_val else 0)
         self.ssl_warmup = _steps("ssl_warmup", ssl_warmup)
         self.min_steps = _steps("min_steps", min_steps)
         self.on_epoch_end, self.evaluate_test = on_epoch_end, evaluate_test
         self.optimizer: torch.optim.Optimizer | None = None
+        self.loss_module: nn.Module = _Loss(method)
         if method.trainable:
             self.reset_optimizer(self.scheme.first_lr(method))
         self.start_epoch = self.start_pretrain_epoch = 0
@@ -128,9 +154,35 @@ class Trainer:
         return min(1.0, (self.step + 1) / self.ssl_warmup)
 
     def reset_optimizer(self, lr: float) -> None:
-        """A fresh Adam over the parameters that are trainable now."""
+        """A fresh Adam over the parameters that are trainable now (re-wrapped in
+        ``DistributedDataParallel`` on several ranks, which also makes every rank start
+        from rank 0's parameters)."""
         params = [p for p in self.method.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=lr)
+        if self.ctx.distributed:
+            # A method's joint loss reaches every trainable parameter (a contract test checks
+            # it), except the pretext heads of a method that pre-trains.
+            self.loss_module = DistributedDataParallel(
+                _Loss(self.method), find_unused_parameters=self.method.has_pretrain_task())
+
+    def load_main(self, path: Path) -> dict[str, Any] | None:
+        """The checkpoint ``path`` as rank 0 reads it (None if absent), on every rank: only
+        rank 0 needs to see the run directory."""
+        state = None
+        if self.writes and path.is_file():
+            state = load_checkpoint(path, self.device)
+        state = broadcast_object(state, self.ctx)
+        return state
+
+    def save(self, state: dict[str, Any], path: Path) -> None:
+        """Write a checkpoint atomically, from rank 0 only."""
+        if self.writes:
+            save_atomic(state, path)
+
+    def record(self, record: dict[str, Any]) -> None:
+        """Append a metrics.jsonl record, from rank 0 only."""
+        if self.writes:
+            rd.append_metrics(self.run_dir, record)
 
     @torch.no_grad()
     def evaluate(self, split: str = "test", target: torch.Tensor | None = None,
@@ -147,15 +199,18 @@ class Trainer:
     def _state(self, epoch: int, phase: str = "finetune") -> dict[str, Any]:
         """A resumable checkpoint; ``phase`` ``"pretrain"``: ``epoch`` is a pre-training epoch."""
         method_gen = self.method.generator
+        # Per rank: each rank draws its own views and dropout (docs/distributed.md).
+        per_rank = gather_object({
+            "method_generator": method_gen.get_state() if method_gen is not None else None,
+            "torch_rng": torch.get_rng_state()}, self.ctx)
         return {
-            "phase": phase, "epoch": epoch, "step": self.step,
+            "phase": phase, "epoch": epoch, "step": self.step, "world_size": self.ctx.world_size,
             "pretrain_times": self.pretrain_times, "epoch_times": self.epoch_times,
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict() if self.optimizer else None,
             "early_stopping": self.stopper.state_dict(),
             "generator": self.generator.get_state(),
-            "method_generator": method_gen.get_state() if method_gen is not None else None,
-            "torch_rng": torch.get_rng_state(),
+            "ranks": per_rank,
         }
 
     def resume(self) -> None:
@@ -163,10 +218,18 @@ class Trainer:
         (:meth:`~ssgraphrec.train.schemes.Scheme.resume_at`): a checkpoint of the
         pre-training phase continues pre-training; one of the joint phase re-enters
         it (layers frozen again after pre-training), then loads the optimizer state."""
-        state = load_checkpoint(self.run_dir / rd.LAST, self.device)
+        state = self.load_main(self.run_dir / rd.LAST)
+        if state is None:
+            raise ConfigError(f"cannot resume {self.run_dir}: no {rd.LAST} there")
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.ctx.world_size:
+            raise ConfigError(f"cannot resume {self.run_dir} on {self.ctx.world_size} rank(s): it "
+                              f"was trained on {saved_world} (each rank's views and batches "
+                              f"depend on it); resume with --nproc {saved_world}")
         self.method.load_state_dict(state["method"])
         phase = state.get("phase", "finetune")
-        removed = rd.align_with_checkpoint(self.run_dir, phase, int(state["epoch"]))
+        removed = (rd.align_with_checkpoint(self.run_dir, phase, int(state["epoch"]))
+                   if self.writes else {})
         if any(removed.values()):
             self.log(f"resume: removed what an interrupted epoch left behind "
                      f"({removed['metrics_lines']} metrics line(s) past the checkpoint, "
@@ -180,9 +243,12 @@ class Trainer:
                                   f"fit the trainable parameters of this run ({exc})") from None
         self.stopper.load_state_dict(state["early_stopping"])
         self.generator.set_state(state["generator"].cpu())
-        if state.get("method_generator") is not None and self.method.generator is not None:
-            self.method.generator.set_state(state["method_generator"].cpu())
-        torch.set_rng_state(state["torch_rng"].cpu())
+        ranks = state.get("ranks") or [{  # a checkpoint written before runs had ranks
+            "method_generator": state.get("method_generator"), "torch_rng": state["torch_rng"]}]
+        own = ranks[self.ctx.rank]
+        if own["method_generator"] is not None and self.method.generator is not None:
+            self.method.generator.set_state(own["method_generator"].cpu())
+        torch.set_rng_state(own["torch_rng"].cpu())
         self.epoch_times = list(state.get("epoch_times", []))
         self.step = int(state.get("step", 0))
         self.pretrain_times = list(state.get("pretrain_times", []))
@@ -197,18 +263,18 @@ class Trainer:
             method.on_pretrain_epoch_start(epoch)
             own = method.pretrain_batches(self.generator)
             batches, n = own if own is not None else self.task.batches(method, self.generator)
-            loss_fn, total = method.pretrain_loss, self.scheme.pretrain_epochs
+            total = self.scheme.pretrain_epochs
         else:
             method.on_epoch_start(epoch)
             batches, n = self.task.batches(method, self.generator)
-            loss_fn, total = method.loss, self.epochs
+            total = self.epochs
         totals: dict[str, float] = {}
         bar = tqdm(batches, total=n, desc=f"{'pre-train ' if pretrain else ''}epoch "
                    f"{epoch + 1}/{total}", disable=not self.progress, leave=False,
                    file=sys.stderr, dynamic_ncols=True)
         steps = 0
         for steps, batch in enumerate(bar, 1):
-            terms = loss_fn(batch)
+            terms = self.loss_module(batch, pretrain)
             if not pretrain and self.ssl_warmup > 0:
                 scale = self.ssl_scale()
                 terms = {k: v * scale if k in method.ssl_terms else v for k, v in terms.items()}
@@ -245,10 +311,9 @@ class Trainer:
             t0 = time.perf_counter()
             losses = self.train_epoch(epoch, pretrain=True)
             self.pretrain_times.append(time.perf_counter() - t0)
-            rd.append_metrics(self.run_dir, {"phase": "pretrain", "pretrain_epoch": epoch + 1,
-                                             "loss": losses,
-                                             "train_s": round(self.pretrain_times[-1], 3)})
-            save_atomic(self._state(epoch, phase="pretrain"), self.run_dir / rd.LAST)
+            self.record({"phase": "pretrain", "pretrain_epoch": epoch + 1, "loss": losses,
+                         "train_s": round(self.pretrain_times[-1], 3)})
+            self.save(self._state(epoch, phase="pretrain"), self.run_dir / rd.LAST)
             self.log(f"pre-train epoch {epoch + 1:3d} | "
                      + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
                      + f" | {self.pretrain_times[-1]:.1f}s")
@@ -256,9 +321,9 @@ class Trainer:
                  "train_s_per_epoch": _mean(self.pretrain_times),
                  "train_s_total": sum(self.pretrain_times)}
         self.method.eval()
-        save_atomic({"encoder": self.method.encoder_state_dict(), "phase": phase,
-                     "method": self.method.name, "data": summary(self.data)},
-                    self.run_dir / ENCODER)
+        self.save({"encoder": self.method.encoder_state_dict(), "phase": phase,
+                   "method": self.method.name, "data": summary(self.data)},
+                  self.run_dir / ENCODER)
         return phase
 
     def _validate(self, epoch: int, record: dict[str, Any]) -> str:
@@ -274,8 +339,8 @@ class Trainer:
         improved = self.stopper.step(val[self.monitor], epoch + 1)
         if improved:
             self.best_val = val
-            save_atomic({"epoch": epoch + 1, "method": self.method.state_dict()},
-                        self.run_dir / rd.BEST)
+            self.save({"epoch": epoch + 1, "method": self.method.state_dict()},
+                      self.run_dir / rd.BEST)
         head = self.task.headline
         return (f" | val {head} {val[head]:.4f} {self.monitor} {val[self.monitor]:.4f}"
                 + (" *" if improved else ""))
@@ -291,8 +356,8 @@ class Trainer:
         if self.task.has_val:
             msg += self._validate(epoch, record)
         self.log(msg + f" | {self.epoch_times[-1]:.1f}s")
-        rd.append_metrics(self.run_dir, record)
-        save_atomic(self._state(epoch), self.run_dir / rd.LAST)
+        self.record(record)
+        self.save(self._state(epoch), self.run_dir / rd.LAST)
         if self.on_epoch_end is not None:
             self.on_epoch_end(epoch + 1, record.get("val", {}))
         if self.stopper.should_stop and self.step >= self.min_steps:
@@ -305,12 +370,12 @@ class Trainer:
     def _select(self, epochs_run: int) -> tuple[int, dict[str, float]]:
         """Load the best validation epoch (the last without validation); its epoch and
         validation metrics."""
-        if self.task.has_val and (self.run_dir / rd.BEST).is_file():
-            best = load_checkpoint(self.run_dir / rd.BEST, self.device)
+        best = self.load_main(self.run_dir / rd.BEST) if self.task.has_val else None
+        if best is not None:
             self.method.load_state_dict(best["method"])
             return best["epoch"], self.best_val or self.evaluate("val")
-        save_atomic({"epoch": epochs_run, "method": self.method.state_dict()},
-                    self.run_dir / rd.BEST)
+        self.save({"epoch": epochs_run, "method": self.method.state_dict()},
+                  self.run_dir / rd.BEST)
         return epochs_run, self.evaluate("val") if self.task.has_val else {}
 
     def _test(self) -> tuple[dict[str, Any], float]:
