@@ -260,16 +260,31 @@ def evaluate(run_dir, device, cold_threshold=None, head_share=None) -> None:
 
 @main.command()
 @click.argument("run_dir", type=click.Path())
-@click.option("--user", "-u", "raw_user", required=True, help="User id as in the data files.")
+@click.option("--user", "-u", "raw_user", help="User id as in the data files.")
+@click.option("--all", "all_users", is_flag=True,
+              help="Every user, written to --out (CSV, or Parquet with pyarrow).")
+@click.option("--out", "-o", type=click.Path(), help="File of --all: recs.csv or recs.parquet.")
 @click.option("-k", "k", type=int, default=20, show_default=True, help="Number of items.")
+@click.option("--batch-size", type=int, default=0, show_default=True,
+              help="Users scored at once by --all (0: about 2**23 scores).")
 @click.option("--device", help="Device. [default: the run's]")
 @_fail_cleanly
-def recommend(run_dir, raw_user, k, device) -> None:
-    """Top-K items for one user (raw ids), excluding items the user already has."""
+def recommend(run_dir, raw_user, all_users, out, k, batch_size, device) -> None:
+    """Top-K items for one user (--user) or for every user (--all --out FILE), in raw ids,
+    excluding the items each user already has in training or validation."""
     from .train import load_run
-    from .train.recommend import recommend_for_user
+    from .train.recommend import recommend_all, recommend_for_user
 
+    if bool(raw_user) == bool(all_users):
+        raise SSGraphRecError("give --user ID for one user, or --all --out FILE for every user")
+    if all_users and not out:
+        raise SSGraphRecError("--all writes a file: add --out recs.csv (or recs.parquet)")
     run = load_run(run_dir, device)
+    if all_users:
+        done = recommend_all(run, out, k, batch_size)
+        click.echo(f"wrote {done['rows']:,} rows ({done['users']:,} users x top {k}) to "
+                   f"{done['path']} ({done['format']})")
+        return
     for rank, (item, score) in enumerate(recommend_for_user(run, raw_user, k), 1):
         click.echo(f"{rank:>3}  {item}  {score:.4f}")
 

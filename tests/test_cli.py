@@ -154,6 +154,34 @@ def test_recommend_gives_k_new_items(sgl_run, small_data):
     assert set(items) <= set(data[ITEM].raw_id)
 
 
+def test_recommend_all_writes_every_user_as_recommend_user_does(sgl_run, small_data, tmp_path):
+    import csv
+
+    out = tmp_path / "recs.csv"
+    printed = invoke("recommend", str(sgl_run), "--all", "--out", str(out), "-k", "5",
+                     "--batch-size", "7").output          # several batches of users
+    rows = list(csv.DictReader(out.open()))
+    users = small_data[USER].raw_id
+    assert len(rows) == len(users) * 5 and f"wrote {len(rows):,} rows" in printed
+    assert [r["user"] for r in rows[::5]] == users            # every user, in id order
+    assert not (tmp_path / "recs.csv.tmp").exists()
+    by_user: dict[str, list[tuple[str, float]]] = {}
+    for r in rows:
+        by_user.setdefault(r["user"], []).append((r["item"], float(r["score"])))
+    for user in users[:: max(1, len(users) // 6)]:             # a sample against --user
+        one = invoke("recommend", str(sgl_run), "--user", user, "-k", "5").output.split("\n")
+        expected = [(line.split()[1], float(line.split()[2])) for line in one if line.strip()]
+        assert [i for i, _ in by_user[user]] == [i for i, _ in expected], user
+        assert [s for _, s in by_user[user]] == pytest.approx([s for _, s in expected], abs=1e-4)
+
+
+def test_recommend_needs_one_of_user_and_all(sgl_run, tmp_path):
+    for args in ([], ["--user", "u0", "--all", "--out", str(tmp_path / "x.csv")], ["--all"]):
+        result = CliRunner().invoke(main, ["recommend", str(sgl_run), *args])
+        assert result.exit_code == 1 and "Traceback" not in result.output, args
+        assert "--user" in result.output or "--out" in result.output
+
+
 def test_recommend_unknown_user(sgl_run):
     result = CliRunner().invoke(main, ["recommend", str(sgl_run), "--user", "nobody"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)

@@ -1,12 +1,21 @@
-"""Top-K recommendations for one user of a saved run, in raw ids."""
+"""Top-K recommendations of a saved run, in raw ids: for one user, or for every user
+written to a CSV (or Parquet) file in batches of users, with bounded memory."""
 
 from __future__ import annotations
 
-import torch
+import csv
+import os
+import sys
+from pathlib import Path
 
-from ..data.schema import INTERACTS, ITEM, USER, task_of
+import torch
+from tqdm.auto import tqdm
+
+from ..data.schema import INTERACTS, ITEM, USER, task_of, user_pointer
 from ..errors import SSGraphRecError
+from ..eval.ranking import gather_rows
 from .run import Run
+from .tasks import auto_eval_batch_size
 
 
 @torch.no_grad()
@@ -26,13 +35,127 @@ def recommend_for_user(run: Run, raw_user: str, k: int = 20) -> list[tuple[str, 
         raise SSGraphRecError(f"-k must be between 1 and the number of items ({n_items})")
     run.method.eval()
     device = run.data[INTERACTS].edge_index.device
-    scores = run.method.ranking_scores()(torch.tensor([user], device=device))[0].clone()
-    store = run.data[INTERACTS]
-    # hidden_edge_index: what a cold-start simulation took from the graph (data/cold_simulation.py)
-    hidden = [store.hidden_edge_index] if "hidden_edge_index" in store else []
-    for edges in (store.edge_index, store.val_edge_index, *hidden):
-        scores[edges[1, edges[0] == user]] = -float("inf")
-    top = torch.topk(scores, k)
+    items, scores = _masked_top(run, torch.tensor([user], device=device), k)
     raw_items = run.data[ITEM].raw_id
-    return [(raw_items[i], float(s)) for i, s in zip(top.indices.tolist(), top.values.tolist(), strict=True)
-            if s != -float("inf")]
+    return [(raw_items[i], float(s)) for i, s in zip(items[0].tolist(), scores[0].tolist(),
+                                                     strict=True) if s != -float("inf")]
+
+
+#: Columns of an export (``recommend --all``): one row per (user, rank).
+EXPORT_COLUMNS = ("user", "rank", "item", "score")
+
+
+def _masked_top(run: Run, users: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, k]`` best items and scores of ``users``, their training, validation and hidden
+    items left out (score ``-inf`` where a user has fewer than ``k`` items left)."""
+    store = run.data[INTERACTS]
+    scores = run.method.ranking_scores()(users).float().clone()
+    known = [store.edge_index, store.val_edge_index]
+    if "hidden_edge_index" in store:
+        known.append(store.hidden_edge_index)
+    n_users = run.data[USER].num_nodes
+    for edges in known:
+        rows, cols = gather_rows(edges, user_pointer(edges, n_users), users)
+        scores[rows, cols] = -float("inf")
+    top = torch.topk(scores, k, dim=1)
+    return top.indices, top.values
+
+
+@torch.no_grad()
+def recommend_all(run: Run, out: str | Path, k: int = 20, batch_size: int = 0,
+                  progress: bool = True) -> dict[str, int | str]:
+    """Write the top ``k`` items of every user to ``out`` in raw ids, with scores.
+
+    ``.csv`` (default) or ``.parquet`` (needs pyarrow). Users are scored ``batch_size``
+    at a time (0: about 2**23 scores per batch) and each batch is written before the
+    next is scored, so memory holds one batch of scores whatever the number of users.
+    The file is written to a temporary name and renamed when complete. Returns the
+    rows written, the users and the format.
+    """
+    if task_of(run.data) != "ranking":
+        raise SSGraphRecError("recommend --all works on user-item runs; this run holds "
+                              f"{task_of(run.data)} data")
+    n_items = run.data[ITEM].num_nodes
+    if not 1 <= k <= n_items:
+        raise SSGraphRecError(f"-k must be between 1 and the number of items ({n_items})")
+    out = Path(out)
+    fmt = "parquet" if out.suffix == ".parquet" else "csv"
+    writer = _ParquetRows(out) if fmt == "parquet" else _CsvRows(out)
+    run.method.eval()
+    device = run.data[INTERACTS].edge_index.device
+    n_users = run.data[USER].num_nodes
+    size = batch_size or auto_eval_batch_size(n_items)
+    raw_users, raw_items = run.data[USER].raw_id, run.data[ITEM].raw_id
+    rows = 0
+    bar = tqdm(total=n_users, desc="recommend", unit="user", disable=not progress,
+               file=sys.stderr, leave=False)
+    try:
+        for start in range(0, n_users, size):
+            users = torch.arange(start, min(start + size, n_users), device=device)
+            items, scores = _masked_top(run, users, k)
+            keep = torch.isfinite(scores)
+            u_idx = users[:, None].expand_as(items)[keep].tolist()
+            ranks = torch.arange(1, k + 1, device=device).expand_as(items)[keep].tolist()
+            batch = ([raw_users[u] for u in u_idx], ranks,
+                     [raw_items[i] for i in items[keep].tolist()], scores[keep].tolist())
+            writer.write(batch)
+            rows += len(u_idx)
+            bar.update(users.numel())
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        bar.close()
+    return {"rows": rows, "users": n_users, "k": k, "format": fmt, "path": str(out)}
+
+
+class _CsvRows:
+    """Rows to a CSV file, through a temporary file renamed on :meth:`close`."""
+
+    def __init__(self, path: Path):
+        self.path, self.tmp = path, path.with_name(path.name + ".tmp")
+        self.handle = open(self.tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self.writer = csv.writer(self.handle)
+        self.writer.writerow(EXPORT_COLUMNS)
+
+    def write(self, columns: tuple[list, ...]) -> None:
+        self.writer.writerows(zip(*columns[:3], (f"{s:.6g}" for s in columns[3]),
+                                  strict=True))
+
+    def close(self) -> None:
+        self.handle.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.handle.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class _ParquetRows:
+    """Rows to a Parquet file, one row group per batch of users."""
+
+    def __init__(self, path: Path):
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise SSGraphRecError("writing .parquet needs pyarrow (pip install pyarrow); "
+                                  "or write .csv") from None
+        self.pa, self.path = pa, path
+        self.tmp = path.with_name(path.name + ".tmp")
+        self.schema = pa.schema([("user", pa.string()), ("rank", pa.int32()),
+                                 ("item", pa.string()), ("score", pa.float32())])
+        self.writer = pq.ParquetWriter(self.tmp, self.schema)
+
+    def write(self, columns: tuple[list, ...]) -> None:
+        self.writer.write_table(self.pa.table(dict(zip(EXPORT_COLUMNS, columns, strict=True)),
+                                              schema=self.schema))
+
+    def close(self) -> None:
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.writer.close()
+        self.tmp.unlink(missing_ok=True)
