@@ -290,6 +290,20 @@ def recommend(run_dir, raw_user, all_users, out, k, batch_size, device) -> None:
 
 
 @main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "-o", type=click.Path(), default="curves.png", show_default=True,
+              help="PNG file to write.")
+@click.option("--metric", help="Validation metric to draw. [default: the first run's monitor]")
+@_fail_cleanly
+def plot(run_dirs, out, metric) -> None:
+    """Overlay the loss terms and validation curves of one or more runs in one PNG
+    (every run also writes its own curves.png)."""
+    from .plots import plot_runs
+
+    click.echo(f"wrote {plot_runs(list(run_dirs), out, metric)}")
+
+
+@main.command()
 @click.option("--show-space", "show_space", metavar="NAME",
               help="Print the search space of one method (what 'ssgraphrec tune' searches).")
 @_fail_cleanly

@@ -220,7 +220,19 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
     results = _results(run, trainer, outcome, provenance)
     if run.ctx.is_main:
         rd.write_results(run_path, results)
+        _write_curves(run_path, trainer)
     return run_path, results
+
+
+def _write_curves(run_path: Path, trainer: Trainer) -> None:
+    """``curves.png`` of the run when matplotlib is installed; a figure that fails is
+    reported, never fatal (the results are written already)."""
+    from ..plots import write_run_curves
+
+    try:
+        write_run_curves(run_path)
+    except Exception as exc:  # noqa: BLE001 - a plot must not fail a finished run
+        trainer.log(f"curves.png not written: {exc}")
 
 
 def _resumed_config(run_path: Path, epochs: int | None, device: str | None, threads: int | None,

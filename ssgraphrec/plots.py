@@ -1,0 +1,121 @@
+"""Curves of training runs: every run's ``curves.png``, and ``ssgraphrec plot`` to overlay runs.
+
+A run directory's ``metrics.jsonl`` holds one record per epoch: the mean of each
+loss term, and the validation metrics when there is a validation split (pre-training
+epochs have ``phase: pretrain``). :func:`plot_runs` draws, for one or more runs, the
+loss terms per epoch (left) and a validation metric per epoch (right), the best
+epoch of each run marked. It needs matplotlib (``pip install matplotlib``); a run
+writes its own ``curves.png`` when matplotlib is installed and skips it otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SSGraphRecError
+
+#: The figure a run writes beside its metrics.
+CURVES = "curves.png"
+
+
+@dataclass
+class Curves:
+    """The per-epoch records of one run."""
+
+    name: str
+    epochs: list[int] = field(default_factory=list)
+    losses: dict[str, list[float]] = field(default_factory=dict)
+    val: dict[str, list[float]] = field(default_factory=dict)
+    val_epochs: list[int] = field(default_factory=list)
+    monitor: str = "ndcg@20"
+
+
+def read_curves(run_dir: str | Path) -> Curves:
+    """The joint-training epochs of ``run_dir/metrics.jsonl`` (and its monitor from
+    ``config.yaml``); a folder without metrics is a :class:`SSGraphRecError`."""
+    run_dir = Path(run_dir)
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise SSGraphRecError(f"{run_dir} has no metrics.jsonl: not a run directory of "
+                              "'ssgraphrec train'")
+    curves = Curves(run_dir.name)
+    config = run_dir / "config.yaml"
+    if config.is_file():
+        import yaml
+
+        curves.monitor = (yaml.safe_load(config.read_text()) or {}).get("monitor", curves.monitor)
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise SSGraphRecError(f"{path}, line {number}: not a JSON record") from None
+        if "epoch" not in record:   # a pre-training record
+            continue
+        curves.epochs.append(int(record["epoch"]))
+        for term, value in record.get("loss", {}).items():
+            curves.losses.setdefault(term, []).append(float(value))
+        if record.get("val"):
+            curves.val_epochs.append(int(record["epoch"]))
+            for name, value in record["val"].items():
+                if isinstance(value, (int, float)):
+                    curves.val.setdefault(name, []).append(float(value))
+    if not curves.epochs:
+        raise SSGraphRecError(f"{path} holds no training epoch yet")
+    return curves
+
+
+def plot_runs(run_dirs: list[str | Path], out: str | Path, metric: str | None = None) -> Path:
+    """Overlay the loss terms and the validation ``metric`` (default: the first run's
+    monitor) of ``run_dirs`` in one PNG; returns its path."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SSGraphRecError("plotting needs matplotlib: pip install matplotlib") from None
+    runs = [read_curves(d) for d in run_dirs]
+    metric = metric or runs[0].monitor
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ["-", "--", ":", "-."]
+    for r, run in enumerate(runs):
+        color = colors[r % len(colors)]
+        for t, (term, values) in enumerate(run.losses.items()):
+            left.plot(run.epochs, values, styles[t % len(styles)], color=color,
+                      label=f"{run.name}: {term}" if len(runs) > 1 else term)
+        if metric in run.val:
+            values = run.val[metric]
+            right.plot(run.val_epochs, values, "-o", color=color, markersize=3, label=run.name)
+            best = max(range(len(values)), key=values.__getitem__)
+            right.plot([run.val_epochs[best]], [values[best]], "*", color=color, markersize=12)
+    left.set(title="training loss terms (mean per epoch)", xlabel="epoch", ylabel="loss")
+    lowest = min(min(v) for run in runs for v in run.losses.values())
+    left.set_yscale("log" if lowest > 0 else "linear")   # terms span decades (reg vs bpr)
+    right.set(title=f"validation {metric} (star: best epoch)", xlabel="epoch", ylabel=metric)
+    if not any(metric in run.val for run in runs):
+        right.text(0.5, 0.5, f"no validation {metric}\n(--val-ratio 0?)", ha="center",
+                   va="center", transform=right.transAxes)
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def write_run_curves(run_dir: str | Path) -> Path | None:
+    """``run_dir/curves.png`` of one run, or None when matplotlib is not installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return None
+    return plot_runs([run_dir], Path(run_dir) / CURVES)
