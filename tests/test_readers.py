@@ -315,3 +315,39 @@ def test_raw_ids_of_all_users_survive_a_split(write, tmp_path):
     assert every == {(f"user{u}", f"item{(u * 7 + k) % 13}") for u in range(6) for k in range(5)}
     assert torch.equal(data[INTERACTS].edge_index[0].sort().values,
                        data[INTERACTS].edge_index[0])
+
+
+# -- a CSV of interactions with a header ---------------------------------------------
+
+def test_interaction_csv_is_read_by_its_column_names(tmp_path):
+    from ssgraphrec.data.readers.interaction_csv import read_interaction_csv
+    from ssgraphrec.data.registry import detect_format
+
+    path = tmp_path / "mine.csv"
+    path.write_text("\ufeffUserId;Movie_ID;genre;Rating;timestamp\n"
+                    "alice;matrix;sf;5;1000\nalice;alien;sf;4;2024-01-02\n\nbob;matrix;sf;3.5;2000\n")
+    raw = read_interaction_csv(path)
+    assert raw.interactions.user == ["alice", "alice", "bob"]
+    assert raw.interactions.item == ["matrix", "alien", "matrix"]
+    assert raw.interactions.weight.tolist() == [5.0, 4.0, 3.5]
+    assert raw.interactions.time[0] == 1000.0 and raw.interactions.time[1] > 1.7e9
+    assert "interactions CSV" in str(detect_format(path))
+    clicks = tmp_path / "clicks.csv"
+    clicks.write_text("session_id,item_id,timestamp\n1,5,100\n1,6,101\n")
+    assert "click log" in str(detect_format(clicks))       # a session column: a click log
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("user_id,genre\nu1,x\n", "names no user or no item column"),
+    ("user_id,item_id,rating\nu1,i1\n", "2 columns"),
+    ("user_id,item_id,rating\nu1,i1,nan\n", "not finite"),
+    ("user_id,item_id\n", "no interaction after the header"),
+])
+def test_a_bad_interaction_csv_names_file_line_and_problem(tmp_path, text, needle):
+    from ssgraphrec.data.readers.interaction_csv import read_interaction_csv
+    from ssgraphrec.errors import DataFormatError
+
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(DataFormatError, match=needle):
+        read_interaction_csv(path)

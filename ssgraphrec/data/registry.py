@@ -29,6 +29,7 @@ from .readers import (
 )
 from .readers.bigi import read_bigi_split
 from .readers.clicklog import read_clicklog
+from .readers.interaction_csv import is_interaction_csv, read_interaction_csv
 from .readers.pickle_sessions import read_pickle_sessions
 from .readers.s3rec import read_s3rec
 from .readers.s3rec_ranking import read_s3rec_interactions
@@ -144,6 +145,8 @@ def data_dir() -> Path:
 
 def detect_format(path: Path) -> DatasetSpec:
     """Recognise the format of a folder or file given as ``--dataset PATH``."""
+    if path.is_file() and path.suffix.lower() == ".csv" and is_interaction_csv(path):
+        return DatasetSpec(f"interactions CSV {path}", str(path), read_interaction_csv)
     if path.is_file() and path.suffix.lower() == ".csv":
         return DatasetSpec(f"click log {path} (SR-GNN preprocessing)", str(path), None,
                            split="fixed", task="next_item",
