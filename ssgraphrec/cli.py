@@ -410,15 +410,55 @@ def data() -> None:
 
 
 @data.command("list")
-def data_list() -> None:
-    """One line per registered dataset."""
+@click.option("--root", type=click.Path(), help="Data directory. [default: $SSGRAPHREC_DATA]")
+def data_list(root) -> None:
+    """One line per registered dataset: built in, present (every file with its pinned
+    SHA-256), absent, partial or corrupt."""
     from .data import DATASETS, data_dir
+    from .data.download import folders_of, status
 
-    root = data_dir()
+    root = Path(root) if root else data_dir()
     for name, spec in DATASETS.items():
-        where = "built in" if spec.path is None else (
-            "present" if (root / spec.path).exists() else f"absent from {root}")
-        click.echo(f"{name:<14} {spec.description} ({where})")
+        if spec.path is None:
+            where = "built in"
+        else:
+            try:
+                states = [status(folder, root) for folder in folders_of(name)]
+            except SSGraphRecError as exc:   # a folder without a pinned source
+                states = [f"present, unverified: {exc}" if (root / spec.path).exists()
+                          else "absent"]
+            where = next((s for s in states if s != "present"), "present")
+            if where != "present":
+                where += f" in {root}; ssgraphrec data download {name}"
+        click.echo(f"{name:<22} {spec.description} ({where})")
+
+
+@data.command("download")
+@click.argument("names", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every registered dataset.")
+@click.option("--root", type=click.Path(), help="Data directory. [default: $SSGRAPHREC_DATA]")
+@click.option("--mirror", help="Fetch MIRROR/<folder>/<file> instead of upstream. "
+                               "[default: $SSGRAPHREC_MIRROR]")
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="Seconds to wait on a silent connection.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@_fail_cleanly
+def data_download(names, every, root, mirror, timeout, no_progress) -> None:
+    """Fetch datasets from their upstream repositories (pinned commits), verified by SHA-256."""
+    from .data import DATASETS, data_dir
+    from .data.download import download
+
+    if every:
+        names = tuple(n for n, spec in DATASETS.items() if spec.path is not None)
+    if not names:
+        raise SSGraphRecError("name a dataset (see 'ssgraphrec data list'), or --all")
+    root = Path(root) if root else data_dir()
+    for name in names:
+        DATASETS.get(name)   # an unknown name: the registry's error, with suggestions
+        written = download(name, root, mirror=mirror, timeout=timeout,
+                           progress=not no_progress, log=lambda m: click.echo(m, err=True))
+        click.echo(f"{name}: {'fetched ' + str(len(written)) + ' file(s)' if written else 'present'}"
+                   f" in {root}")
 
 
 @data.command("info")

@@ -357,12 +357,13 @@ def test_augs_lists_one_line_per_augmentation():
 def test_data_list_lists_one_line_per_dataset(monkeypatch, tmp_path):
     monkeypatch.setenv("SSGRAPHREC_DATA", str(tmp_path))
     (tmp_path / "gowalla").mkdir()
+    (tmp_path / "gowalla" / "train.txt").write_text("0 1 2\n")   # not the pinned file
     lines = invoke("data", "list").output.strip().splitlines()
     assert [line.split()[0] for line in lines] == list(DATASETS)
     status = {line.split()[0]: line for line in lines}
     assert status["synthetic"].endswith("(built in)")
-    assert status["gowalla"].endswith("(present)")
-    assert f"absent from {tmp_path}" in status["ml-100k"]
+    assert "(corrupt: gowalla/train.txt (checksum differs) in" in status["gowalla"]
+    assert status["ml-100k"].endswith(f"(absent in {tmp_path}; ssgraphrec data download ml-100k)")
 
 
 def test_data_info_synthetic():

@@ -186,8 +186,8 @@ def test_a_two_rank_run_resumed_ends_as_an_uninterrupted_one(planted, tmp_path):
 def test_only_rank_zero_writes_the_run_directory(planted, tmp_path):
     train_ranks(2, config("lightgcn", planted), tmp_path / "run")
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert files == ["best.pt", "config.yaml", "last.pt", "metrics.jsonl", "provenance.json",
-                     "results.json"], files
+    assert files == ["best.pt", "config.yaml", "curves.png", "last.pt", "metrics.jsonl",
+                     "provenance.json", "results.json"], files
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]   # once, not per rank
 

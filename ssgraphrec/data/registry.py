@@ -222,8 +222,9 @@ def resolve(name_or_path: str, root: Path | None = None) -> tuple[str, DatasetSp
         folder = (root or data_dir()) / spec.path
         if not folder.exists():
             raise SSGraphRecError(
-                f"dataset {name_or_path!r} not found at {folder}; download it there or set "
-                f"{DATA_ENV} to the folder that holds {spec.path}/")
+                f"dataset {name_or_path!r} not found at {folder}; fetch it with 'ssgraphrec "
+                f"data download {name_or_path}', or set {DATA_ENV} to the folder that holds "
+                f"{spec.path}/")
         return name_or_path, spec, folder
     path = Path(name_or_path).expanduser()
     if not path.exists() and root is None and (data_dir() / name_or_path).exists():
