@@ -192,14 +192,7 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
     if provenance is None:
         provenance = {"config_source": "user" if cfg.params or cfg.lr is not None
                       or cfg.batch_size is not None else "paper"}
-    if resume:
-        run_path = Path(resume)
-    else:  # rank 0 makes the run directory and tells the others its name
-        run_path = rd.new_run_dir(cfg.method, cfg.dataset, out) if run.ctx.is_main else None
-        run_path = broadcast_object(run_path, run.ctx)
-        if run.ctx.is_main:
-            rd.write_config(run_path, full_config(run))
-            rd.write_provenance(run_path, provenance)
+    run_path = Path(resume) if resume else _new_run_dir(run, out, provenance)
     trainer = Trainer(run.method, run.data, run_path, epochs=cfg.epochs, patience=cfg.patience,
                       monitor=cfg.monitor, ks=cfg.eval_ks, eval_batch_size=cfg.eval_batch_size,
                       generator=run.generator, progress=progress, log=log,
@@ -233,6 +226,16 @@ def _write_curves(run_path: Path, trainer: Trainer) -> None:
         write_run_curves(run_path)
     except Exception as exc:  # noqa: BLE001 - a plot must not fail a finished run
         trainer.log(f"curves.png not written: {exc}")
+
+
+def _new_run_dir(run: Run, out: str | None, provenance: dict[str, Any]) -> Path:
+    """Rank 0 makes the run directory (config, provenance) and tells the others its name."""
+    run_path = rd.new_run_dir(run.cfg.method, run.cfg.dataset, out) if run.ctx.is_main else None
+    run_path = broadcast_object(run_path, run.ctx)
+    if run.ctx.is_main:
+        rd.write_config(run_path, full_config(run))
+        rd.write_provenance(run_path, provenance)
+    return run_path
 
 
 def _resumed_config(run_path: Path, epochs: int | None, device: str | None, threads: int | None,
