@@ -96,6 +96,10 @@ class RunConfig:
     head_share: float | None = option(
         None, "Also report head items (this top share by training count) and tail items.",
         default_text="none")
+    #: also send the per-epoch records elsewhere: "tensorboard" (ssgraphrec.train.loggers).
+    logger: str = option("none", "Also log per-epoch curves to TensorBoard event files in "
+                                 "RUN/tensorboard (pip install tensorboard).",
+                         choices=("none", "tensorboard"))
     #: ranking data: PT-GNN's cold-start protocol, a seeded share of the test users keep only
     #: this many training interactions (ssgraphrec.data.cold_simulation, docs/cold-start.md).
     simulate_cold: int | None = None

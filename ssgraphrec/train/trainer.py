@@ -30,6 +30,7 @@ from ..methods.base import Method
 from . import run_dir as rd
 from .checkpoint import load_checkpoint, save_atomic
 from .early_stopping import EarlyStopping
+from .loggers import make_logger
 from .schemes import ENCODER, SCHEMES, make_scheme
 from .tasks import EVAL_BLOCK_SCORES, auto_eval_batch_size, make_task
 
@@ -91,6 +92,8 @@ class Trainer:
         min_steps: early stopping does not stop a run before this many optimizer
             steps of joint training: contrastive methods dip before they rise on
             small data (docs/tuning.md).
+        logger: ``"tensorboard"``: also write the epoch records as TensorBoard event
+            files in ``run_dir/tensorboard`` (:mod:`ssgraphrec.train.loggers`).
         ctx: the ranks of a distributed run (default: the process group this process
             belongs to, if any). Each rank trains on its share of every global batch
             through ``DistributedDataParallel`` and evaluates its share of the users;
@@ -107,7 +110,7 @@ class Trainer:
                  retrieval: str = "exact", ssl_warmup: int = 0,
                  on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
                  evaluate_test: bool = True, min_steps: int = 0,
-                 ctx: DistContext | None = None):
+                 ctx: DistContext | None = None, logger: str = "none"):
         self.method, self.data, self.generator = method, data, generator
         self.ctx = ctx if ctx is not None else current()
         #: whether this process writes the run directory (rank 0)
@@ -121,6 +124,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         if self.writes:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+        #: where records go besides metrics.jsonl (``--logger``), rank 0 only
+        self.logger = make_logger(logger, self.run_dir) if self.writes else None
         self.epochs, self.progress = epochs, progress and self.writes
         write = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
         self.log = write if self.writes else (lambda msg: None)
@@ -183,6 +188,8 @@ class Trainer:
         """Append a metrics.jsonl record, from rank 0 only."""
         if self.writes:
             rd.append_metrics(self.run_dir, record)
+            if self.logger is not None:
+                self.logger.log(record)
 
     @torch.no_grad()
     def evaluate(self, split: str = "test", target: torch.Tensor | None = None,
@@ -400,6 +407,8 @@ class Trainer:
                 epochs_run = epoch + 1
                 if self._run_epoch(epoch):
                     break
+        if self.logger is not None:
+            self.logger.close()
         best_epoch, best_val = self._select(epochs_run)
         extra, eval_s = self._test()
         timing = {"train_s_per_epoch": _mean(self.epoch_times),
