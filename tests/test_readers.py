@@ -351,3 +351,24 @@ def test_a_bad_interaction_csv_names_file_line_and_problem(tmp_path, text, needl
     path.write_text(text)
     with pytest.raises(DataFormatError, match=needle):
         read_interaction_csv(path)
+
+
+def test_a_diffnet_style_folder_brings_its_validation_split_and_social_links(tmp_path):
+    from ssgraphrec.data import load_dataset
+    from ssgraphrec.data.schema import FOLLOWS, INTERACTS, summary
+
+    rows = {k: [(u, (u * 5 + k * 3) % 40) for u in range(30)] for k in range(8)}
+    parts = {"train": sum((rows[k] for k in range(6)), []), "val": rows[6], "test": rows[7]}
+    for split, part in parts.items():
+        (tmp_path / f"epinions.{split}.rating").write_text(
+            "".join(f"{u}\t{i}\t1\n" for u, i in part))
+    (tmp_path / "epinions.links").write_text("".join(f"{u}\t{(u + 1) % 30}\t1\n" for u in range(30)))
+    data = load_dataset(str(tmp_path))
+    info = summary(data)
+    assert (info["train"], info["val"], info["test"]) == (180, 30, 30)
+    assert info["val_source"] == "file" and info["social_links"] == 30
+    assert data[FOLLOWS].edge_index.size(1) == 30
+    assert data[INTERACTS].val_edge_index.size(1) == 30       # the file's, not carved
+    (tmp_path / "epinions.val.rating").unlink()
+    carved = summary(load_dataset(str(tmp_path)))              # no val file: 10 % carved
+    assert carved["val"] > 0 and carved.get("val_source") != "file"

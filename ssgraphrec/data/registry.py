@@ -33,7 +33,7 @@ from .readers.interaction_csv import is_interaction_csv, read_interaction_csv
 from .readers.pickle_sessions import read_pickle_sessions
 from .readers.s3rec import read_s3rec
 from .readers.s3rec_ranking import read_s3rec_interactions
-from .readers.triples import read_triples
+from .readers.triples import diffnet_files, read_diffnet_split, read_triples
 from .synthetic import make_synthetic
 
 DATA_ENV = "SSGRAPHREC_DATA"
@@ -174,6 +174,9 @@ def detect_format(path: Path) -> DatasetSpec:
                                   "would be read as items", "train.txt and test.txt in one format")
         reader = read_line_format if lines else read_triple_split
         return DatasetSpec(f"fixed split in {path}", str(path), reader, split="fixed")
+    if diffnet_files(path) is not None:
+        return DatasetSpec(f"DiffNet-style split (*.train/val/test.rating, *.links) in {path}",
+                           str(path), read_diffnet_split, split="fixed")
     if (path / "rating_train.dat").is_file() and (path / "rating_test.dat").is_file():
         return DatasetSpec(f"BiGI prefixed split (u0 i0 w) in {path}", str(path),
                            lambda p, name: read_bigi_split(p, name, prefixed=True), split="fixed")
@@ -181,7 +184,8 @@ def detect_format(path: Path) -> DatasetSpec:
         return DatasetSpec(f"ratings (and trusts) in {path}", str(path), read_triple_dataset)
     raise SSGraphRecError(
         f"cannot tell the format of {path}: expected a RecBole .inter file, train.txt + "
-        "test.txt (LightGCN lines or 'user item weight' triples), or ratings.txt")
+        "test.txt (LightGCN lines or 'user item weight' triples), NAME.train.rating + "
+        "NAME.test.rating (DiffNet), or ratings.txt")
 
 
 def _is_pickle(path: Path) -> bool:

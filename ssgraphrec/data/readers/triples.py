@@ -64,3 +64,37 @@ def read_triple_split(folder: Path, name: str = "", social: str | None = "trusts
         data.social = read_social(folder / social)
         data.social_source = str(folder / social)
     return data
+
+
+def diffnet_files(folder: Path) -> dict[str, Path] | None:
+    """The files of a DiffNet-style folder (``NAME.train.rating``, ``NAME.test.rating``, and
+    optionally ``NAME.val.rating`` and ``NAME.links``), or None when it is not one."""
+    folder = Path(folder)
+    trains = sorted(folder.glob("*.train.rating"))
+    if len(trains) != 1:
+        return None
+    stem = trains[0].name[: -len(".train.rating")]
+    files = {"train": trains[0], "test": folder / f"{stem}.test.rating",
+             "val": folder / f"{stem}.val.rating", "social": folder / f"{stem}.links"}
+    if not files["test"].is_file():
+        return None
+    return {key: path for key, path in files.items() if path.is_file()}
+
+
+def read_diffnet_split(folder: Path, name: str = "") -> RawDataset:
+    """A DiffNet-style fixed split (Wu et al., SIGIR 2019, and the social recommenders
+    after it): ``NAME.train.rating`` / ``NAME.val.rating`` / ``NAME.test.rating`` lines of
+    ``user item [rating]``, and ``NAME.links`` lines of ``user user [weight]``. The
+    validation file, when there, is the run's validation split."""
+    files = diffnet_files(folder)
+    if files is None:
+        raise DataFormatError(folder, None, "no NAME.train.rating with its NAME.test.rating",
+                              "a DiffNet-style folder")
+    data = RawDataset(name or Path(folder).name, train=read_triples(files["train"]),
+                      test=read_triples(files["test"]))
+    if "val" in files:
+        data.val = read_triples(files["val"])
+    if "social" in files:
+        data.social = read_social(files["social"])
+        data.social_source = str(files["social"])
+    return data
