@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +17,14 @@ EPOCHS = 200
 #: Seeds of the kill points: one in CI; SSGRAPHREC_KILL_SEEDS=20 for a longer hunt.
 SEEDS = range(int(os.environ.get("SSGRAPHREC_KILL_SEEDS", "1")))
 COMMON = ["--no-progress", "--threads", "1", "--set", "emb_dim=8"]
+#: Kills per run, each at a random point of a random epoch.
+KILLS = 3
+
+
+def done_epochs(run) -> int:
+    """Epochs the run has logged so far (a line being written is not counted)."""
+    path = run / "metrics.jsonl"
+    return path.read_text().count("\n") if path.exists() else 0
 
 
 def command(*args: str) -> list[str]:
@@ -39,31 +46,34 @@ def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_pa
     t0 = time.perf_counter()
     subprocess.run(command(*fresh, "--out", str(ref)), check=True, env=env(),
                    capture_output=True, timeout=300)
-    whole = time.perf_counter() - t0  # kills land between the start-up and the end
+    whole = time.perf_counter() - t0
     run = tmp_path / "run"
     rng = random.Random(seed)
+    epoch_s = whole / EPOCHS     # an upper bound: start-up and evaluation are in `whole`
     kills = resumes = 0
-    for _ in range(60):
-        if (run / "results.json").exists():
-            break
+    for _ in range(KILLS + 1):
         if (run / "last.pt").exists():
             args = command("--resume", str(run), *COMMON[:3])
             resumes += 1
-        else:  # killed before the first checkpoint: nothing to resume, start again
-            shutil.rmtree(run, ignore_errors=True)
+        else:
             args = command(*fresh, "--out", str(run))
         proc = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout=rng.uniform(0.2, 0.8) * whole)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            continue
-        assert proc.returncode == 0
-    assert (run / "results.json").exists(), "did not finish in 60 starts"
-    assert kills >= 1 and resumes >= 1, (kills, resumes)  # killed mid-training at least once
+        if kills < KILLS:
+            # Kill at a random point of a random later epoch: after `target` epochs have
+            # been logged, within the next epoch (mid-step, mid-evaluation or mid-save).
+            target = min(done_epochs(run) + rng.randint(1, EPOCHS // (KILLS + 1)), EPOCHS - 1)
+            while proc.poll() is None and done_epochs(run) < target:
+                time.sleep(0.005)
+            if proc.poll() is None:
+                time.sleep(rng.uniform(0.0, epoch_s))
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                continue
+        assert proc.wait(timeout=300) == 0
+    assert (run / "results.json").exists(), "did not finish"
+    assert kills == KILLS and resumes == KILLS, (kills, resumes)
     epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text()
               .splitlines()]
     assert epochs == list(range(1, EPOCHS + 1))
