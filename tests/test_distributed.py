@@ -140,9 +140,9 @@ def test_two_ranks_train_a_sequence_method_as_one_process_does(sequences, tmp_pa
     shares hold different numbers of positions; the tolerance allows for that (here the
     metrics came out identical)."""
     cfg = RunConfig(method="sasrec", dataset=str(sequences), epochs=4, seed=3, threads=1,
-                    batch_size=64,
-                    lr=0.005, eval_ks=[5, 10], monitor="ndcg@10", params={"emb_dim": 16, "num_layers": 1, "max_len": 10,
-                                      "inner_size": 32, "dropout": 0.0})
+                    batch_size=64, lr=0.005, eval_ks=[5, 10], monitor="ndcg@10",
+                    params={"emb_dim": 16, "num_layers": 1, "max_len": 10, "inner_size": 32,
+                            "dropout": 0.0})
     two = train_ranks(2, cfg, tmp_path / "two")
     one = train_one(cfg, tmp_path / "one")
     assert two["ranks"] == 2
