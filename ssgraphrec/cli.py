@@ -124,6 +124,19 @@ def train(config_file, overrides, out, resume, no_progress, paper_defaults=False
                                         provenance=provenance)
     if main_rank:
         _report(run_dir, results)
+    _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Under torchrun: wait for every rank, then leave the process group, so that no rank
+    exits while another still talks to it (gloo aborts a process that exits with a live
+    group)."""
+    from .distributed import barrier, current, shutdown
+
+    ctx = current()
+    if ctx.distributed:
+        barrier(ctx)
+        shutdown()
 
 
 def _check_resume_options(resume: str, given: dict[str, Any]) -> None:

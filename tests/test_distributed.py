@@ -240,3 +240,24 @@ def test_nproc_beyond_the_machine_is_refused():
     result = CliRunner().invoke(main, ["train", "--nproc", "4096", "--epochs", "1"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "--nproc 4096: this machine allows 1 to" in result.output
+
+
+def test_nproc_launches_the_same_command_on_two_ranks(planted, tmp_path):
+    """``ssgraphrec train --nproc 2`` as a user types it: torchrun starts two ranks with the
+    command rebuilt from the parsed options, and one run directory comes out."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ssgraphrec", "train", "--method", "lightgcn", "--dataset",
+         str(planted), "--epochs", "2", "--no-progress", "--threads", "1", "--out", str(out),
+         "--set", "emb_dim=8", "--set", "num_layers=1", "--nproc", "2"],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["ranks"] == 2 and results["config_source"] == "user"
+    assert proc.stderr.count("training lightgcn on") == 1 and "on 2 ranks" in proc.stderr
+    assert proc.stdout.count("test metrics of lightgcn") == 1      # rank 0 reports, once
+    config = (out / "config.yaml").read_text()
+    assert "emb_dim: 8" in config and "num_layers: 1" in config
