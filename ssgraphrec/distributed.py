@@ -117,20 +117,31 @@ def shard(x, ctx: DistContext):
     return type(x)(*(t[lo:hi] for t in x))
 
 
-def all_gather_rows(x: Tensor, ctx: DistContext) -> Tensor:
-    """The rows of every rank's ``x``, concatenated in rank order (sizes may differ);
-    ``x`` itself on one process. No gradient (evaluation)."""
-    if not ctx.distributed:
-        return x
+def row_counts(x: Tensor, ctx: DistContext) -> list[int]:
+    """The number of rows of every rank's ``x``, in rank order."""
     size = torch.tensor([x.size(0)], device=x.device)
     sizes = [torch.zeros_like(size) for _ in range(ctx.world_size)]
     dist.all_gather(sizes, size)
-    longest = int(max(int(s) for s in sizes))
-    padded = torch.zeros((longest, *x.shape[1:]), dtype=x.dtype, device=x.device)
-    padded[:x.size(0)] = x
-    parts = [torch.zeros_like(padded) for _ in range(ctx.world_size)]
-    dist.all_gather(parts, padded)
-    return torch.cat([p[:int(s)] for p, s in zip(parts, sizes, strict=True)])
+    return [int(s) for s in sizes]
+
+
+def all_gather_rows(x: Tensor, ctx: DistContext, *, grad: bool = False) -> Tensor:
+    """The rows of every rank's ``x``, concatenated in rank order (their numbers may
+    differ: each is padded to the longest for the gather); ``x`` itself on one process.
+    ``grad``: gradients flow back to each rank's own rows (contrastive negatives);
+    otherwise no gradient (evaluation)."""
+    if not ctx.distributed:
+        return x
+    counts = row_counts(x, ctx)
+    padded = torch.cat([x, x.new_zeros((max(counts) - x.size(0), *x.shape[1:]))])
+    if grad:
+        from torch.distributed.nn.functional import all_gather
+
+        parts = all_gather(padded.contiguous())
+    else:
+        parts = [torch.zeros_like(padded) for _ in range(ctx.world_size)]
+        dist.all_gather(parts, padded)
+    return torch.cat([p[:c] for p, c in zip(parts, counts, strict=True)])
 
 
 def any_rank(flag: Tensor, ctx: DistContext) -> Tensor:

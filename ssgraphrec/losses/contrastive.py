@@ -50,23 +50,15 @@ def _check(temperature: float, similarity: str, negatives: str) -> None:
 
 
 def _gather_rows(x: Tensor) -> tuple[Tensor, int]:
-    """The rows of every rank's ``x`` (their numbers may differ), concatenated in rank
-    order, with gradients flowing back to each rank's own rows, and the offset of this
-    rank's rows; ``(x, 0)`` on one process."""
-    import torch.distributed as dist
+    """The rows of every rank's ``x`` in rank order, gradients flowing back to each rank's
+    own rows, and the offset of this rank's rows; ``(x, 0)`` on one process."""
+    from ..distributed import all_gather_rows, current, row_counts
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    ctx = current()
+    if not ctx.distributed:
         return x, 0
-    from torch.distributed.nn.functional import all_gather
-
-    size = torch.tensor([x.size(0)], device=x.device)
-    sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, size)
-    counts = [int(s) for s in sizes]
-    padded = F.pad(x, (0, 0, 0, max(counts) - x.size(0)))   # all_gather needs one shape
-    parts = all_gather(padded.contiguous())
-    rows = torch.cat([p[:c] for p, c in zip(parts, counts, strict=True)])
-    return rows, sum(counts[:dist.get_rank()])
+    offset = sum(row_counts(x, ctx)[:ctx.rank])
+    return all_gather_rows(x, ctx, grad=True), offset
 
 
 def _cross_view_logits(anchor: Tensor, candidates: Tensor, temperature: float,
