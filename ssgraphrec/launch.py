@@ -30,11 +30,14 @@ def max_ranks(device: str | None) -> int:
 def check_nproc(nproc: int, device: str | None) -> None:
     """:class:`ConfigError` unless 1 <= ``nproc`` <= :func:`max_ranks`."""
     allowed = max_ranks(device)
+    on_gpus = (device or "").startswith("cuda")
+    if on_gpus and allowed == 0:
+        raise ConfigError("--nproc with --device cuda: this machine has no CUDA GPU; train on "
+                          "the CPU (--device cpu) or on a machine with GPUs")
     if nproc < 1 or nproc > allowed:
-        where = "GPUs" if allowed and (device or "").startswith("cuda") else "CPU cores"
+        unit = "GPU" if on_gpus else "CPU core"
         raise ConfigError(f"--nproc {nproc}: this machine allows 1 to {allowed} ranks (one per "
-                          f"{where[:-1]}); several machines: torchrun on each "
-                          "(docs/distributed.md)")
+                          f"{unit}); several machines: torchrun on each (docs/distributed.md)")
 
 
 def free_port() -> int:

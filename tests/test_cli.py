@@ -180,6 +180,12 @@ def test_recommend_needs_one_of_user_and_all(sgl_run, tmp_path):
         result = CliRunner().invoke(main, ["recommend", str(sgl_run), *args])
         assert result.exit_code == 1 and "Traceback" not in result.output, args
         assert "--user" in result.output or "--out" in result.output
+    for args, needle in ((["--out", str(tmp_path / "no" / "dir" / "x.csv")], "cannot write"),
+                         (["--out", str(tmp_path / "x.csv"), "--batch-size", "-3"],
+                          "--batch-size must be >= 1")):
+        result = CliRunner().invoke(main, ["recommend", str(sgl_run), "--all", *args])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), args
+        assert needle in result.output and not (tmp_path / "x.csv").exists()
 
 
 def test_recommend_unknown_user(sgl_run):

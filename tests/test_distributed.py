@@ -261,3 +261,10 @@ def test_nproc_launches_the_same_command_on_two_ranks(planted, tmp_path):
     assert proc.stdout.count("test metrics of lightgcn") == 1      # rank 0 reports, once
     config = (out / "config.yaml").read_text()
     assert "emb_dim: 8" in config and "num_layers: 1" in config
+
+
+def test_nproc_on_cuda_without_a_gpu_is_refused():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = CliRunner().invoke(main, ["train", "--nproc", "2", "--device", "cuda"])
+    assert result.exit_code == 1 and "this machine has no CUDA GPU" in result.output

@@ -205,3 +205,10 @@ def test_paths_are_joined_as_the_data_root_lays_them_out():
     url = dl.folder_files("lastfm")[0].url
     assert url.startswith("https://raw.githubusercontent.com/Coder-Yu/QRec/")
     assert Path(url).name == "ratings.txt"
+
+
+def test_a_root_that_cannot_be_written_is_one_clear_error(server, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SSGraphRecError, match="cannot write the data folder .*pick another --root"):
+        get(server, blocker)

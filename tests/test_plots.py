@@ -55,3 +55,12 @@ def test_a_training_run_writes_its_curves(tmp_path):
                                        "--no-progress", "--out", str(out), "--set", "emb_dim=8"])
     assert result.exit_code == 0, result.output
     assert (out / "curves.png").read_bytes()[:8] == PNG
+
+
+def test_a_png_that_cannot_be_written_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(main, ["plot", str(fake_run(tmp_path / "a")), "--out",
+                                       str(blocker / "x.png")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"cannot write {blocker / 'x.png'}" in result.output

@@ -145,7 +145,11 @@ def fetch(url: str, remote: RemoteFile, root: Path, *, timeout: float = 30.0,
     """Download ``url`` into ``remote``'s place: ``.part`` first (resumed when there),
     checked, then renamed."""
     target = remote.target(root)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SSGraphRecError(f"cannot write the data folder {target.parent}: "
+                              f"{exc.strerror or exc}; pick another --root") from None
     part = target.with_name(target.name + ".part")
     have = part.stat().st_size if part.is_file() else 0
     if have > remote.size:

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -78,14 +79,21 @@ def recommend_all(run: Run, out: str | Path, k: int = 20, batch_size: int = 0,
     n_items = run.data[ITEM].num_nodes
     if not 1 <= k <= n_items:
         raise SSGraphRecError(f"-k must be between 1 and the number of items ({n_items})")
+    if batch_size < 0:
+        raise SSGraphRecError(f"--batch-size must be >= 1 (0: automatic), got {batch_size}")
     out = Path(out)
     fmt = "parquet" if out.suffix == ".parquet" else "csv"
-    writer = _ParquetRows(out) if fmt == "parquet" else _CsvRows(out)
+    try:
+        writer = _ParquetRows(out) if fmt == "parquet" else _CsvRows(out)
+    except OSError as exc:
+        raise SSGraphRecError(f"cannot write {out}: {exc.strerror or exc}") from None
     run.method.eval()
     device = run.data[INTERACTS].edge_index.device
     n_users = run.data[USER].num_nodes
     size = batch_size or auto_eval_batch_size(n_items)
-    raw_users, raw_items = run.data[USER].raw_id, run.data[ITEM].raw_id
+    # Raw ids as arrays: a batch's ids are looked up by index, not one by one.
+    raw_users = np.asarray(run.data[USER].raw_id, dtype=object)
+    raw_items = np.asarray(run.data[ITEM].raw_id, dtype=object)
     rows = 0
     bar = tqdm(total=n_users, desc="recommend", unit="user", disable=not progress,
                file=sys.stderr, leave=False)
@@ -94,10 +102,10 @@ def recommend_all(run: Run, out: str | Path, k: int = 20, batch_size: int = 0,
             users = torch.arange(start, min(start + size, n_users), device=device)
             items, scores = _masked_top(run, users, k)
             keep = torch.isfinite(scores)
-            u_idx = users[:, None].expand_as(items)[keep].tolist()
+            u_idx = users[:, None].expand_as(items)[keep].cpu().numpy()
             ranks = torch.arange(1, k + 1, device=device).expand_as(items)[keep].tolist()
-            batch = ([raw_users[u] for u in u_idx], ranks,
-                     [raw_items[i] for i in items[keep].tolist()], scores[keep].tolist())
+            batch = (raw_users[u_idx].tolist(), ranks,
+                     raw_items[items[keep].cpu().numpy()].tolist(), scores[keep].tolist())
             writer.write(batch)
             rows += len(u_idx)
             bar.update(users.numel())
