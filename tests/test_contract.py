@@ -311,16 +311,50 @@ def test_no_method_holds_a_test_interaction(name):
 
 @pytest.mark.parametrize("name,task", [c for c in CASES if c[1] != "ranking"])
 def test_session_methods_see_no_held_out_target(name, task):
+    """Structurally: no dataset the method keeps holds a held-out target. Behaviourally,
+    for a method that keeps none (MostPop keeps counts): changing every held-out target
+    changes nothing the method computes."""
     data = data_for(name, task)
     method = construct(METHODS.get(name), data)
-    assert task_of(training_view(data)) == task
-    for view in _reachable_data(method):
+    for view in [training_view(data), *_reachable_data(method)]:
         store = view[SESSION]
         assert "test_target" not in store
         if "target" in store:
             assert bool((store.target[~store.train_mask] == -1).all())
         for edge_store in view.edge_stores:
             assert not any(k.startswith(HELD_OUT_PREFIXES) for k in edge_store.keys())
+    moved = _with_other_held_out_targets(data)
+    torch.testing.assert_close(scores(construct(METHODS.get(name), moved), data),
+                               scores(method, data))
+
+
+def test_the_held_out_target_check_catches_a_method_that_reads_them():
+    """Positive control: scores from every target count (a leak) change when the held-out
+    targets change, unless the method is built from the training view."""
+    data = next_item()
+
+    def popularity(d: HeteroData) -> torch.Tensor:
+        target = d[SESSION].target
+        return torch.bincount(target[target >= 0], minlength=d["item"].num_nodes).float()
+
+    moved = _with_other_held_out_targets(data)
+    assert not torch.equal(popularity(data), popularity(moved))               # leaks
+    assert torch.equal(popularity(training_view(data)), popularity(training_view(moved)))
+
+
+def _with_other_held_out_targets(data: HeteroData) -> HeteroData:
+    """A copy of session ``data`` whose test targets (and the targets of every sample
+    outside training) name other items."""
+    out = copy.copy(data)
+    store = out[SESSION]
+    n_items = data["item"].num_nodes
+    if "target" in store:
+        other = (store.target + 1) % n_items
+        store.target = torch.where(store.train_mask, store.target, other)
+    if "test_target" in store:
+        store.test_target = torch.where(store.test_target >= 0,
+                                        (store.test_target + 1) % n_items, store.test_target)
+    return out
 
 
 def _reachable_data(method) -> list[HeteroData]:
