@@ -554,6 +554,9 @@ def bench_quality(methods, datasets, epochs, seeds, first_seed, out, device, thr
               help="Dataset name or path.")
 @click.option("--epochs", type=int, default=2, show_default=True,
               help="Timed epochs, after one untimed warm-up epoch.")
+@click.option("--steps", type=int, default=0, show_default=True,
+              help="Time each epoch on its first N batches and scale to the whole epoch "
+                   "(large data); 0: whole epochs.")
 @click.option("--eval-reps", type=int, default=3, show_default=True,
               help="Timed full-ranking evaluations (median reported).")
 @click.option("--out", "-o", type=click.Path(), default="benchmarks/results/speed",
@@ -568,8 +571,8 @@ def bench_quality(methods, datasets, epochs, seeds, first_seed, out, device, thr
               help="Measure all methods in this process (faster start; memory figures then "
                    "carry over from one method to the next).")
 @_fail_cleanly
-def bench_speed(methods, dataset, epochs, eval_reps, out, device, threads, data_root, overrides,
-                same_process) -> None:
+def bench_speed(methods, dataset, epochs, steps, eval_reps, out, device, threads, data_root,
+                overrides, same_process) -> None:
     """Seconds per epoch, evaluation seconds and peak memory, per method."""
     from .bench.quality import command_line, parse_names
     from .bench.speed import SpeedSpec, run_speed
@@ -578,10 +581,10 @@ def bench_speed(methods, dataset, epochs, eval_reps, out, device, threads, data_
     if threads is not None and threads < 1:
         raise SSGraphRecError(f"--threads must be >= 1, got {threads}")
     names = parse_names(methods) if methods else list(METHODS)
-    spec = SpeedSpec(names, dataset, epochs, eval_reps, device=device, threads=threads,
+    spec = SpeedSpec(names, dataset, epochs, steps, eval_reps, device=device, threads=threads,
                      data_root=data_root, overrides=parse_overrides(overrides))
     command = command_line("speed", {
-        "methods": ",".join(names), "dataset": dataset, "epochs": epochs,
+        "methods": ",".join(names), "dataset": dataset, "epochs": epochs, "steps": steps or None,
         "eval_reps": eval_reps, "out": out, "device": device, "threads": threads,
         "data_root": data_root, "set": overrides, "same_process": same_process})
     md, js, _ = run_speed(spec, Path(out), isolate=not same_process,

@@ -164,7 +164,7 @@ def test_bad_set_values(small, override, needle):
     ("lightgcn", "num_layers=two", "num_layers='two': expected an integer"),
     ("sgl", "aug=[1,2]", "aug=[1, 2]: expected a string or null, got list"),
     ("sgl", "ssl_weight=[0.1]", "ssl_weight=[0.1]: expected a number"),
-    ("simgcl", "fused=3", "fused=3: expected true or false"),
+    ("simgcl", "skip_ego=3", "skip_ego=3: expected true or false"),
     ("ncl", "num_clusters=abc", "num_clusters='abc': expected an integer"),
     ("sasrec", "max_len=null", "max_len=None: expected an integer, got NoneType"),
     ("mhcn", "ssl_normalize=1", "ssl_normalize=1: expected true or false"),
@@ -180,6 +180,11 @@ def test_wrong_typed_settings_give_one_line_naming_key_value_and_type(method, ov
     message = assert_clean_failure(train("--method", method, "--set", override), needle)
     if override.split("=")[0] not in RUN_FIELDS:   # a method setting: the method is named
         assert f"method {method!r}" in message
+
+
+def test_an_unknown_choice_names_the_choices():
+    assert_clean_failure(train("--method", "simgcl", "--set", "streams=both"),
+                         "streams must be one of shared, separate, fused, got 'both'")
 
 
 def test_negative_epochs_and_batch_size():

@@ -259,6 +259,29 @@ def test_speed_in_process(tiny, tmp_path):
     assert "| lightgcn | " in md.read_text() and json.loads(js.read_text())["methods"]
 
 
+def test_speed_on_a_window_of_steps_scales_the_window_to_the_epoch(tiny, tmp_path, monkeypatch):
+    from ssgraphrec.methods.lightgcn import LightGCN
+
+    calls = []
+    loss = LightGCN.loss
+    monkeypatch.setattr(LightGCN, "loss", lambda self, batch: calls.append(1) or loss(self, batch))
+    settings = {**TINY_SETTINGS, "batch_size": 8}
+    md, _, results = run_speed(SpeedSpec(["lightgcn"], str(tiny), epochs=2, steps=3,
+                                         eval_reps=1, device="cpu", overrides=settings),
+                               tmp_path / "s", isolate=False, log=lambda msg: None)
+    (row,) = results["methods"]
+    assert row["batches_per_epoch"] > 3 and row["timed_batches"] == 3
+    assert len(calls) == 3 * 3                       # warm-up and two timed windows of 3 batches
+    window = sum(row["epoch_s_all"]) / 2             # the median of two windows (rounded)
+    assert row["step_s"] == pytest.approx(window / 3, abs=1e-3)
+    assert row["epoch_s"] == pytest.approx(row["step_s"] * row["batches_per_epoch"], rel=1e-3,
+                                           abs=1e-3)
+    assert "first 3 batches" in md.read_text()
+    with pytest.raises(ConfigError, match="--steps must be >= 0"):
+        run_speed(SpeedSpec(["lightgcn"], str(tiny), steps=-1), tmp_path / "t", isolate=False,
+                  log=lambda msg: None)
+
+
 class _Interrupt(KeyboardInterrupt):
     """Ctrl-C in the middle of a cell."""
 

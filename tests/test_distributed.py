@@ -92,8 +92,8 @@ def test_two_ranks_train_lightgcn_as_one_process_does(planted, tmp_path):
 
 
 #: Test Recall@20 of one-process SimGCL runs below that differ only in the noise seed
-#: (VIEW_SEED_OFFSET + 0..5), measured here: its standard deviation is 0.0089.
-SIMGCL_NOISE_SEEDS = (0.3573, 0.3556, 0.3524, 0.3571, 0.3337, 0.3546)
+#: (VIEW_SEED_OFFSET + 0..5), measured here: its standard deviation is 0.0104.
+SIMGCL_NOISE_SEEDS = (0.3345, 0.3569, 0.3315, 0.3357, 0.3328, 0.3491)
 
 
 def test_two_ranks_train_simgcl_as_one_process_does_up_to_its_noise(planted, tmp_path):

@@ -42,6 +42,7 @@ from ssgraphrec.nn import (
     kmeans,
     row_column_shuffle,
     row_shuffle,
+    uniform_draw,
     uniform_noise,
 )
 from ssgraphrec.nn.kmeans import has_faiss
@@ -56,6 +57,7 @@ from ssgraphrec.transforms.graph_diffusion import with_embeddings
 
 # the module, not the function of the same name that ssgraphrec.losses exports
 proto_nce_module = importlib.import_module("ssgraphrec.losses.proto_nce")
+simgcl_module = importlib.import_module("ssgraphrec.methods.simgcl")
 SMALL = SyntheticConfig(num_users=600, num_items=400, num_communities=6, mean_interactions=25,
                         social=False)
 
@@ -99,12 +101,27 @@ def test_uniform_noise_has_norm_eps_the_embeddings_signs_and_the_generators_draw
     assert torch.all(d * x >= 0)                                       # same hyperoctant
     assert torch.equal(torch.sign(d), torch.sign(x))                   # U(0,1) > 0 a.s.
     # |Delta| is the generator's U(0,1) draw, normalised: Delta = eps * normalize(u * sign(e))
-    u = torch.rand(x.shape, generator=gen(1))
+    u = uniform_draw(tuple(x.shape), generator=gen(1))
     assert torch.allclose(d[rows].abs(), 0.1 * F.normalize(u * x.sign().abs(), dim=-1)[rows])
     assert torch.equal(d, uniform_noise(x, 0.1, gen(1)))
     assert not torch.equal(d, uniform_noise(x, 0.1, gen(2)))
     assert torch.equal(UniformNoise(0.1, gen(1))(x), x + d)
     assert torch.equal(uniform_noise(x, 0.0, gen(1)), torch.zeros_like(x))
+
+
+def test_uniform_draw_splits_each_random_word_into_four_16_bit_levels():
+    words = torch.randint(-2**63, 2**63 - 1, (2,), generator=gen(3), dtype=torch.int64)
+    levels = words.view(torch.int16)[:7].double() + 32768   # 0..65535
+    u = uniform_draw((7,), torch.float64, generator=gen(3))
+    assert torch.equal(u, (levels + 0.5) / 2**16)           # bin centres, never 0 or 1
+    assert torch.equal(uniform_draw((7,), torch.float64, generator=gen(3)), u)
+    assert not torch.equal(uniform_draw((7,), torch.float64, generator=gen(4)), u)
+    big = uniform_draw((1000, 64), generator=gen(5))
+    assert big.shape == (1000, 64) and big.dtype == torch.float32
+    assert 0 < big.min() and big.max() < 1
+    assert abs(big.mean() - 0.5) < 0.005 and abs(big.var() - 1 / 12) < 0.002
+    counts = torch.histc(big, bins=16, min=0, max=1)        # 4,000 expected per bin
+    assert counts.min() > 3700 and counts.max() < 4300
 
 
 def test_noise_without_autograd_gives_the_values_and_gradients_of_the_autograd_formula():
@@ -166,34 +183,43 @@ def test_encoder_perturbs_propagated_layers_only_and_keeps_its_default():
 
 # -- SimGCL and XSimGCL -----------------------------------------------------
 
-def test_xsimgcl_propagates_once_per_batch_and_simgcl_three_times(small_data, batch, monkeypatch):
-    calls = []
+def test_xsimgcl_propagates_once_per_batch_and_simgcl_as_its_streams_say(small_data, batch,
+                                                                           monkeypatch):
+    calls = []   # (columns, with autograd) of each product
     propagate = lightgcn_module.propagate
 
     def counted(adj, x):
-        calls.append(x.size(1))
+        calls.append((x.size(1), torch.is_grad_enabled()))
         return propagate(adj, x)
 
     monkeypatch.setattr(lightgcn_module, "propagate", counted)
+    monkeypatch.setattr(simgcl_module, "propagate", counted)
     x = XSimGCL(small_data, XSimGCLConfig(emb_dim=16), backend="torch", generator=gen())
     x.loss(batch)
-    assert calls == [16] * x.cfg.num_layers == [16] * 3
+    assert calls == [(16, True)] * x.cfg.num_layers == [(16, True)] * 3
     calls.clear()
     s = SimGCL(small_data, SimGCLConfig(emb_dim=16), backend="torch", generator=gen())
-    s.loss(batch)  # the default: three propagations
-    assert calls == [16] * 3 * s.cfg.num_layers
+    s.loss(batch)  # the default: the clean encoder with autograd, K - 1 offset products per view
+    assert calls == [(16, True)] * 3 + [(16, False)] * 2 * 2
     calls.clear()
-    s = SimGCL(small_data, SimGCLConfig(emb_dim=16, fused=True), backend="torch", generator=gen())
+    s = SimGCL(small_data, SimGCLConfig(emb_dim=16, streams="separate"), backend="torch",
+               generator=gen())
+    s.loss(batch)  # three propagations with autograd
+    assert calls == [(16, True)] * 3 * 3
+    calls.clear()
+    s = SimGCL(small_data, SimGCLConfig(emb_dim=16, streams="fused"), backend="torch",
+               generator=gen())
     s.loss(batch)  # fused: one product per layer over the three streams side by side
-    assert calls == [48] * s.cfg.num_layers
+    assert calls == [(48, True)] * s.cfg.num_layers
 
 
+@pytest.mark.parametrize("streams", ["shared", "fused"])
 @pytest.mark.parametrize("skip_ego,num_layers", [(True, 3), (False, 2), (True, 1)])
-def test_simgcl_fused_streams_equal_three_propagations_in_loss_and_gradients(
-        small_data, batch, skip_ego, num_layers):
-    def loss_and_grads(fused):
+def test_simgcl_streams_equal_three_propagations_in_loss_and_gradients(
+        small_data, batch, streams, skip_ego, num_layers):
+    def loss_and_grads(streams):
         torch.manual_seed(5)  # the same initial embeddings
-        s = SimGCL(small_data, SimGCLConfig(emb_dim=16, fused=fused, skip_ego=skip_ego,
+        s = SimGCL(small_data, SimGCLConfig(emb_dim=16, streams=streams, skip_ego=skip_ego,
                                             num_layers=num_layers),
                    backend="torch", generator=gen(11))  # the same noise draws
         terms = s.loss(batch)
@@ -201,15 +227,32 @@ def test_simgcl_fused_streams_equal_three_propagations_in_loss_and_gradients(
         return ({k: v.detach() for k, v in terms.items()},
                 [p.grad.clone() for p in s.parameters()])
 
-    fused_terms, fused_grads = loss_and_grads(True)
-    plain_terms, plain_grads = loss_and_grads(False)
-    assert fused_terms.keys() == plain_terms.keys() == {"bpr", "reg", "ssl"}
-    for k in fused_terms:
-        assert torch.allclose(fused_terms[k], plain_terms[k], rtol=1e-5, atol=1e-7), k
-    assert len(fused_grads) == len(plain_grads) == 2
-    for fg, pg in zip(fused_grads, plain_grads, strict=True):
+    fast_terms, fast_grads = loss_and_grads(streams)
+    plain_terms, plain_grads = loss_and_grads("separate")
+    assert fast_terms.keys() == plain_terms.keys() == {"bpr", "reg", "ssl"}
+    for k in fast_terms:
+        assert torch.allclose(fast_terms[k], plain_terms[k], rtol=1e-5, atol=1e-7), k
+    assert plain_terms["ssl"] > 0
+    assert len(fast_grads) == len(plain_grads) == 2
+    for fg, pg in zip(fast_grads, plain_grads, strict=True):
         assert fg.abs().sum() > 0
         assert torch.allclose(fg, pg, rtol=1e-4, atol=1e-7)
+
+
+def test_simgcl_shared_streams_differ_from_separate_ones_under_other_noise(small_data, batch):
+    """Positive control of the equality above: another noise stream changes the SSL term."""
+    def ssl(streams, seed):
+        torch.manual_seed(5)
+        s = SimGCL(small_data, SimGCLConfig(emb_dim=16, streams=streams), backend="torch",
+                   generator=gen(seed))
+        return s.loss(batch)["ssl"].detach()
+
+    assert not torch.allclose(ssl("shared", 11), ssl("separate", 12), rtol=1e-5, atol=1e-7)
+
+
+def test_simgcl_streams_must_be_known(small_data):
+    with pytest.raises(ConfigError, match="streams must be one of shared, separate, fused"):
+        SimGCL(small_data, SimGCLConfig(emb_dim=16, streams="both"), backend="torch")
 
 
 def perturbed_layers(method, seed):
@@ -219,7 +262,8 @@ def perturbed_layers(method, seed):
     out = [h]
     for _ in range(enc.num_layers):
         h = lightgcn_module.propagate(method.adj, h)
-        h = h + torch.sign(h) * F.normalize(torch.rand(h.shape, generator=g), dim=-1) * method.cfg.eps
+        u = uniform_draw(tuple(h.shape), generator=g)
+        h = h + torch.sign(h) * F.normalize(u, dim=-1) * method.cfg.eps
         out.append(h)
     return out
 
@@ -254,7 +298,7 @@ def test_simgcl_loss_is_bpr_on_the_clean_encoder_plus_infonce_of_two_noised_ones
         h, acc = enc.ego(), []
         for _ in range(3):
             h = lightgcn_module.propagate(s.adj, h)
-            h = h + torch.sign(h) * F.normalize(torch.rand(h.shape, generator=g), dim=-1) * 0.1
+            h = h + torch.sign(h) * F.normalize(uniform_draw(tuple(h.shape), generator=g), dim=-1) * 0.1
             acc.append(h)
         views.append(torch.stack(acc).mean(0))
     u, i = batch.users.unique(), batch.pos_items.unique() + 600

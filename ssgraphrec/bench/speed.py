@@ -8,7 +8,12 @@ it, and no method warms a cache for the next. In that process:
    :class:`RunConfig` with ``val_ratio=0``: all training rows are trained on);
 2. one warm-up epoch (untimed), then ``epochs`` timed epochs of
    :meth:`Trainer.train_epoch` (views, sampling, forward, backward, step):
-   the median wall-clock and process-CPU seconds;
+   the median wall-clock and process-CPU seconds, and the seconds per batch;
+   with ``steps`` > 0 each "epoch" (the warm-up included) is a window of its
+   first ``steps`` batches, and seconds per epoch are the window's seconds per
+   batch times the batches of an epoch (for large data, where an epoch takes
+   minutes: per-epoch work, such as SGL's views and NCL's k-means, then counts
+   once per window, so the estimate is an upper bound);
 3. ``eval_reps`` full-ranking evaluations of all test users
    (:meth:`Trainer.evaluate`): the median wall-clock seconds;
 4. memory: on the CPU, ``resource.getrusage(RUSAGE_SELF).ru_maxrss``, the
@@ -55,6 +60,7 @@ class SpeedSpec:
     methods: list[str]
     dataset: str = "lastfm-80-20"
     epochs: int = 2
+    steps: int = 0
     eval_reps: int = 3
     seed: int = 2020
     device: str | None = None
@@ -125,7 +131,7 @@ def measure(method: str, spec: SpeedSpec, settings: dict[str, Any] | None = None
             for epoch in range(cfg.epochs):
                 _sync(device)
                 w0, c0 = time.perf_counter(), time.process_time()
-                trainer.train_epoch(epoch)
+                trainer.train_epoch(epoch, max_steps=spec.steps or None)
                 _sync(device)
                 if epoch > 0:  # epoch 0 is the warm-up
                     walls.append(time.perf_counter() - w0)
@@ -137,11 +143,16 @@ def measure(method: str, spec: SpeedSpec, settings: dict[str, Any] | None = None
             trainer.evaluate("test")
             _sync(device)
             evals.append(time.perf_counter() - w0)
+    batches = -(-int(run.data["user", "interacts", "item"].edge_index.size(1))
+                // run.method.cfg.batch_size) if run.method.trainable else 0
+    timed = min(spec.steps, batches) if spec.steps else batches
+    per_epoch = batches / timed if timed else 1.0
     out |= {
-        "batches_per_epoch": -(-int(run.data["user", "interacts", "item"].edge_index.size(1))
-                               // run.method.cfg.batch_size) if run.method.trainable else 0,
-        "epoch_s": _round(statistics.median(walls)) if walls else None,
-        "epoch_cpu_s": _round(statistics.median(cpus)) if cpus else None,
+        "batches_per_epoch": batches,
+        "timed_batches": timed,
+        "step_s": _round(statistics.median(walls) / timed, 6) if walls and timed else None,
+        "epoch_s": _round(statistics.median(walls) * per_epoch) if walls else None,
+        "epoch_cpu_s": _round(statistics.median(cpus) * per_epoch) if cpus else None,
         "epoch_s_all": [_round(w) for w in walls],
         "eval_s": _round(statistics.median(evals)),
         "eval_s_all": [_round(w) for w in evals],
@@ -205,11 +216,14 @@ def run_speed(spec: SpeedSpec, out: Path, *, isolate: bool = True,
     common, per = split_overrides(spec.overrides, spec.methods)
     if spec.epochs < 1:
         raise ConfigError(f"--epochs must be >= 1 (timed epochs after the warm-up), got {spec.epochs}")
+    if spec.steps < 0:
+        raise ConfigError(f"--steps must be >= 0 (0: whole epochs), got {spec.steps}")
     resolve(spec.dataset, Path(spec.data_root) if spec.data_root else None)
     results: dict[str, Any] = {"command": command, "environment": environment(spec),
                                "isolated": isolate, "methods": []}
     for method in spec.methods:
-        log(f"{method}: 1 warm-up + {spec.epochs} timed epochs, {spec.eval_reps} evaluations "
+        window = f" of {spec.steps} batches" if spec.steps else ""
+        log(f"{method}: 1 warm-up + {spec.epochs} timed epochs{window}, {spec.eval_reps} evaluations "
             f"on {spec.dataset}" + (" (own process)" if isolate else ""))
         try:
             settings = {**common, **per[method]}
@@ -250,7 +264,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"Dataset `{spec['dataset']}` (all training rows, no validation split), seed "
         f"{spec['seed']}. `s/epoch`: median wall-clock seconds of {spec['epochs']} training "
         "epoch(s) after one untimed warm-up epoch (`cpu s`: process CPU seconds of the same, "
-        "all threads added); `eval s`: median of "
+        "all threads added)"
+        + (f", each epoch timed on its first {spec['steps']} batches and scaled to the "
+           "epoch's batches (per-epoch work counted once per window)"
+           if spec.get("steps") else "")
+        + "; `s/batch`: the same per batch; `eval s`: median of "
         f"{spec['eval_reps']} full-ranking evaluations of all test users; `peak RSS`: the "
         "process's resident-set high-water mark (`ru_maxrss`), `growth`: how far training and "
         "evaluation raised it above the mark after loading the data and building the model"
@@ -261,7 +279,8 @@ def markdown(results: dict[str, Any]) -> str:
            "earlier methods' high-water mark."),
         "",
     ]
-    head = ["method", "backend", "threads", "device", "batches", "s/epoch", "cpu s", "eval s",
+    head = ["method", "backend", "threads", "device", "batches", "s/batch", "s/epoch", "cpu s",
+            "eval s",
             "peak RSS MiB", "growth MiB"] + (["CUDA peak MiB"] if cuda else [])
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in results["methods"]:
@@ -269,7 +288,8 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {r['method']} | failed: {r['error']} |" + " |" * (len(head) - 2))
             continue
         cells = [r["method"], r["sparse_backend"], str(r["threads"]), r["device"],
-                 str(r["batches_per_epoch"]), _fmt(r["epoch_s"]), _fmt(r["epoch_cpu_s"]),
+                 str(r["batches_per_epoch"]), _fmt(r.get("step_s"), 4), _fmt(r["epoch_s"]),
+                 _fmt(r["epoch_cpu_s"]),
                  _fmt(r["eval_s"]), _fmt(r["peak_rss_mib"], 0),
                  _fmt(r["train_eval_rss_growth_mib"], 0)]
         if cuda:

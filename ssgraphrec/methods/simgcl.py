@@ -10,7 +10,8 @@ from torch_geometric.data import HeteroData
 
 from ..errors import ConfigError
 from ..losses import info_nce
-from ..nn.perturb import UniformNoise, check_eps
+from ..nn.perturb import UniformNoise, check_eps, noise_of_draw
+from ..sparse import propagate
 from ..tuning.space import Choice, Float
 from .base import BPRBatch, register_method
 from .lightgcn import LightGCN, LightGCNConfig
@@ -34,15 +35,26 @@ class SimGCLConfig(LightGCNConfig):
     ``skip_ego`` drops :math:`\mathbf{E}^{(0)}` from the layer mean of all three
     encoders, as the paper does (Sec. 3.1).
 
-    ``fused`` propagates the three encoders of a batch as one product per
-    layer, over their embeddings side by side (``[N, 3d]``), with each noised
-    stream's noise added after the layer: the same numbers as three products
-    (tested), from one pass over the adjacency. It is off by default because on
-    the CPU it is slower: PyTorch's (MKL's) CSR product of a 192-column matrix
-    took 1.2-1.6x the time of three 64-column ones on lastfm-80-20 and Gowalla,
-    since the cost is the gather of the dense rows, which fusing does not
-    reduce, and the concatenation adds a copy (docs/benchmarks.md, "SimGCL:
-    fused streams").
+    ``streams`` chooses how the three encoders of a batch are computed; all three
+    give the same loss and gradients from the same generator state (tested):
+
+    * ``"shared"`` (default): one propagation with gradients, the clean one. The
+      noise has no gradient (it depends on the embeddings only through their
+      signs), so each layer of a noised encoder is the clean layer plus an offset
+      that does not depend on the embeddings,
+      :math:`\mathbf{E}'^{(k)} = \mathbf{E}^{(k)} + \mathbf{D}^{(k)}` with
+      :math:`\mathbf{D}^{(k)} = \hat{\mathbf{A}}\mathbf{D}^{(k-1)} + \Delta^{(k)}`,
+      :math:`\mathbf{D}^{(0)} = 0`. The offsets are propagated without autograd
+      (``K - 1`` products per noised encoder: the first is the noise itself), and
+      the backward pass is one chain instead of three. Per batch, 3K products plus
+      3K backward ones become K + 2(K - 1) plus K.
+    * ``"separate"``: three propagations with gradients, Eq. 8 as written.
+    * ``"fused"``: the three streams side by side, ``[N, 3d]``, one product per
+      layer. On the CPU it is slower than ``"separate"``: PyTorch's (MKL's) CSR
+      product of a 192-column matrix took 1.2-1.6x the time of three 64-column
+      ones on lastfm-80-20 and Gowalla, since the cost is the gather of the dense
+      rows, which fusing does not reduce (docs/benchmarks.md, "SimGCL: fused
+      streams").
     """
 
     batch_size: int = 2048
@@ -50,12 +62,18 @@ class SimGCLConfig(LightGCNConfig):
     ssl_weight: float = 0.5
     temperature: float = 0.2
     skip_ego: bool = True
-    fused: bool = False
+    streams: str = "shared"
+
+
+#: Ways of computing SimGCL's three encoders (``SimGCLConfig.streams``).
+STREAMS = ("shared", "separate", "fused")
 
 
 def check_contrastive_config(cfg: SimGCLConfig) -> None:
     """ConfigError for settings SimGCL-style methods cannot run with."""
     check_eps(cfg.eps)
+    if cfg.streams not in STREAMS:
+        raise ConfigError(f"streams must be one of {', '.join(STREAMS)}, got {cfg.streams!r}")
     if not cfg.temperature > 0:
         raise ConfigError(f"temperature must be positive, got {cfg.temperature}")
     if not cfg.ssl_weight >= 0:
@@ -104,18 +122,49 @@ class SimGCL(LightGCN):
                            skip_ego=self.cfg.skip_ego)
 
     def final_streams(self) -> list[tuple[Tensor, Tensor]]:
-        """The clean and the two noised (user, item) final embeddings of one batch.
-
-        Unfused, three propagations. Fused, one propagation of the three
-        streams side by side, ``[E | E | E]`` of shape ``[N, 3d]``, per layer:
-        the sparse matrix is read once per layer instead of three times, and
-        each noised stream gets its noise after the product (Eq. 8). The
-        uniform numbers are drawn beforehand in the unfused order (stream 1's
-        layers, then stream 2's), so both paths add the same noise and give the
-        same embeddings and gradients from the same generator state.
-        """
-        if not self.cfg.fused:
+        """The clean and the two noised (user, item) final embeddings of one batch,
+        computed as ``cfg.streams`` says (:class:`SimGCLConfig`). Every path draws the
+        noise in the same order (stream 1's layers, then stream 2's)."""
+        if self.cfg.streams == "separate":
             return [self.final(), self.final(perturbed=True), self.final(perturbed=True)]
+        if self.cfg.streams == "fused":
+            return self._fused_streams()
+        return self._shared_streams()
+
+    def _shared_streams(self) -> list[tuple[Tensor, Tensor]]:
+        """One clean propagation with gradients; each noised encoder is the clean one
+        plus offsets propagated without autograd (``streams="shared"``)."""
+        enc = self.encoder
+        layers = enc.layers(self.adj)
+        clean = enc.readout(layers, skip_ego=self.cfg.skip_ego)
+        streams = [clean]
+        with torch.no_grad():
+            offsets = [self._noise_offsets([h.detach() for h in layers]) for _ in range(2)]
+        averaged = len(layers) - 1 if self.cfg.skip_ego else len(layers)  # D(0) = 0
+        for offset in offsets:
+            shift_u, shift_i = enc.split(torch.stack(offset).sum(0) / averaged)
+            streams.append((clean[0] + shift_u, clean[1] + shift_i))
+        return streams
+
+    def _noise_offsets(self, clean: list[Tensor]) -> list[Tensor]:
+        r"""``[D^(1), ..., D^(K)]`` of one noised encoder for the clean layers ``clean``:
+        :math:`\Delta^{(k)}` is drawn for :math:`\mathbf{E}^{(k)} + \hat{\mathbf{A}}
+        \mathbf{D}^{(k-1)}`, the noised encoder's layer before its noise (Eq. 8)."""
+        offsets: list[Tensor] = []
+        for k in range(1, len(clean)):
+            spread = propagate(self.adj, offsets[-1]) if offsets else None
+            before_noise = clean[k] if spread is None else clean[k] + spread
+            draw = self.noise.draw(tuple(before_noise.shape), before_noise.dtype,
+                                   before_noise.device)
+            noise = noise_of_draw(before_noise, draw, self.noise.eps)
+            offsets.append(noise if spread is None else spread + noise)
+        return offsets
+
+    def _fused_streams(self) -> list[tuple[Tensor, Tensor]]:
+        """One propagation of the three streams side by side, ``[E | E | E]`` of shape
+        ``[N, 3d]``, per layer, each noised stream's noise added after the product
+        (``streams="fused"``). The uniform numbers are drawn beforehand in the order of
+        the other paths."""
         enc = self.encoder
         ego = enc.user_emb
         n, d = enc.num_users + enc.num_items, ego.size(1)

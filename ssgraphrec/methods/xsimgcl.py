@@ -27,7 +27,7 @@ class XSimGCLConfig(SimGCLConfig):
     :math:`10^{-3}`, batch 2048, L2 weight :math:`10^{-4}`.
 
     ``layer_cl`` is :math:`l^*`, counted from 1 (the first propagated layer) to
-    ``num_layers``. SimGCL's ``fused`` has no effect: there is one propagation.
+    ``num_layers``. SimGCL's ``streams`` has no effect: there is one propagation.
     """
 
     eps: float = 0.2

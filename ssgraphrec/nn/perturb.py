@@ -16,20 +16,37 @@ generator's device and moved).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from ..errors import ConfigError
 
+#: Levels of :func:`uniform_draw`: each number takes 16 of a 64-bit random word's bits.
+UNIFORM_LEVELS = 2**16
 
-def _rand(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
-          generator: torch.Generator | None) -> Tensor:
+
+def uniform_draw(shape: tuple[int, ...], dtype: torch.dtype = torch.float32,
+                 device: torch.device | str = "cpu",
+                 generator: torch.Generator | None = None) -> Tensor:
+    r"""Numbers uniform on (0, 1), at the centres of :data:`UNIFORM_LEVELS` equal bins.
+
+    One 64-bit random word gives four 16-bit numbers :math:`(k + \tfrac12) / 2^{16}`,
+    so a draw costs a quarter of ``torch.rand``'s calls to the generator: on the CPU's
+    Mersenne Twister, 1.0 ms instead of 3.2 ms for SimGCL's ``[17317, 64]`` noise of
+    lastfm-80-20 (benchmarks/simgcl_streams.py). The numbers are never 0, so the noise
+    keeps every non-zero sign; 16 bits are far below the resolution that matters for
+    a noise direction that is normalised afterwards.
+    """
+    device = torch.device(device)
     gen_device = generator.device if generator is not None else device
-    return torch.rand(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
-
-
-def _rand_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    return _rand(tuple(x.shape), x.dtype, x.device, generator)
+    n = math.prod(shape)
+    words = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), generator=generator,
+                          device=gen_device, dtype=torch.int64)
+    levels = words.view(torch.int16)[:n].view(shape).to(device)
+    # int16 + 32768.5 is float32: k + 1/2 for k in 0..65535
+    return levels.add(UNIFORM_LEVELS / 2 + 0.5).mul_(1.0 / UNIFORM_LEVELS).to(dtype)
 
 
 def _randperm(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -60,7 +77,7 @@ def uniform_noise(x: Tensor, eps: float, generator: torch.Generator | None = Non
     node) gets zero noise.
     """
     eps = check_eps(eps)
-    return noise_of_draw(x, _rand_like(x, generator), eps)
+    return noise_of_draw(x, uniform_draw(tuple(x.shape), x.dtype, x.device, generator), eps)
 
 
 def noise_of_draw(x: Tensor, draw: Tensor, eps: float) -> Tensor:
@@ -96,7 +113,7 @@ class UniformNoise:
     def draw(self, shape: tuple[int, ...], dtype: torch.dtype = torch.float32,
              device: torch.device | str = "cpu") -> Tensor:
         """The uniform numbers one call on a tensor of ``shape`` would draw."""
-        return _rand(tuple(shape), dtype, torch.device(device), self.generator)
+        return uniform_draw(tuple(shape), dtype, device, self.generator)
 
     def with_draw(self, x: Tensor, draw: Tensor) -> Tensor:
         """``x`` plus the noise of ``draw`` (``self(x)`` with its numbers drawn beforehand)."""

@@ -261,9 +261,11 @@ class Trainer:
         self.pretrain_times = list(state.get("pretrain_times", []))
 
     # -- training ---------------------------------------------------------
-    def train_epoch(self, epoch: int, pretrain: bool = False) -> dict[str, float]:
+    def train_epoch(self, epoch: int, pretrain: bool = False,
+                    max_steps: int | None = None) -> dict[str, float]:
         """One epoch of ``method.loss`` (or ``method.pretrain_loss`` when ``pretrain``);
-        the mean of each named loss term."""
+        the mean of each named loss term. ``max_steps`` ends the epoch after that many
+        batches (``ssgraphrec bench speed --steps``: a window of a long epoch)."""
         method = self.method
         method.train()
         if pretrain:
@@ -291,6 +293,8 @@ class Trainer:
             for k, v in terms.items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach())
             bar.set_postfix(loss=f"{float(loss):.4f}")
+            if max_steps is not None and steps >= max_steps:
+                break
         return {k: v / max(steps, 1) for k, v in totals.items()}
 
     def _step(self, terms: dict[str, torch.Tensor], epoch: int, step: int) -> torch.Tensor:
