@@ -61,6 +61,10 @@ class RunConfig:
     val_ratio: float = option(0.1, "Per-user share of training rows for validation; 0: no "
                                    "validation, no early stopping.")
     patience: int = option(10, "Early-stopping patience in epochs.")
+    max_minutes: float | None = option(
+        None, "Time budget: start no epoch after this many minutes of training and "
+              "validation; the best validation epoch so far is then tested.",
+        default_text="none")
     monitor: str = "ndcg@20"
     #: None: the task's usual cut-offs (see ``ssgraphrec.train.tasks.DEFAULT_CUTOFFS``).
     eval_ks: list[int] | None = None

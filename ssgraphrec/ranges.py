@@ -71,7 +71,7 @@ SETTING_RANGES: dict[str, Range] = {
     # run settings
     "epochs": NON_NEGATIVE, "pretrain_epochs": NON_NEGATIVE, "patience": NON_NEGATIVE,
     "eval_batch_size": NON_NEGATIVE, "threads": AT_LEAST_ONE, "ssl_warmup": NON_NEGATIVE,
-    "min_steps": NON_NEGATIVE, "val_ratio": Range(0, 1, high_open=True),
+    "min_steps": NON_NEGATIVE, "max_minutes": POSITIVE, "val_ratio": Range(0, 1, high_open=True),
     "test_ratio": Range(0, 1, low_open=True, high_open=True),
     "train_fraction": Range(0, 1, low_open=True),
 }

@@ -201,7 +201,7 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
                       pretrained=pretrained, cold_threshold=cfg.cold_threshold,
                       head_share=cfg.head_share, retrieval=cfg.retrieval,
                       ssl_warmup=cfg.ssl_warmup, min_steps=cfg.min_steps,
-                      on_epoch_end=on_epoch_end, evaluate_test=evaluate_test,
+                      max_minutes=cfg.max_minutes, on_epoch_end=on_epoch_end, evaluate_test=evaluate_test,
                       logger=cfg.logger)
     if resume:
         _resume(trainer, run, run_path)

@@ -92,6 +92,11 @@ class Trainer:
         min_steps: early stopping does not stop a run before this many optimizer
             steps of joint training: contrastive methods dip before they rise on
             small data (docs/tuning.md).
+        max_minutes: a time budget: no joint epoch starts once the training and
+            validation of the epochs so far (``elapsed_s`` of metrics.jsonl, which
+            continues across a resume) have taken this many minutes; the best
+            validation epoch so far is then selected and tested, as after early
+            stopping. None: no budget.
         logger: ``"tensorboard"``: also write the epoch records as TensorBoard event
             files in ``run_dir/tensorboard`` (:mod:`ssgraphrec.train.loggers`).
         ctx: the ranks of a distributed run (default: the process group this process
@@ -110,6 +115,7 @@ class Trainer:
                  retrieval: str = "exact", ssl_warmup: int = 0,
                  on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
                  evaluate_test: bool = True, min_steps: int = 0,
+                 max_minutes: float | None = None,
                  ctx: DistContext | None = None, logger: str = "none"):
         self.method, self.data, self.generator = method, data, generator
         self.ctx = ctx if ctx is not None else current()
@@ -133,6 +139,11 @@ class Trainer:
         self.stopper = EarlyStopping(patience if self.task.has_val else 0)
         self.ssl_warmup = _steps("ssl_warmup", ssl_warmup)
         self.min_steps = _steps("min_steps", min_steps)
+        if max_minutes is not None and not max_minutes > 0:
+            raise SSGraphRecError(f"max_minutes must be > 0, got {max_minutes}")
+        self.budget_s = None if max_minutes is None else 60.0 * max_minutes
+        #: seconds of joint training and validation so far (resumed runs included)
+        self.elapsed_s = 0.0
         self.on_epoch_end, self.evaluate_test = on_epoch_end, evaluate_test
         self.optimizer: torch.optim.Optimizer | None = None
         self.loss_module: nn.Module = _Loss(method)
@@ -213,7 +224,7 @@ class Trainer:
         return {
             "phase": phase, "epoch": epoch, "step": self.step, "world_size": self.ctx.world_size,
             "pretrain_times": self.pretrain_times, "epoch_times": self.epoch_times,
-            "method": self.method.state_dict(),
+            "elapsed_s": self.elapsed_s, "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict() if self.optimizer else None,
             "early_stopping": self.stopper.state_dict(),
             "generator": self.generator.get_state(),
@@ -257,6 +268,7 @@ class Trainer:
             self.method.generator.set_state(own["method_generator"].cpu())
         torch.set_rng_state(own["torch_rng"].cpu())
         self.epoch_times = list(state.get("epoch_times", []))
+        self.elapsed_s = float(state.get("elapsed_s", sum(self.epoch_times)))
         self.step = int(state.get("step", 0))
         self.pretrain_times = list(state.get("pretrain_times", []))
 
@@ -366,6 +378,8 @@ class Trainer:
         msg = f"epoch {epoch + 1:3d} | " + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
         if self.task.has_val:
             msg += self._validate(epoch, record)
+        self.elapsed_s += time.perf_counter() - t0
+        record["elapsed_s"] = round(self.elapsed_s, 3)
         self.log(msg + f" | {self.epoch_times[-1]:.1f}s")
         self.record(record)
         self.save(self._state(epoch), self.run_dir / rd.LAST)
@@ -375,6 +389,10 @@ class Trainer:
             budget = f" (past the minimum of {self.min_steps} steps)" if self.min_steps else ""
             self.log(f"early stop: no {self.monitor} gain for {self.stopper.bad_epochs} "
                      f"epochs{budget}; best epoch {self.stopper.best_epoch}")
+            return True
+        if self.budget_s is not None and self.elapsed_s >= self.budget_s and epoch + 1 < self.epochs:
+            self.log(f"time budget: {self.elapsed_s / 60:.1f} of {self.budget_s / 60:g} minutes "
+                     f"spent after epoch {epoch + 1}; best epoch {self.stopper.best_epoch or epoch + 1}")
             return True
         return False
 
