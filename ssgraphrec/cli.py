@@ -307,13 +307,16 @@ def recommend(run_dir, raw_user, all_users, out, k, batch_size, device) -> None:
 @click.option("--out", "-o", type=click.Path(), default="curves.png", show_default=True,
               help="PNG file to write.")
 @click.option("--metric", help="Validation metric to draw. [default: the first run's monitor]")
+@click.option("--x", "x_axis", type=click.Choice(["epoch", "minutes"]), default="epoch",
+              show_default=True,
+              help="Against epochs, or wall-clock minutes of training and validation.")
 @_fail_cleanly
-def plot(run_dirs, out, metric) -> None:
+def plot(run_dirs, out, metric, x_axis) -> None:
     """Overlay the loss terms and validation curves of one or more runs in one PNG
     (every run also writes its own curves.png)."""
     from .plots import plot_runs
 
-    click.echo(f"wrote {plot_runs(list(run_dirs), out, metric)}")
+    click.echo(f"wrote {plot_runs(list(run_dirs), out, metric, x=x_axis)}")
 
 
 @main.command()

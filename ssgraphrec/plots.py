@@ -4,7 +4,9 @@ A run directory's ``metrics.jsonl`` holds one record per epoch: the mean of each
 loss term, and the validation metrics when there is a validation split (pre-training
 epochs have ``phase: pretrain``). :func:`plot_runs` draws, for one or more runs, the
 loss terms per epoch (left) and a validation metric per epoch (right), the best
-epoch of each run marked. It needs matplotlib (``pip install matplotlib``); a run
+epoch of each run marked; with ``x="minutes"`` against the wall-clock minutes of
+training and validation instead (``elapsed_s`` of each record), to compare the time
+methods take to a quality. It needs matplotlib (``pip install matplotlib``); a run
 writes its own ``curves.png`` when matplotlib is installed and skips it otherwise.
 """
 
@@ -30,6 +32,19 @@ class Curves:
     val: dict[str, list[float]] = field(default_factory=dict)
     val_epochs: list[int] = field(default_factory=list)
     monitor: str = "ndcg@20"
+    #: minutes of training and validation at the end of each epoch (empty for runs
+    #: written before the records carried ``elapsed_s``)
+    minutes: list[float] = field(default_factory=list)
+
+    def x(self, axis: str, epochs: list[int]) -> list[float]:
+        """The x values of ``epochs`` on ``axis`` ("epoch" or "minutes")."""
+        if axis == "epoch":
+            return [float(e) for e in epochs]
+        if len(self.minutes) != len(self.epochs):
+            raise SSGraphRecError(f"run {self.name!r} records no elapsed time per epoch "
+                                  "(written by an older version): plot it against epochs")
+        at = dict(zip(self.epochs, self.minutes, strict=True))
+        return [at[e] for e in epochs]
 
 
 def read_curves(run_dir: str | Path) -> Curves:
@@ -56,6 +71,8 @@ def read_curves(run_dir: str | Path) -> Curves:
         if "epoch" not in record:   # a pre-training record
             continue
         curves.epochs.append(int(record["epoch"]))
+        if "elapsed_s" in record:
+            curves.minutes.append(float(record["elapsed_s"]) / 60)
         for term, value in record.get("loss", {}).items():
             curves.losses.setdefault(term, []).append(float(value))
         if record.get("val"):
@@ -68,9 +85,17 @@ def read_curves(run_dir: str | Path) -> Curves:
     return curves
 
 
-def plot_runs(run_dirs: list[str | Path], out: str | Path, metric: str | None = None) -> Path:
+#: The x axes of :func:`plot_runs`.
+X_AXES = ("epoch", "minutes")
+
+
+def plot_runs(run_dirs: list[str | Path], out: str | Path, metric: str | None = None,
+              x: str = "epoch") -> Path:
     """Overlay the loss terms and the validation ``metric`` (default: the first run's
-    monitor) of ``run_dirs`` in one PNG; returns its path."""
+    monitor) of ``run_dirs`` in one PNG, against epochs or wall-clock minutes (``x``);
+    returns its path."""
+    if x not in X_AXES:
+        raise SSGraphRecError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
     try:
         import matplotlib
 
@@ -86,17 +111,18 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, metric: str | None = 
     for r, run in enumerate(runs):
         color = colors[r % len(colors)]
         for t, (term, values) in enumerate(run.losses.items()):
-            left.plot(run.epochs, values, styles[t % len(styles)], color=color,
+            left.plot(run.x(x, run.epochs), values, styles[t % len(styles)], color=color,
                       label=f"{run.name}: {term}" if len(runs) > 1 else term)
         if metric in run.val:
-            values = run.val[metric]
-            right.plot(run.val_epochs, values, "-o", color=color, markersize=3, label=run.name)
+            values, at = run.val[metric], run.x(x, run.val_epochs)
+            right.plot(at, values, "-o", color=color, markersize=3, label=run.name)
             best = max(range(len(values)), key=values.__getitem__)
-            right.plot([run.val_epochs[best]], [values[best]], "*", color=color, markersize=12)
-    left.set(title="training loss terms (mean per epoch)", xlabel="epoch", ylabel="loss")
+            right.plot([at[best]], [values[best]], "*", color=color, markersize=12)
+    xlabel = "epoch" if x == "epoch" else "minutes of training and validation"
+    left.set(title="training loss terms (mean per epoch)", xlabel=xlabel, ylabel="loss")
     lowest = min(min(v) for run in runs for v in run.losses.values())
     left.set_yscale("log" if lowest > 0 else "linear")   # terms span decades (reg vs bpr)
-    right.set(title=f"validation {metric} (star: best epoch)", xlabel="epoch", ylabel=metric)
+    right.set(title=f"validation {metric} (star: best epoch)", xlabel=xlabel, ylabel=metric)
     if not any(metric in run.val for run in runs):
         right.text(0.5, 0.5, f"no validation {metric}\n(--val-ratio 0?)", ha="center",
                    va="center", transform=right.transAxes)

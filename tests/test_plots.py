@@ -16,12 +16,14 @@ pytest.importorskip("matplotlib")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def fake_run(folder, epochs=4, val=True, monitor="ndcg@20"):
+def fake_run(folder, epochs=4, val=True, monitor="ndcg@20", seconds=None):
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(f"monitor: {monitor}\n")
     lines = [json.dumps({"phase": "pretrain", "pretrain_epoch": 1, "loss": {"mask": 2.0}})]
     for e in range(1, epochs + 1):
         record = {"epoch": e, "loss": {"bpr": 0.7 / e, "reg": 1e-4 * e}}
+        if seconds is not None:
+            record["elapsed_s"] = seconds * e
         if val:
             record["val"] = {monitor: 0.1 * e if e < 3 else 0.35 - 0.01 * e, "users_evaluated": 9}
         lines.append(json.dumps(record))
@@ -47,6 +49,20 @@ def test_plot_overlays_runs_in_one_png(tmp_path):
     assert out.read_bytes()[:8] == PNG and out.stat().st_size > 10_000
     bad = CliRunner().invoke(main, ["plot", str(tmp_path / "missing")])
     assert bad.exit_code == 1 and "no metrics.jsonl" in bad.output
+
+
+def test_plot_against_minutes_reads_the_elapsed_time_of_each_epoch(tmp_path):
+    a = fake_run(tmp_path / "a", seconds=30.0)
+    assert read_curves(a).minutes == [0.5, 1.0, 1.5, 2.0]
+    assert read_curves(a).x("minutes", [2, 4]) == [1.0, 2.0]
+    b = fake_run(tmp_path / "b", seconds=90.0)
+    out = tmp_path / "t.png"
+    result = CliRunner().invoke(main, ["plot", str(a), str(b), "--x", "minutes", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == PNG
+    old = fake_run(tmp_path / "old")                    # records without elapsed_s
+    result = CliRunner().invoke(main, ["plot", str(old), "--x", "minutes", "--out", str(out)])
+    assert result.exit_code == 1 and "records no elapsed time per epoch" in result.output
 
 
 def test_a_training_run_writes_its_curves(tmp_path):

@@ -138,27 +138,30 @@ class SimGCL(LightGCN):
         layers = enc.layers(self.adj)
         clean = enc.readout(layers, skip_ego=self.cfg.skip_ego)
         streams = [clean]
-        with torch.no_grad():
-            offsets = [self._noise_offsets([h.detach() for h in layers]) for _ in range(2)]
         averaged = len(layers) - 1 if self.cfg.skip_ego else len(layers)  # D(0) = 0
-        for offset in offsets:
-            shift_u, shift_i = enc.split(torch.stack(offset).sum(0) / averaged)
+        for _ in range(2):
+            with torch.no_grad():
+                shift = self._noise_offsets([h.detach() for h in layers]).div_(averaged)
+            shift_u, shift_i = enc.split(shift)
             streams.append((clean[0] + shift_u, clean[1] + shift_i))
         return streams
 
-    def _noise_offsets(self, clean: list[Tensor]) -> list[Tensor]:
-        r"""``[D^(1), ..., D^(K)]`` of one noised encoder for the clean layers ``clean``:
-        :math:`\Delta^{(k)}` is drawn for :math:`\mathbf{E}^{(k)} + \hat{\mathbf{A}}
-        \mathbf{D}^{(k-1)}`, the noised encoder's layer before its noise (Eq. 8)."""
-        offsets: list[Tensor] = []
+    def _noise_offsets(self, clean: list[Tensor]) -> Tensor:
+        r""":math:`\sum_{k=1}^{K} \mathbf{D}^{(k)}` of one noised encoder for the clean
+        layers ``clean``: :math:`\Delta^{(k)}` is drawn for :math:`\mathbf{E}^{(k)} +
+        \hat{\mathbf{A}}\mathbf{D}^{(k-1)}`, the noised encoder's layer before its noise
+        (Eq. 8)."""
+        offset = total = None
         for k in range(1, len(clean)):
-            spread = propagate(self.adj, offsets[-1]) if offsets else None
+            spread = propagate(self.adj, offset) if offset is not None else None
             before_noise = clean[k] if spread is None else clean[k] + spread
             draw = self.noise.draw(tuple(before_noise.shape), before_noise.dtype,
                                    before_noise.device)
-            noise = noise_of_draw(before_noise, draw, self.noise.eps)
-            offsets.append(noise if spread is None else spread + noise)
-        return offsets
+            offset = noise_of_draw(before_noise, draw, self.noise.eps)
+            if spread is not None:
+                offset += spread
+            total = offset.clone() if total is None else total.add_(offset)
+        return total
 
     def _fused_streams(self) -> list[tuple[Tensor, Tensor]]:
         """One propagation of the three streams side by side, ``[E | E | E]`` of shape

@@ -44,9 +44,9 @@ def uniform_draw(shape: tuple[int, ...], dtype: torch.dtype = torch.float32,
     n = math.prod(shape)
     words = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), generator=generator,
                           device=gen_device, dtype=torch.int64)
-    levels = words.view(torch.int16)[:n].view(shape).to(device)
-    # int16 + 32768.5 is float32: k + 1/2 for k in 0..65535
-    return levels.add(UNIFORM_LEVELS / 2 + 0.5).mul_(1.0 / UNIFORM_LEVELS).to(dtype)
+    levels = words.view(torch.int16)[:n].view(shape).to(device=device, dtype=torch.float32)
+    # int16 -32768..32767 + 32768.5 = k + 1/2 for k in 0..65535
+    return levels.add_(UNIFORM_LEVELS / 2 + 0.5).mul_(1.0 / UNIFORM_LEVELS).to(dtype)
 
 
 def _randperm(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
