@@ -551,6 +551,25 @@ def bench_quality(methods, datasets, epochs, seeds, first_seed, out, device, thr
                                    f"{report.markdown}); run the same command again to retry them")
 
 
+@bench.command("study", context_settings={"ignore_unknown_options": True,
+                                          "allow_extra_args": True, "help_option_names": []})
+@click.argument("name", required=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--list", "list_studies", is_flag=True, help="List the studies.")
+@_fail_cleanly
+def bench_study(name, args, list_studies) -> None:
+    """Run one of the studies behind docs/benchmarks.md: 'ssgraphrec bench study NAME
+    [OPTIONS]' (NAME --help: its options; --list: the studies). Run it from the
+    repository root: results go to benchmarks/results/."""
+    from .bench.studies import describe, run_study, study_names
+
+    if list_studies or name in (None, "--help", "-h"):
+        for study in study_names():
+            click.echo(f"{study:22s} {describe(study)}")
+        return
+    run_study(name, list(args))
+
+
 @bench.command("speed")
 @click.option("--methods", help="Comma-separated method names. [default: every method]")
 @click.option("--dataset", default="lastfm-80-20", show_default=True,

@@ -10,10 +10,10 @@ it, and no method warms a cache for the next. In that process:
    :meth:`Trainer.train_epoch` (views, sampling, forward, backward, step):
    the median wall-clock and process-CPU seconds, and the seconds per batch;
    with ``steps`` > 0 each "epoch" (the warm-up included) is a window of its
-   first ``steps`` batches, and seconds per epoch are the window's seconds per
-   batch times the batches of an epoch (for large data, where an epoch takes
-   minutes: per-epoch work, such as SGL's views and NCL's k-means, then counts
-   once per window, so the estimate is an upper bound);
+   first ``steps`` batches (for large data, where an epoch takes minutes), and
+   seconds per epoch are the window's seconds per batch times the batches of an
+   epoch, plus the method's per-epoch work (``on_epoch_start``: SGL's views,
+   NCL's k-means) once, timed on its own (``epoch_start_s``);
 3. ``eval_reps`` full-ranking evaluations of all test users
    (:meth:`Trainer.evaluate`): the median wall-clock seconds;
 4. memory: on the CPU, ``resource.getrusage(RUSAGE_SELF).ru_maxrss``, the
@@ -123,6 +123,7 @@ def measure(method: str, spec: SpeedSpec, settings: dict[str, Any] | None = None
         torch.cuda.synchronize(device)
         out["cuda_after_build_mib"] = round(torch.cuda.memory_allocated(device) / 2**20, 1)
         torch.cuda.reset_peak_memory_stats(device)
+    hook_s = _time_epoch_start(run.method, device)
     with tempfile.TemporaryDirectory(prefix="ssgraphrec-bench-speed-") as tmp:
         trainer = Trainer(run.method, run.data, Path(tmp), epochs=cfg.epochs,
                           generator=run.generator, progress=False, log=lambda msg: None)
@@ -134,8 +135,8 @@ def measure(method: str, spec: SpeedSpec, settings: dict[str, Any] | None = None
                 trainer.train_epoch(epoch, max_steps=spec.steps or None)
                 _sync(device)
                 if epoch > 0:  # epoch 0 is the warm-up
-                    walls.append(time.perf_counter() - w0)
-                    cpus.append(time.process_time() - c0)
+                    walls.append(time.perf_counter() - w0 - hook_s[-1][0])
+                    cpus.append(time.process_time() - c0 - hook_s[-1][1])
         evals = []
         for _ in range(max(1, spec.eval_reps)):
             _sync(device)
@@ -147,12 +148,15 @@ def measure(method: str, spec: SpeedSpec, settings: dict[str, Any] | None = None
                 // run.method.cfg.batch_size) if run.method.trainable else 0
     timed = min(spec.steps, batches) if spec.steps else batches
     per_epoch = batches / timed if timed else 1.0
+    hook = [statistics.median(t[i] for t in hook_s[1:]) if len(hook_s) > 1 else 0.0
+            for i in (0, 1)]
     out |= {
         "batches_per_epoch": batches,
         "timed_batches": timed,
+        "epoch_start_s": _round(hook[0]),
         "step_s": _round(statistics.median(walls) / timed, 6) if walls and timed else None,
-        "epoch_s": _round(statistics.median(walls) * per_epoch) if walls else None,
-        "epoch_cpu_s": _round(statistics.median(cpus) * per_epoch) if cpus else None,
+        "epoch_s": _round(statistics.median(walls) * per_epoch + hook[0]) if walls else None,
+        "epoch_cpu_s": _round(statistics.median(cpus) * per_epoch + hook[1]) if cpus else None,
         "epoch_s_all": [_round(w) for w in walls],
         "eval_s": _round(statistics.median(evals)),
         "eval_s_all": [_round(w) for w in evals],
@@ -162,6 +166,23 @@ def measure(method: str, spec: SpeedSpec, settings: dict[str, Any] | None = None
     if device.type == "cuda":
         out["cuda_peak_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return out
+
+
+def _time_epoch_start(method, device: torch.device) -> list[tuple[float, float]]:
+    """Time each call of ``method.on_epoch_start`` (wall, process CPU seconds), appended
+    to the returned list, so that a window of an epoch counts the per-epoch work once."""
+    times: list[tuple[float, float]] = []
+    hook = method.on_epoch_start
+
+    def timed(epoch: int) -> None:
+        _sync(device)
+        w0, c0 = time.perf_counter(), time.process_time()
+        hook(epoch)
+        _sync(device)
+        times.append((time.perf_counter() - w0, time.process_time() - c0))
+
+    method.on_epoch_start = timed
+    return times
 
 
 def _round(x: float | None, digits: int = 3) -> float | None:
@@ -178,14 +199,9 @@ def environment(spec: SpeedSpec) -> dict[str, Any]:
     """Versions, threads, CPU and load of the machine the figures come from."""
     import torch_geometric
 
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from .studies import cpu_model
+
+    cpu = cpu_model()
     try:
         load: float | None = float(Path("/proc/loadavg").read_text().split()[0])
     except (OSError, ValueError, IndexError):
@@ -265,8 +281,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{spec['seed']}. `s/epoch`: median wall-clock seconds of {spec['epochs']} training "
         "epoch(s) after one untimed warm-up epoch (`cpu s`: process CPU seconds of the same, "
         "all threads added)"
-        + (f", each epoch timed on its first {spec['steps']} batches and scaled to the "
-           "epoch's batches (per-epoch work counted once per window)"
+        + (f", each epoch timed on its first {spec['steps']} batches, scaled to the "
+           "epoch's batches, plus the per-epoch work (SGL's views, NCL's k-means) once"
            if spec.get("steps") else "")
         + "; `s/batch`: the same per batch; `eval s`: median of "
         f"{spec['eval_reps']} full-ranking evaluations of all test users; `peak RSS`: the "

@@ -1,0 +1,135 @@
+"""Time to quality: test Recall@20 reached within a wall-clock budget, and the curves.
+
+Trains each method once with ``ssgraphrec train --max-minutes M`` (the model
+selected on a validation split carved from training, the test split read once at
+the end), all methods at the same time, each in its own process with
+``--threads T``, then overlays their validation curves against wall-clock minutes
+(``ssgraphrec plot --x minutes``) and writes a summary beside a published target.
+
+Usage::
+
+    SSGRAPHREC_DATA=../shared/data python benchmarks/time_to_quality.py \\
+        --dataset gowalla --methods xsimgcl,lightgcn --minutes 60 --threads 1
+
+Outputs in ``--out`` (default ``benchmarks/results/time-to-quality``):
+``time-to-quality.json`` (per method: the validation curve with minutes, the
+selected epoch, its test metrics, the settings), ``time-to-quality.md`` and
+``curves.png``. Run directories (checkpoints) go to ``--runs`` (default
+``OUT/runs``, ignored by git); a method whose run directory already holds
+``results.json`` is summarised, not retrained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ssgraphrec.plots import plot_runs, read_curves
+
+from . import RESULTS
+
+
+def launch(method: str, args: argparse.Namespace, run_dir: Path) -> subprocess.Popen | None:
+    """Start one training run in its own process (None: it has finished before)."""
+    if (run_dir / "results.json").is_file():
+        return None
+    if run_dir.exists():
+        sys.exit(f"{run_dir} holds an unfinished run: delete it or resume it with "
+                 f"'ssgraphrec train --resume {run_dir}'")
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "ssgraphrec", "train", "--method", method,
+               "--dataset", args.dataset, "--epochs", str(args.epochs),
+               "--max-minutes", str(args.minutes), "--threads", str(args.threads),
+               "--seed", str(args.seed), "--no-progress", "--out", str(run_dir)]
+    for setting in args.set:
+        command += ["--set", setting]
+    log = open(run_dir.parent / f"{method}.log", "w")  # noqa: SIM115 (closed with the process)
+    print(" ".join(command), flush=True)
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+
+
+def summarise(method: str, run_dir: Path, target: float) -> dict:
+    """The validation curve against minutes and the selected epoch's test metrics."""
+    results = json.loads((run_dir / "results.json").read_text())
+    curves = read_curves(run_dir)
+    recall = curves.val.get("recall@20", [])
+    minutes = curves.x("minutes", curves.val_epochs)
+    test = results["test"]
+    best = results["best_epoch"]
+    return {
+        "method": method, "settings": results.get("config_source"),
+        "epochs_trained": results["epochs_trained"], "best_epoch": best,
+        "minutes_at_best_epoch": round(curves.x("minutes", [best])[0], 2),
+        "minutes_total": round(curves.minutes[-1], 2),
+        "train_s_per_epoch": round(results["timing"]["train_s_per_epoch"], 1),
+        "test_recall@20": round(test["recall@20"], 4), "test_ndcg@20": round(test["ndcg@20"], 4),
+        "reaches_target": test["recall@20"] >= target,
+        "val_curve": [{"epoch": e, "minutes": round(m, 2), "val_recall@20": round(r, 4)}
+                      for e, m, r in zip(curves.val_epochs, minutes, recall, strict=True)],
+    }
+
+
+def markdown(out: dict) -> str:
+    lines = [f"# Time to quality on {out['dataset']}", "",
+             f"Command: `{out['command']}`", "",
+             f"{out['date']}. Each method ran once (seed {out['seed']}) with "
+             f"`--max-minutes {out['minutes']}` and `--threads {out['threads']}`, all at the same "
+             "time, each in its own process; minutes count training and validation. The model "
+             "is selected on the validation split carved from training (best NDCG@20); the "
+             "test split is read once, at the end. Target: test Recall@20 "
+             f"{out['target']} ({out['target_source']}).", "",
+             "| method | epochs | s/epoch (train) | best epoch | at minute | test Recall@20 "
+             "| test NDCG@20 | reaches target |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in out["methods"]:
+        lines.append(f"| {r['method']} | {r['epochs_trained']} | {r['train_s_per_epoch']} | "
+                     f"{r['best_epoch']} | {r['minutes_at_best_epoch']} | {r['test_recall@20']} | "
+                     f"{r['test_ndcg@20']} | {'yes' if r['reaches_target'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="gowalla")
+    parser.add_argument("--methods", default="xsimgcl,lightgcn")
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=1000, help="upper bound of epochs")
+    parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting passed to every run (repeatable)")
+    parser.add_argument("--target", type=float, default=0.1824)
+    parser.add_argument("--target-source", default="LightGCN's published Recall@20 on this "
+                        "Gowalla split after 1,000 epochs (LightGCN-PyTorch README)")
+    parser.add_argument("--out", default=str(RESULTS / "time-to-quality"))
+    parser.add_argument("--runs", help="run directories [default: OUT/runs]")
+    args = parser.parse_args()
+    out_dir = Path(args.out)
+    runs = Path(args.runs) if args.runs else out_dir / "runs"
+    methods = [m for m in args.methods.split(",") if m]
+    started = {m: launch(m, args, runs / m) for m in methods}
+    failed = [m for m, proc in started.items() if proc is not None and proc.wait() != 0]
+    if failed:
+        sys.exit(f"training failed for {', '.join(failed)}: see {runs}/<method>.log")
+    out = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": " ".join(["python", "benchmarks/time_to_quality.py", *sys.argv[1:]]),
+        "dataset": args.dataset, "minutes": args.minutes, "threads": args.threads,
+        "seed": args.seed, "settings": args.set, "target": args.target,
+        "target_source": args.target_source,
+        "methods": [summarise(m, runs / m, args.target) for m in methods],
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "time-to-quality.json").write_text(json.dumps(out, indent=2) + "\n")
+    (out_dir / "time-to-quality.md").write_text(markdown(out))
+    plot_runs([runs / m for m in methods], out_dir / "curves.png", metric="recall@20", x="minutes")
+    print(markdown(out))
+
+
+if __name__ == "__main__":
+    main()
