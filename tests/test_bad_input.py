@@ -15,6 +15,9 @@ from click.testing import CliRunner
 
 from ssgraphrec.cli import main
 
+#: Every case runs under a 2 GiB allocation cap (conftest.memory_cap).
+pytestmark = pytest.mark.usefixtures("memory_cap")
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _threads(one_torch_thread):
@@ -382,6 +385,15 @@ def test_a_run_on_a_relative_path_is_evaluated_from_another_directory(small, tmp
                     ["recommend", str(small.parent / "rel"), "--user", "u0", "-k", "3"]):
         result = run(*command)
         assert result.exit_code == 0, result.output
+
+
+def test_the_memory_cap_refuses_what_a_blow_up_would_allocate(memory_cap):
+    """Positive control of the cap every case here runs under."""
+    if memory_cap is None:
+        pytest.skip("RLIMIT_DATA is Linux-only")
+    with pytest.raises(RuntimeError, match="can't allocate memory"):
+        torch.empty(3 * 2**30, dtype=torch.uint8)
+    torch.empty(2**28, dtype=torch.uint8).fill_(1)   # 256 MiB: well inside
 
 
 def _two_gigabytes() -> None:

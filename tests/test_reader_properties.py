@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +15,9 @@ from ssgraphrec.data import load_dataset
 from ssgraphrec.data.readers.line_format import read_line_file
 from ssgraphrec.data.readers.triples import read_triples
 from ssgraphrec.errors import SSGraphRecError
+
+#: Random corruptions run under a 2 GiB allocation cap (conftest.memory_cap).
+pytestmark = pytest.mark.usefixtures("memory_cap")
 
 FAST = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
