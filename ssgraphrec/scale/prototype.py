@@ -1,0 +1,65 @@
+"""LightGCN on row-sharded tables and sampled neighbourhoods: the route past one
+machine's memory, as a working prototype (docs/distributed.md).
+
+Each rank holds ``1/N`` of the embedding rows (:class:`RowShardedEmbedding`) and
+their Adam moments, and propagates only its batch's sampled neighbourhood
+(:func:`sample_subgraph`), fetching those rows from their owners. The graph itself
+is still on every rank (its CSR arrays; partitioning it is the next step, as
+``torch_geometric.distributed`` does). One rank's loss is its share of the global
+batch's BPR sum divided by the global batch size, so that the gradients the owners
+receive add up to those of the one-process mean.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..distributed import SINGLE, DistContext
+from ..losses import bpr_loss
+from .sampled_propagation import propagate_subgraph, sample_subgraph
+from .sharded_table import RowShardedEmbedding
+
+
+class ShardedSampledLightGCN(nn.Module):
+    """LightGCN (He et al., SIGIR 2020) with sharded tables and sampled propagation.
+
+    Args:
+        crow, col: the symmetric user-item graph over ``num_users + num_items``
+            nodes (users first), as CSR arrays (no weights: LightGCN's come from
+            the degrees).
+        num_users, num_items, emb_dim, num_layers, reg: as for LightGCN.
+        fanouts: neighbours drawn per node at each hop (``-1``: all; length
+            ``num_layers``).
+        ctx: the ranks; generator: seeds the table (identical on every rank).
+    """
+
+    def __init__(self, crow: Tensor, col: Tensor, num_users: int, num_items: int, *,
+                 emb_dim: int = 64, num_layers: int = 3, reg: float = 1e-4,
+                 fanouts: list[int] | None = None, ctx: DistContext = SINGLE,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        fanouts = [-1] * num_layers if fanouts is None else list(fanouts)
+        if len(fanouts) != num_layers:
+            raise ValueError(f"fanouts needs one entry per layer ({num_layers}), got {fanouts}")
+        self.crow, self.col = crow, col
+        self.num_users, self.num_layers, self.reg, self.fanouts = num_users, num_layers, reg, fanouts
+        self.table = RowShardedEmbedding(num_users + num_items, emb_dim, ctx, generator=generator)
+        #: nodes of the last step's sampled neighbourhood
+        self.last_subgraph_nodes = 0
+
+    def loss(self, users: Tensor, pos: Tensor, neg: Tensor, global_batch: int,
+             generator: torch.Generator | None = None) -> Tensor:
+        """This rank's share of the global batch's BPR + L2 (item ids from 0)."""
+        wanted = torch.cat([users, pos + self.num_users, neg + self.num_users])
+        seeds, slot = torch.unique(wanted, return_inverse=True)
+        graph = sample_subgraph(self.crow, self.col, seeds, self.fanouts, generator)
+        self.last_subgraph_nodes = graph.nodes.numel()
+        ego = self.table(graph.nodes)
+        final = propagate_subgraph(ego, graph, self.num_layers)
+        n = users.numel()
+        u, i, j = final[slot[:n]], final[slot[n:2 * n]], final[slot[2 * n:]]
+        e_u, e_i, e_j = ego[slot[:n]], ego[slot[n:2 * n]], ego[slot[2 * n:]]
+        bpr = bpr_loss(u, i, j) * n
+        l2 = (e_u.pow(2).sum() + e_i.pow(2).sum() + e_j.pow(2).sum()) / 2
+        return (bpr + self.reg * l2) / global_batch
