@@ -133,21 +133,63 @@ def sequences(tmp_path_factory) -> Path:
     return folder
 
 
-def test_two_ranks_train_a_sequence_method_as_one_process_does(sequences, tmp_path):
-    """SASRec on user sequences: batches of sample ids are sharded like BPR triples. Each
-    rank averages the cross-entropy over its own positions, so two ranks weight the
-    positions of a global batch slightly differently from one process when the ranks'
-    shares hold different numbers of positions; the tolerance allows for that (here the
-    metrics came out identical)."""
-    cfg = RunConfig(method="sasrec", dataset=str(sequences), epochs=4, seed=3, threads=1,
+#: Test NDCG@10 of one-process CL4SRec runs below that differ only in the augmentation
+#: seed (VIEW_SEED_OFFSET + 0..5), measured here: its standard deviation is 0.031.
+CL4SREC_VIEW_SEEDS = (0.6479, 0.5607, 0.6123, 0.58, 0.6212, 0.5936)
+
+
+@pytest.mark.parametrize("method", ["sasrec", "cl4srec"])
+def test_two_ranks_train_a_sequence_method_as_one_process_does(sequences, tmp_path, method):
+    """SASRec and CL4SRec on user sequences: batches of sample ids are sharded like BPR
+    triples. Each rank averages the cross-entropy over its own positions, so two ranks
+    weight the positions of a global batch slightly differently from one process when the
+    ranks' shares hold different numbers of positions (SASRec: within 0.02; here the
+    metrics came out identical). CL4SRec's augmentations draw per rank (rank 0 with the
+    one-process seed), and its NT-Xent meets both views of every rank: two ranks train as
+    one process would with other augmentation draws, so its metric must lie within three
+    standard deviations of the spread the augmentation seed alone gives one process."""
+    import statistics
+
+    cfg = RunConfig(method=method, dataset=str(sequences), epochs=4, seed=3, threads=1,
                     batch_size=64, lr=0.005, eval_ks=[5, 10], monitor="ndcg@10",
                     params={"emb_dim": 16, "num_layers": 1, "max_len": 10, "inner_size": 32,
                             "dropout": 0.0})
     two = train_ranks(2, cfg, tmp_path / "two")
     one = train_one(cfg, tmp_path / "one")
     assert two["ranks"] == 2
-    assert two["test"]["ndcg@10"] == pytest.approx(one["test"]["ndcg@10"], abs=0.02)
-    assert two["test"]["ndcg@10"] > 0.5      # measured 0.672 for both (identical here)
+    if method == "sasrec":
+        tolerance = 0.02
+    else:
+        assert one["test"]["ndcg@10"] == pytest.approx(CL4SREC_VIEW_SEEDS[0], abs=0.01)
+        tolerance = 3 * statistics.stdev(CL4SREC_VIEW_SEEDS)
+    assert abs(two["test"]["ndcg@10"] - one["test"]["ndcg@10"]) <= tolerance
+    assert two["test"]["ndcg@10"] > 0.5      # SASRec 0.672, CL4SRec 0.605 on two ranks
+
+
+def test_two_ranks_train_a_session_method_as_one_process_does(tmp_path):
+    """DHCN on sessions that walk item cycles: the next-item samples are sharded; its
+    self-supervised term draws its shuffles per rank, so two ranks train as one process
+    would with other shuffles (measured MRR@5 0.686 against 0.669; 0.05 allows for that
+    noise on 60 test sessions, where one session moves MRR@5 by up to 0.017)."""
+    from test_session_data import write_dhcn
+
+    sessions, targets = [], []
+    for s in range(300):
+        cycle, start, length = s % 3, (s * 5) % 6, 2 + s % 4
+        walk = [cycle * 6 + (start + t) % 6 + 1 for t in range(length + 1)]
+        sessions.append(walk[:-1])
+        targets.append(walk[-1])
+    folder = write_dhcn(tmp_path / "cycles", (sessions[:240], targets[:240]),
+                        (sessions[240:], targets[240:]))
+    cfg = RunConfig(method="dhcn", dataset=str(folder), epochs=3, seed=3, threads=1,
+                    batch_size=32, lr=0.01, val_ratio=0.1, eval_ks=[5, 10],
+                    monitor="mrr@10", params={"emb_dim": 16, "num_layers": 1})
+    two = train_ranks(2, cfg, tmp_path / "two")
+    one = train_one(cfg, tmp_path / "one")
+    assert two["ranks"] == 2
+    key = next(k for k in one["test"] if k.startswith("mrr@"))
+    assert two["test"][key] == pytest.approx(one["test"][key], abs=0.05), (two, one)
+    assert two["test"][key] > 0.3, two       # measured MRR@5: 0.686 on two ranks, 0.669 on one
 
 
 def _evaluate_rank(rank: int, world: int, port: int, results) -> None:
