@@ -91,6 +91,21 @@ def test_two_ranks_train_lightgcn_as_one_process_does(planted, tmp_path):
         assert two["test"][key] == pytest.approx(one["test"][key], abs=1e-6), key
 
 
+def test_two_ranks_train_a_two_tower_model_as_one_process_does(planted, tmp_path):
+    """The two-tower model's batch softmax takes the items of every rank's share as
+    candidates (gathered with their ids and log-Q): two ranks compute the one-process
+    loss of the global batch, up to float summation order (measured: identical metrics;
+    with each rank's own items only, Recall@20 came out 0.3233 against 0.3219)."""
+    cfg = RunConfig(method="twotower", dataset=str(planted), epochs=3, seed=7, threads=1,
+                    batch_size=1024, lr=0.01, params={"emb_dim": 16, "dropout": 0.0})
+    two = train_ranks(2, cfg, tmp_path / "two")
+    one = train_one(cfg, tmp_path / "one")
+    assert two["ranks"] == 2
+    for key in ("recall@20", "ndcg@20"):
+        assert two["test"][key] == pytest.approx(one["test"][key], abs=1e-6), key
+    assert one["test"]["recall@20"] > 0.2, one
+
+
 #: Test Recall@20 of one-process SimGCL runs below that differ only in the noise seed
 #: (VIEW_SEED_OFFSET + 0..5), measured here: its standard deviation is 0.0104.
 SIMGCL_NOISE_SEEDS = (0.3345, 0.3569, 0.3315, 0.3357, 0.3328, 0.3491)

@@ -10,7 +10,8 @@ from torch import Tensor
 def sampled_softmax(query: Tensor, items: Tensor, temperature: float = 0.1, *,
                     log_q: Tensor | None = None, item_ids: Tensor | None = None,
                     extra_items: Tensor | None = None, extra_log_q: Tensor | None = None,
-                    extra_ids: Tensor | None = None, normalize: bool = True) -> Tensor:
+                    extra_ids: Tensor | None = None, normalize: bool = True,
+                    gather: bool = True) -> Tensor:
     r"""Mean batch-softmax loss of matching (query, item) rows, other items of the batch as negatives.
 
     Yi et al., "Sampling-Bias-Corrected Neural Modeling for Large Corpus Item
@@ -36,19 +37,34 @@ def sampled_softmax(query: Tensor, items: Tensor, temperature: float = 0.1, *,
         extra_log_q, extra_ids: their log-Q (default 0) and ids; a queued item that
             is also in the batch is left out (the batch holds its fresh representation).
         normalize: L2-normalise both sides (cosine similarity, as the paper).
+        gather: when ``torch.distributed`` runs several ranks, the items of every rank's
+            batch (with their gradients, ids and log-Q) are the candidates of every
+            query, as if the global batch were on one process (the default; nothing
+            changes on one process). A queue (``extra_items``) stays the rank's own.
     """
+    from ..distributed import all_gather_rows, current
+
     if normalize:
         query, items = F.normalize(query, dim=-1), F.normalize(items, dim=-1)
-    target = torch.arange(query.size(0), device=query.device)
+    ctx = current()
+    offset = 0
+    if gather and ctx.distributed:
+        from .contrastive import _gather_rows
+
+        items, offset = _gather_rows(items)
+        item_ids = None if item_ids is None else all_gather_rows(item_ids, ctx)
+        log_q = None if log_q is None else all_gather_rows(log_q, ctx)
+    target = torch.arange(query.size(0), device=query.device) + offset
     lq = log_q
     if item_ids is not None:
         # One column per distinct item: a repeated item is the positive of each of its rows and
         # a negative of none (the same as masking it out), and the logits shrink to [B, U].
-        uniq, target = torch.unique(item_ids, return_inverse=True)
+        uniq, column = torch.unique(item_ids, return_inverse=True)
         first = torch.full((uniq.numel(),), item_ids.numel(), device=item_ids.device,
                            dtype=torch.long).scatter_reduce(
-            0, target, torch.arange(item_ids.numel(), device=item_ids.device), reduce="amin")
+            0, column, torch.arange(item_ids.numel(), device=item_ids.device), reduce="amin")
         items = items[first]
+        target = column[offset:offset + query.size(0)]
         lq = None if log_q is None else log_q[first]
     candidates = items
     if extra_items is not None:
