@@ -128,7 +128,9 @@ def reference_run(method: str, epochs: int, seed: int) -> dict:
         pos = (a * b).sum(1) / settings["temperature"]
         return (torch.logsumexp(a @ b.t() / settings["temperature"], 1) - pos).mean()
 
+    epoch_s = []
     for _ in range(epochs):
+        t0 = time.perf_counter()
         views = (dropped(), dropped()) if method == "sgl" else None
         random.shuffle(pairs)
         for start in range(0, len(pairs), settings["batch_size"]):
@@ -157,6 +159,8 @@ def reference_run(method: str, epochs: int, seed: int) -> dict:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        epoch_s.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
     with torch.no_grad():
         users_all, items_all = propagate(adj)
     recall, ndcg = [], []
@@ -169,7 +173,9 @@ def reference_run(method: str, epochs: int, seed: int) -> dict:
         recall.append(sum(hits) / len(truth))
         ideal = sum(1 / math.log2(r + 2) for r in range(min(len(truth), 20)))
         ndcg.append(sum(h / math.log2(r + 2) for r, h in enumerate(hits)) / ideal)
-    return {"recall@20": sum(recall) / len(recall), "ndcg@20": sum(ndcg) / len(ndcg)}
+    return {"recall@20": sum(recall) / len(recall), "ndcg@20": sum(ndcg) / len(ndcg),
+            "train_s_per_epoch": sum(epoch_s) / len(epoch_s),
+            "test_eval_s": time.perf_counter() - t0}
 
 
 def timed(command: list[str], env: dict) -> tuple[float, str]:
@@ -217,7 +223,10 @@ def main() -> None:
                 seconds, _ = timed(ours_command(method, args.epochs, args.seed, out)
                                    + ["--threads", str(args.threads)], env)
                 times["ours"].append(seconds)
-                metrics["ours"] = json.loads((out / "results.json").read_text())["test"]
+                results = json.loads((out / "results.json").read_text())
+                metrics["ours"] = {**results["test"],
+                                   "train_s_per_epoch": results["timing"]["train_s_per_epoch"],
+                                   "test_eval_s": results["timing"]["test_eval_s"]}
             seconds, stdout = timed([sys.executable, "-m", "ssgraphrec.bench.studies.selfrec_style",
                                      "--reference", method, "--epochs", str(args.epochs),
                                      "--seed", str(args.seed), "--threads", str(args.threads)],
@@ -233,6 +242,8 @@ def main() -> None:
             "reference_recall@20": round(metrics["reference"]["recall@20"], 4),
             "ours_ndcg@20": round(metrics["ours"]["ndcg@20"], 4),
             "reference_ndcg@20": round(metrics["reference"]["ndcg@20"], 4),
+            **{f"{who}_{key}": round(metrics[who][key], 3) for who in ("ours", "reference")
+               for key in ("train_s_per_epoch", "test_eval_s")},
         }
         print(method, json.dumps({k: v for k, v in rows[method].items() if k != "times_s"}),
               flush=True)
