@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..distributed import SINGLE, DistContext
-from ..losses import bpr_loss
+from ..losses import bpr_loss, l2_regularization
 from .sampled_propagation import propagate_subgraph, sample_subgraph
 from .sharded_table import RowShardedEmbedding
 
@@ -60,6 +60,5 @@ class ShardedSampledLightGCN(nn.Module):
         n = users.numel()
         u, i, j = final[slot[:n]], final[slot[n:2 * n]], final[slot[2 * n:]]
         e_u, e_i, e_j = ego[slot[:n]], ego[slot[n:2 * n]], ego[slot[2 * n:]]
-        bpr = bpr_loss(u, i, j) * n
-        l2 = (e_u.pow(2).sum() + e_i.pow(2).sum() + e_j.pow(2).sum()) / 2
-        return (bpr + self.reg * l2) / global_batch
+        # the sums over this rank's rows (means times n), divided by the global batch
+        return (bpr_loss(u, i, j) + self.reg * l2_regularization(e_u, e_i, e_j)) * n / global_batch
