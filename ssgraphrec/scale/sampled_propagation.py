@@ -86,7 +86,11 @@ def sample_subgraph(crow: Tensor, col: Tensor, seeds: Tensor, fanouts: list[int]
     scale = torch.cat(scales) if scales else torch.empty(0)
     weight = scale / torch.sqrt(degree_all[target] * degree_all[source])
     order = torch.argsort(nodes)
-    local = lambda ids: order[torch.searchsorted(nodes[order], ids)]  # noqa: E731
+    ordered = nodes[order]
+
+    def local(ids: Tensor) -> Tensor:
+        return order[torch.searchsorted(ordered, ids)]
+
     return Subgraph(nodes, local(source), local(target), weight, seeds.numel())
 
 
