@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
 import torch.multiprocessing as mp
+from test_distributed import _free_port  # the tests' one free-port helper
 
 from ssgraphrec.data import SyntheticConfig, build_dataset, make_synthetic
 from ssgraphrec.distributed import SINGLE, DistContext, shard, shard_bounds
@@ -88,12 +88,6 @@ def test_a_fanout_keeps_that_many_distinct_neighbours_scaled_to_the_degree():
     assert torch.equal(again.source, graph.source)
     other = sample_subgraph(crow, col, seeds, [3], torch.Generator().manual_seed(1))
     assert not torch.equal(other.nodes[other.source], graph.nodes[graph.source])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 BATCH = 64
