@@ -272,6 +272,17 @@ def test_a_two_rank_run_resumed_ends_as_an_uninterrupted_one(planted, tmp_path):
         train(None, resume=str(tmp_path / "cut"), epochs=6, progress=False, log=lambda m: None)
 
 
+def test_two_ranks_stop_together_when_the_time_budget_is_spent(planted, tmp_path):
+    """Each rank reads its own clock; the ranks agree (any rank over budget stops all),
+    so a spent budget ends both after the same epoch instead of leaving one waiting."""
+    cfg = config("lightgcn", planted)
+    cfg.max_minutes = 1e-6
+    two = train_ranks(2, cfg, tmp_path / "two")
+    assert two["best"] == 1                       # one epoch of the 3, then the budget
+    lines = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and '"elapsed_s"' in lines[0]
+
+
 def test_only_rank_zero_writes_the_run_directory(planted, tmp_path):
     train_ranks(2, config("lightgcn", planted), tmp_path / "run")
     files = sorted(p.name for p in (tmp_path / "run").iterdir())

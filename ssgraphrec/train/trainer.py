@@ -23,7 +23,7 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from ..data.schema import summary
-from ..distributed import DistContext, broadcast_object, current, gather_object
+from ..distributed import DistContext, any_rank, broadcast_object, current, gather_object
 from ..errors import ConfigError, SSGraphRecError
 from ..eval.slices import evaluate_slices
 from ..methods.base import Method
@@ -390,11 +390,19 @@ class Trainer:
             self.log(f"early stop: no {self.monitor} gain for {self.stopper.bad_epochs} "
                      f"epochs{budget}; best epoch {self.stopper.best_epoch}")
             return True
-        if self.budget_s is not None and self.elapsed_s >= self.budget_s and epoch + 1 < self.epochs:
+        if self._over_budget() and epoch + 1 < self.epochs:
             self.log(f"time budget: {self.elapsed_s / 60:.1f} of {self.budget_s / 60:g} minutes "
                      f"spent after epoch {epoch + 1}; best epoch {self.stopper.best_epoch or epoch + 1}")
             return True
         return False
+
+    def _over_budget(self) -> bool:
+        """Whether the time budget is spent on any rank: each rank reads its own clock,
+        and the ranks must stop after the same epoch, or the others would wait for it."""
+        if self.budget_s is None:
+            return False
+        spent = torch.tensor([self.elapsed_s >= self.budget_s], device=self.device)
+        return bool(any_rank(spent, self.ctx))
 
     def _select(self, epochs_run: int) -> tuple[int, dict[str, float]]:
         """Load the best validation epoch (the last without validation); its epoch and
