@@ -11,7 +11,8 @@ equal or differ only in the last bits of float32 (the sums run in another order)
 
 * ``exact``: ``[B, I]`` scores of a batch of users by one matrix product, the
   user's excluded items (training items; validation items when testing) set
-  to ``-inf``, then ``torch.topk``; on the data's device.
+  to ``-inf``, then the exact top-k of :func:`ssgraphrec.eval.topk.topk_rows`; on the
+  data's device.
 * ``faiss``: an exact inner-product index (``faiss.IndexFlatIP``) searched for
   ``N + m`` candidates, ``m`` the largest number of excluded items of a user of
   the batch, excluded candidates dropped, the first ``N`` kept. ``faiss`` is an
@@ -33,6 +34,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from .ranking import check_finite_scores, evaluate_top_items, gather_rows
+from .topk import topk_rows
 
 BACKENDS = ("exact", "faiss")
 
@@ -118,7 +120,7 @@ def retrieve(index: ExactIndex | FaissIndex, queries: Tensor, k: int, users: Ten
     if isinstance(index, ExactIndex):
         scores = check_finite_scores(queries @ index.items.t())
         scores[rows, cols] = -float("inf")
-        return torch.topk(scores, k, dim=1).indices
+        return topk_rows(scores, k)[1]
     extra = int(counts.max()) if counts.numel() else 0
     scores, ids = index.search(queries, min(k + extra, num_items))
     if keys.numel():

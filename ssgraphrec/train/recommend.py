@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from ..data.schema import INTERACTS, ITEM, USER, task_of, user_pointer
 from ..errors import SSGraphRecError
 from ..eval.ranking import gather_rows
+from ..eval.topk import topk_rows
 from .run import Run
 from .tasks import auto_eval_batch_size
 
@@ -58,8 +59,8 @@ def _masked_top(run: Run, users: torch.Tensor, k: int) -> tuple[torch.Tensor, to
     for edges in known:
         rows, cols = gather_rows(edges, user_pointer(edges, n_users), users)
         scores[rows, cols] = -float("inf")
-    top = torch.topk(scores, k, dim=1)
-    return top.indices, top.values
+    values, indices = topk_rows(scores, k)
+    return indices, values
 
 
 @torch.no_grad()

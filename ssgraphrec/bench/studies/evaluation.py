@@ -1,0 +1,141 @@
+"""Full-ranking evaluation: the library's path against a plain one, timed in one process.
+
+For each dataset, on LightGCN's embeddings after one training epoch, this times
+a test evaluation of all users (``Trainer.evaluate("test")``, the ``eval s``
+column of ``ssgraphrec bench speed``) against the plain path it replaced, the
+two alternated repetition by repetition:
+
+* **plain**: a fresh ``[B, I]`` product for every block, a float64 sum to check
+  that the scores are finite, the excluded items set to ``-inf``, then
+  ``torch.topk`` over all items;
+* **library**: one reused block (:class:`ssgraphrec.eval.ranking.DotScores`), a
+  float32 sum first, and the exact top-k of :func:`ssgraphrec.eval.topk.topk_rows`.
+
+It also times the block's parts (product, check, top-k) and checks that both
+paths give the same metrics, which they must to the bit (same top-k lists).
+
+Usage::
+
+    SSGRAPHREC_DATA=../shared/data python benchmarks/evaluation.py \\
+        --datasets lastfm-80-20,gowalla --threads 1
+
+Results go to ``benchmarks/results/evaluation.json`` (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ssgraphrec.config import RunConfig
+from ssgraphrec.eval.ranking import evaluate_top_items, gather_rows
+from ssgraphrec.eval.topk import topk_rows
+from ssgraphrec.train.run import build
+from ssgraphrec.train.trainer import Trainer
+
+from . import RESULTS, cpu_model, write_result
+
+
+def plain_evaluation(trainer: Trainer) -> dict[str, float]:
+    """The test metrics by the plain path (see the module docstring)."""
+    store = trainer.task.store
+    user_emb, item_emb = trainer.method.embeddings()
+    user_emb, item_emb = user_emb.detach(), item_emb.detach()
+
+    def top_items(users: Tensor, ex: list[tuple[Tensor, Tensor]], k: int) -> Tensor:
+        scores = user_emb[users] @ item_emb.t()
+        assert bool(torch.isfinite(scores.sum(dtype=torch.float64)))
+        for e, ptr in ex:
+            rows, cols = gather_rows(e, ptr, users)
+            scores[rows, cols] = -float("inf")
+        return torch.topk(scores, k, dim=1).indices
+
+    return evaluate_top_items(top_items, store.test_edge_index,
+                              [store.edge_index, store.val_edge_index], user_emb.size(0),
+                              item_emb.size(0), trainer.task.ks, trainer.task.eval_batch_size)
+
+
+def seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def parts(trainer: Trainer, reps: int) -> dict[str, float]:
+    """Milliseconds per block of the product (fresh and reused), the two finiteness
+    checks and the two top-k, on the first block of users."""
+    user_emb, item_emb = (t.detach() for t in trainer.method.embeddings())
+    users = torch.arange(min(trainer.task.eval_batch_size, user_emb.size(0)))
+    queries = user_emb[users]
+    block = torch.empty(users.numel(), item_emb.size(0))
+    scores = queries @ item_emb.t()
+    k = max(trainer.task.ks)
+    timed = {
+        "product_fresh": lambda: queries @ item_emb.t(),
+        "product_reused": lambda: torch.mm(queries, item_emb.t(), out=block),
+        "check_float64": lambda: torch.isfinite(scores.sum(dtype=torch.float64)),
+        "check_float32": lambda: torch.isfinite(scores.sum()),
+        "torch_topk": lambda: torch.topk(scores, k, dim=1),
+        "topk_rows": lambda: topk_rows(scores, k),
+    }
+    times: dict[str, list[float]] = {name: [] for name in timed}
+    for _ in range(reps):
+        for name, fn in timed.items():
+            times[name].append(seconds(fn))
+    return {"users_per_block": users.numel(), "k": k,
+            **{f"{name}_ms": round(statistics.median(t) * 1e3, 2) for name, t in times.items()}}
+
+
+def measure(dataset: str, reps: int) -> dict:
+    run = build(RunConfig(method="lightgcn", dataset=dataset, val_ratio=0.0, seed=2020))
+    trainer = Trainer(run.method, run.data, Path(tempfile.mkdtemp()), epochs=1,
+                      generator=run.generator, progress=False, log=lambda msg: None)
+    trainer.train_epoch(0)
+    run.method.eval()
+    with torch.no_grad():
+        library, plain = trainer.evaluate("test"), plain_evaluation(trainer)  # warm-up
+        same = library == plain
+        times: dict[str, list[float]] = {"plain": [], "library": []}
+        for _ in range(reps):
+            times["plain"].append(seconds(lambda: plain_evaluation(trainer)))
+            times["library"].append(seconds(lambda: trainer.evaluate("test")))
+        median = {name: statistics.median(t) for name, t in times.items()}
+        return {"users": library["users_evaluated"], "items": int(run.data["item"].num_nodes),
+                "plain_s": round(median["plain"], 3), "library_s": round(median["library"], 3),
+                "speed_up": round(median["plain"] / median["library"], 2),
+                "plain_s_all": [round(t, 3) for t in times["plain"]],
+                "library_s_all": [round(t, 3) for t in times["library"]],
+                "identical_metrics": same, "recall@20": library["recall@20"],
+                "block": parts(trainer, reps)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="lastfm-80-20,gowalla")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--out", default=str(RESULTS / "evaluation.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    out = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+           "torch": torch.__version__, "cpu": cpu_model(), "threads": torch.get_num_threads(),
+           "reps": args.reps, "datasets": {}}
+    for dataset in args.datasets.split(","):
+        out["datasets"][dataset] = entry = measure(dataset, args.reps)
+        print(dataset, json.dumps(entry), flush=True)
+        if not entry["identical_metrics"]:
+            raise SystemExit(f"{dataset}: the two paths gave different metrics")
+    write_result(Path(args.out), out)
+    print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
