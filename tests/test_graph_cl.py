@@ -24,6 +24,7 @@ from ssgraphrec.cli import main
 from ssgraphrec.data import INTERACTS, SyntheticConfig, build_dataset, interaction_data, make_synthetic
 from ssgraphrec.errors import ConfigError
 from ssgraphrec.losses import bpr_loss, info_nce, proto_nce
+from ssgraphrec.losses.proto_nce import unique_rows
 from ssgraphrec.methods import (
     METHODS,
     NCL,
@@ -324,6 +325,28 @@ def test_proto_nce_is_infonce_over_all_candidates():
     assert torch.allclose(proto_nce(q, c, t, 0.1), expected.mean(), atol=1e-5)
 
 
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_weighted_proto_nce_equals_the_repeated_rows_with_gradients(reduction):
+    # NCL passes each distinct node of a batch once, weighted by its repeats.
+    table, c0 = torch.randn(6, 8, generator=gen(0)), torch.randn(9, 8, generator=gen(1))
+    nodes = torch.tensor([4, 1, 4, 4, 0, 1, 5])
+    targets = torch.tensor([2, 7, 3, 8, 0, 1])          # one positive per node
+    ref_table, ref_c = table.clone().requires_grad_(), c0.clone().requires_grad_()
+    reference = proto_nce(ref_table[nodes], ref_c, targets[nodes], 0.2, reduction=reduction)
+    reference.backward()
+    distinct, counts = unique_rows(nodes)
+    assert distinct.tolist() == [0, 1, 4, 5] and counts.tolist() == [1, 2, 3, 1]
+    w_table, w_c = table.clone().requires_grad_(), c0.clone().requires_grad_()
+    weighted = proto_nce(w_table[distinct], w_c, targets[distinct], 0.2, reduction=reduction,
+                         weight=counts)
+    weighted.backward()
+    assert torch.allclose(weighted, reference, rtol=1e-6)
+    assert torch.allclose(w_table.grad, ref_table.grad, atol=1e-6)
+    assert torch.allclose(w_c.grad, ref_c.grad, atol=1e-6)
+    unweighted = proto_nce(table[distinct], c0, targets[distinct], 0.2, reduction=reduction)
+    assert not torch.allclose(unweighted, reference, rtol=1e-3)   # the weights matter
+
+
 @pytest.mark.parametrize("block_floats", [7, 64, 2**18])  # many blocks, a ragged last one, one
 @pytest.mark.parametrize("grads", [(True, True), (True, False)])
 def test_blocked_full_softmax_nce_equals_cross_entropy_with_gradients(monkeypatch, block_floats,
@@ -361,6 +384,7 @@ def test_ncl_loss_terms_follow_the_authors_code_and_the_warm_up(small_data, batc
     layers = ncl.encoder.layers(ncl.adj)
     e0, e2 = layers[0], layers[2]
     u, i = batch.users, batch.pos_items
+    assert torch.unique(u).numel() < u.numel() and torch.unique(i).numel() < i.numel()  # repeats
 
     def nce(query, candidates, target):   # -log(pos / ttl), summed (ncl.py of RUCAIBox/NCL)
         qn, cn = F.normalize(query, dim=1), F.normalize(candidates, dim=1)

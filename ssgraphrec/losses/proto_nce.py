@@ -61,7 +61,7 @@ class FullSoftmaxNCE(torch.autograd.Function):
 
 
 def proto_nce(query: Tensor, prototypes: Tensor, target: Tensor, temperature: float = 0.1,
-              reduction: str = "mean") -> Tensor:
+              reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
     r"""InfoNCE of each query row against all ``prototypes``, its positive at ``target``.
 
     :math:`-\log \frac{\exp(s(\mathbf{q}, \mathbf{c}_{t(q)})/\tau)}
@@ -83,6 +83,10 @@ def proto_nce(query: Tensor, prototypes: Tensor, target: Tensor, temperature: fl
         target: ``[B]`` index of each query's positive candidate.
         temperature: :math:`\tau > 0`.
         reduction: ``"mean"`` or ``"sum"`` over the queries (NCL's code sums).
+        weight: ``[B]`` multiplicity of each query row: the loss is that of the rows
+            repeated ``weight`` times (:func:`unique_rows`), the mean divided by
+            ``weight.sum()``. A batch names a node once per interaction, and the
+            all-candidate softmax of a repeated row costs as much as a new one.
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
@@ -91,4 +95,13 @@ def proto_nce(query: Tensor, prototypes: Tensor, target: Tensor, temperature: fl
     q = F.normalize(query, dim=-1) / temperature
     c = F.normalize(prototypes, dim=-1)
     per_row = FullSoftmaxNCE.apply(q, c, target)
-    return per_row.mean() if reduction == "mean" else per_row.sum()
+    if weight is None:
+        return per_row.mean() if reduction == "mean" else per_row.sum()
+    total = (per_row * weight.to(per_row.dtype)).sum()
+    return total / weight.sum() if reduction == "mean" else total
+
+
+def unique_rows(nodes: Tensor) -> tuple[Tensor, Tensor]:
+    """``(distinct nodes, how often each occurs)`` of a batch's node ids, for the
+    ``weight`` of :func:`proto_nce`."""
+    return torch.unique(nodes, return_counts=True)

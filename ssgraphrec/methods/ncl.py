@@ -11,6 +11,7 @@ from torch_geometric.data import HeteroData
 
 from ..errors import ConfigError
 from ..losses import proto_nce
+from ..losses.proto_nce import unique_rows
 from ..nn.kmeans import kmeans, resolve_kmeans_backend
 from ..tuning.space import Choice, Float, Int
 from .base import BPRBatch, register_method
@@ -77,7 +78,8 @@ class NCL(LightGCN):
       \lambda_2 \mathcal{L}_P + \lambda_3 \|\Theta\|^2`, trained as an EM loop.
 
     As in the authors' code, both contrastive losses are summed over the
-    batch's rows (users and positive items, repeats included), and
+    batch's rows (users and positive items, repeats included; a repeated node's
+    all-candidate softmax is computed once and counted as often as it occurs), and
     :math:`\mathcal{L}_P` is left out during the first ``warm_up_epochs``
     epochs (logged as 0; k-means is not run then). The final embedding is
     LightGCN's mean over layers 0..K; when :math:`2h > K` the propagation goes
@@ -152,20 +154,22 @@ class NCL(LightGCN):
         layers = enc.layers(self.adj, num_layers=max(cfg.num_layers, hop))
         users, items = enc.readout(layers[: cfg.num_layers + 1])
         terms = self.rec_loss(batch, users, items)
-        u, i = batch.users, batch.pos_items
+        # Each distinct node once, weighted by its repeats in the batch: the same sums as
+        # one row per interaction, without recomputing a row's all-candidate softmax.
+        (u, n_u), (i, n_i) = unique_rows(batch.users), unique_rows(batch.pos_items)
         center_u, center_i = enc.split(layers[0])
         context_u, context_i = enc.split(layers[hop])
         tau = cfg.temperature
-        ssl_u = proto_nce(context_u[u], center_u, u, tau, reduction="sum")
-        ssl_i = proto_nce(context_i[i], center_i, i, tau, reduction="sum")
+        ssl_u = proto_nce(context_u[u], center_u, u, tau, reduction="sum", weight=n_u)
+        ssl_i = proto_nce(context_i[i], center_i, i, tau, reduction="sum", weight=n_i)
         terms["ssl"] = cfg.ssl_weight * (ssl_u + cfg.alpha * ssl_i)
         if self.proto_active:
             if self.user_centroids is None:
                 self.e_step()
             proto_u = proto_nce(center_u[u], self.user_centroids, self.user_cluster[u], tau,
-                                reduction="sum")
+                                reduction="sum", weight=n_u)
             proto_i = proto_nce(center_i[i], self.item_centroids, self.item_cluster[i], tau,
-                                reduction="sum")
+                                reduction="sum", weight=n_i)
             terms["proto"] = cfg.proto_weight * (proto_u + proto_i)
         else:
             terms["proto"] = users.new_zeros(())
