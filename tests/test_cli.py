@@ -188,6 +188,21 @@ def test_recommend_needs_one_of_user_and_all(sgl_run, tmp_path):
         assert needle in result.output and not (tmp_path / "x.csv").exists()
 
 
+def test_recommend_refuses_non_finite_scores(sgl_run, tmp_path, monkeypatch):
+    from ssgraphrec.methods.base import Method
+
+    def nan_scores(self):
+        items = self.embeddings()[1]
+        return lambda users: torch.full((users.numel(), items.size(0)), float("nan"))
+
+    monkeypatch.setattr(Method, "ranking_scores", nan_scores)
+    for args in (["--user", "u0"], ["--all", "--out", str(tmp_path / "x.csv")]):
+        result = CliRunner().invoke(main, ["recommend", str(sgl_run), *args])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), args
+        assert "scores are not finite" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_recommend_unknown_user(sgl_run):
     result = CliRunner().invoke(main, ["recommend", str(sgl_run), "--user", "nobody"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)

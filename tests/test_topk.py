@@ -5,6 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ssgraphrec.errors import SSGraphRecError
 from ssgraphrec.eval.ranking import check_finite_scores, dot_scores, evaluate_ranking
 from ssgraphrec.eval.topk import MIN_GROUP_SIZE, MIN_GROUPS_PER_KEPT, group_size, topk_rows
 
@@ -115,5 +116,5 @@ def test_finite_check_survives_a_float32_overflow_of_finite_scores():
     big = torch.full((4, 10), 3e38)
     assert check_finite_scores(big) is big
     big[2, 3] = float("nan")
-    with pytest.raises(Exception, match="not finite"):
+    with pytest.raises(SSGraphRecError, match="not finite"):
         check_finite_scores(big)

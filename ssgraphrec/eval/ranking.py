@@ -20,12 +20,13 @@ class DotScores:
     """Score function ``users -> [B, I]`` of dot-product embeddings.
 
     Without autograd, every call writes into one block owned by this object, sized
-    by the largest batch so far: a fresh ``[B, I]`` block for every batch costs as
-    much again as the product itself (the allocator returns large blocks to the
-    system, so each new one is page-faulted in; 27 against 54 ms for 1,024 users of
-    lastfm). A returned block is therefore valid until the next call; clone it to
-    keep it. The block is this object's own, so :func:`evaluate_ranking` may write
-    into it.
+    by the largest batch so far. A fresh ``[B, I]`` block per batch can cost as much
+    again as the product itself when the allocator has returned the memory to the
+    system and each new block is page-faulted in (54 against 27 ms for 1,024 users of
+    lastfm in a one-off timing); when the allocator keeps it, the difference is small
+    (23.8 against 22.6 ms per block in ``benchmarks/results/evaluation.json``). A
+    returned block is valid until the next call; clone it to keep it. The block is
+    this object's own, so :func:`evaluate_ranking` may write into it.
     """
 
     def __init__(self, user_emb: Tensor, item_emb: Tensor):

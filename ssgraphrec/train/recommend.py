@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from ..data.schema import INTERACTS, ITEM, USER, task_of, user_pointer
 from ..errors import SSGraphRecError
-from ..eval.ranking import gather_rows
+from ..eval.ranking import check_finite_scores, gather_rows
 from ..eval.topk import topk_rows
 from .run import Run
 from .tasks import auto_eval_batch_size
@@ -51,7 +51,8 @@ def _masked_top(run: Run, users: torch.Tensor, k: int) -> tuple[torch.Tensor, to
     """``[B, k]`` best items and scores of ``users``, their training, validation and hidden
     items left out (score ``-inf`` where a user has fewer than ``k`` items left)."""
     store = run.data[INTERACTS]
-    scores = run.method.ranking_scores()(users).float().clone()
+    # NaN would rank arbitrarily (and the exact top-K assumes none): one clear error instead.
+    scores = check_finite_scores(run.method.ranking_scores()(users).float(), "recommend").clone()
     known = [store.edge_index, store.val_edge_index]
     if "hidden_edge_index" in store:
         known.append(store.hidden_edge_index)
