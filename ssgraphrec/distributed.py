@@ -105,6 +105,14 @@ def shard_bounds(n: int, ctx: DistContext) -> tuple[int, int]:
     return lo, lo + base + (ctx.rank < extra)
 
 
+def shard_owner(ids: Tensor, n: int, world_size: int) -> Tensor:
+    """The rank whose :func:`shard_bounds` share of ``n`` rows holds each of ``ids``."""
+    base, extra = divmod(n, world_size)
+    big = base + 1   # the first ``extra`` ranks hold one row more
+    cut = extra * big
+    return torch.where(ids < cut, ids // big, extra + (ids - cut) // max(base, 1))
+
+
 def shard(x, ctx: DistContext):
     """This rank's contiguous share of the rows of a tensor or a tuple of tensors
     (a BPR batch): the identity on one process."""

@@ -8,6 +8,7 @@ epoch), so the whole file runs in seconds.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import sys
@@ -22,7 +23,14 @@ from ssgraphrec.bench import quality
 from ssgraphrec.bench.quality import QualitySpec, plan, run_quality
 from ssgraphrec.bench.references import Protocol, lookup, other_data
 from ssgraphrec.bench.speed import SpeedSpec, run_speed
-from ssgraphrec.bench.table import CellResult, aggregate, fmt_mean_std, markdown_table, mean_std
+from ssgraphrec.bench.table import (
+    CellResult,
+    aggregate,
+    csv_text,
+    fmt_mean_std,
+    markdown_table,
+    mean_std,
+)
 from ssgraphrec.cli import main
 from ssgraphrec.errors import ConfigError, SSGraphRecError
 from ssgraphrec.train import run_dir as rd
@@ -319,16 +327,73 @@ def test_plot_of_validation_curves(tmp_path):
     assert path is not None and path.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_session_data_is_refused_by_the_ranking_leaderboard(tmp_path):
+def test_session_data_is_planned_with_its_own_metrics(tmp_path):
     folder = tmp_path / "sessions"
     folder.mkdir()
     import pickle
 
     for name in ("train.txt", "test.txt"):
         (folder / name).write_bytes(pickle.dumps(([[1, 2], [2]], [3, 1]), protocol=3))
-    spec = QualitySpec(["mostpop"], [str(folder)], [1], 1, tmp_path / "q", {})
-    with pytest.raises(ConfigError, match="holds next_item data; the quality leaderboard"):
-        plan(spec)
+    (only,) = plan(QualitySpec(["mostpop"], [str(folder)], [1], 1, tmp_path / "q", {}))
+    assert only.kind == "next_item" and only.metrics == ("hit@20", "mrr@20")
+
+
+def test_aggregate_measures_each_kind_of_data_against_its_backbone():
+    seq = lambda method, seed, hit, ndcg: CellResult(  # noqa: E731
+        "seq", method, seed, "trained", {"hit@20": hit, "ndcg@20": ndcg})
+    cells = [seq("sasrec", 1, 0.10, 0.04), seq("sasrec", 2, 0.20, 0.05),
+             seq("cl4srec", 1, 0.12, 0.03), seq("cl4srec", 2, 0.20, 0.06),
+             seq("lightgcn", 1, 0.50, 0.50), seq("lightgcn", 2, 0.50, 0.50),
+             cell("lightgcn", 1, 0.10, 0.05), cell("sgl", 1, 0.11, 0.05)]
+    rows = {(r.dataset, r.method): r for r in
+            aggregate(cells, kinds={"seq": "sequential", "d": "ranking"})}
+    cl4 = rows["seq", "cl4srec"]
+    assert cl4.metrics == ("hit@20", "ndcg@20") and cl4.baseline == "sasrec"
+    # paired by seed against SASRec, not LightGCN: hit +20 % and 0 %; NDCG -25 % and +20 %
+    assert cl4.gain_mean["hit@20"] == pytest.approx(10.0)
+    assert cl4.gain_mean["ndcg@20"] == pytest.approx(-2.5)
+    assert not rows["seq", "sasrec"].gain_mean
+    assert rows["seq", "lightgcn"].gain_mean["hit@20"] == pytest.approx(275.0)  # 5x and 2.5x
+    assert rows["d", "sgl"].gain_mean["recall@20"] == pytest.approx(10.0)
+    assert rows["d", "sgl"].metrics == ("recall@20", "ndcg@20")
+    table, _ = markdown_table([r for r in rows.values() if r.dataset == "seq"])
+    assert "| test HR@20 | test NDCG@20 | HR@20 vs sasrec [95% CI] |" in table
+    text = csv_text(list(rows.values()), {})
+    lines = list(csv.DictReader(io.StringIO(text)))
+    by = {(r["dataset"], r["method"]): r for r in lines}
+    assert float(by["seq", "cl4srec"]["hit@20_gain_pct_mean"]) == pytest.approx(10.0)
+    assert by["seq", "cl4srec"]["recall@20_mean"] == "" and by["d", "sgl"]["hit@20_mean"] == ""
+
+
+def seq_folder(root: Path, users: int = 40) -> Path:
+    """An S3-Rec style folder: ``users`` sequences of 5-10 items over 30 items."""
+    folder = root / "seqs"
+    folder.mkdir()
+    gen = np.random.default_rng(0)
+    lines = [" ".join([str(u)] + [str(i) for i in gen.integers(1, 31, size=gen.integers(5, 11))])
+             for u in range(1, users + 1)]
+    (folder / "Toy.txt").write_text("\n".join(lines) + "\n")
+    (folder / "Toy_item2attributes.json").write_text(json.dumps({"1": [1]}))
+    return folder
+
+
+SEQ_SETTINGS = {"emb_dim": 8, "num_heads": 1, "num_layers": 1, "max_len": 10, "inner_size": 16,
+                "batch_size": 8}
+
+
+def test_quality_on_user_sequences_tables_hit_ratio_against_sasrec(tmp_path):
+    spec = QualitySpec(["sasrec", "cl4srec"], [str(seq_folder(tmp_path))], [1, 2], 1,
+                       tmp_path / "q", SEQ_SETTINGS, device="cpu")
+    report = run_quality(spec, log=lambda msg: None)
+    assert not report.failed, [c.error for c in report.failed]
+    test = {(c.method, c.seed): c.test for c in report.cells}
+    gains = [100 * (test["cl4srec", s]["hit@20"] / test["sasrec", s]["hit@20"] - 1) for s in (1, 2)]
+    saved = json.loads(report.json.read_text())
+    (row,) = [r for r in saved["rows"] if r["method"] == "cl4srec"]
+    assert row["gain_pct_mean"]["hit@20"] == pytest.approx(sum(gains) / 2)
+    assert saved["backbones"] == {str(spec.datasets[0]): "sasrec"}
+    md = report.markdown.read_text()
+    assert "HR@20 vs sasrec" in md and "Test HR@20 and NDCG@20" in md and "Recall@20" not in md
 
 
 def test_published_figures_are_read_from_the_cited_csv(tmp_path):
@@ -371,3 +436,15 @@ def test_bench_study_lists_runs_and_refuses_an_unknown_study():
     assert helped.exit_code == 0 and "ssgraphrec bench study remedies" in helped.output
     unknown = CliRunner().invoke(main, ["bench", "study", "nope"])
     assert unknown.exit_code == 1 and "unknown study 'nope'; studies: bigi," in unknown.output
+
+
+def test_speed_counts_the_batches_of_a_sequence_method(tmp_path):
+    """Sequence data has no user-item edges to count: the epoch's batches are the
+    method's own (one sample per user here), and the window scales by them."""
+    _, _, results = run_speed(SpeedSpec(["sasrec"], str(seq_folder(tmp_path)), epochs=1, steps=2,
+                                        eval_reps=1, device="cpu", overrides=SEQ_SETTINGS),
+                              tmp_path / "s", isolate=False, log=lambda msg: None)
+    (row,) = results["methods"]
+    assert "error" not in row, row.get("error")
+    assert row["batches_per_epoch"] == 40 // 8 and row["timed_batches"] == 2
+    assert row["epoch_s"] > 0

@@ -41,7 +41,9 @@ from ..train.run import train
 from ..tuning.tuned import resolve_run_config
 from .references import Protocol, metric_label, other_data
 from .table import (
+    BACKBONES,
     CURVE_METRIC,
+    KIND_METRICS,
     METRICS,
     CellResult,
     Row,
@@ -105,6 +107,12 @@ class Cell:
     state: str  # "done", "interrupted" or "new"
     params: dict[str, Any] = field(default_factory=dict)  # every method setting, resolved
     provenance: dict[str, Any] = field(default_factory=dict)  # results.json: config_source
+    kind: str = "ranking"  # the dataset's kind of data: its table's metrics and backbone
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The test metrics this cell's table shows (:data:`~.table.KIND_METRICS`)."""
+        return KIND_METRICS[self.kind]
 
 
 @dataclass
@@ -284,12 +292,13 @@ def plan(spec: QualitySpec) -> list[Cell]:
         raise ConfigError(f"--epochs must be >= 0, got {spec.epochs}")
     common, per = split_overrides(spec.overrides, spec.methods)
     root = Path(spec.data_root) if spec.data_root else None
+    kinds = {}
     for dataset in spec.datasets:
         _, ds, _ = resolve(dataset, root)  # an absent dataset fails now, not after hours of training
-        if ds.task != "ranking":
+        if ds.task not in KIND_METRICS:
             raise ConfigError(f"dataset {dataset!r} holds {ds.task} data; the quality leaderboard "
-                              "tables user-item Recall/NDCG@20 (train session methods with "
-                              "'ssgraphrec train', see docs/sessions.md)")
+                              f"tables {', '.join(KIND_METRICS)} data")
+        kinds[dataset] = ds.task
     cells = []
     for dataset in spec.datasets:
         for method in spec.methods:
@@ -298,7 +307,7 @@ def plan(spec: QualitySpec) -> list[Cell]:
                 _, provenance = cell_settings(spec, dataset, method, seed, common, per[method])
                 path = spec.out / "runs" / dataset_dirname(dataset) / method / f"seed{seed}"
                 cell = Cell(dataset, method, seed, cfg, path, cell_state(path), params,
-                            provenance)
+                            provenance, kinds[dataset])
                 if cell.state != "new":
                     check_saved_config(cell)
                 cells.append(cell)
@@ -350,7 +359,7 @@ def run_cell(cell: Cell, log: Callable[[str], None]) -> CellResult:
     result.results = results
     result.test = {k: float(v) for k, v in (results.get("test") or {}).items()
                    if isinstance(v, (int, float))}
-    missing = [m for m in METRICS if m not in result.test]
+    missing = [m for m in cell.metrics if m not in result.test]
     if missing:
         result.status, result.error = "failed", f"results.json lacks {', '.join(missing)}"
     result.curve = read_curve(cell.run_dir)
@@ -392,7 +401,7 @@ def run_quality(spec: QualitySpec, *, log: Callable[[str], None] = print,
         res = run_cell(cell, lambda msg, name=name: log(f"  {name} {msg}"))
         if res.ok:
             log(f"{name}: {res.status}; test " + " ".join(
-                f"{m} {res.test[m]:.4f}" for m in METRICS))
+                f"{m} {res.test[m]:.4f}" for m in cell.metrics))
         else:
             log(f"{name}: FAILED: {res.error}")
         results.append(res)
@@ -401,16 +410,21 @@ def run_quality(spec: QualitySpec, *, log: Callable[[str], None] = print,
     for w in warnings:
         log(f"warning: {w}")
     return write_report(spec, results, protocols, warnings, log=log, command=command,
-                        monitor=cells[0].cfg.monitor if cells else "ndcg@20")
+                        monitor=cells[0].cfg.monitor if cells else "ndcg@20",
+                        kinds={c.dataset: c.kind for c in cells})
 
 
 def write_report(spec: QualitySpec, results: list[CellResult], protocols: dict[str, Protocol],
                  warnings: list[str], *, log: Callable[[str], None] = print,
-                 command: str | None = None, monitor: str = "ndcg@20") -> QualityReport:
-    """Write the tables (and the plot) of ``results`` into ``spec.out``."""
-    rows = aggregate(results, METRICS, protocols)
+                 command: str | None = None, monitor: str = "ndcg@20",
+                 kinds: dict[str, str] | None = None) -> QualityReport:
+    """Write the tables (and the plot) of ``results`` into ``spec.out``; ``kinds``
+    (dataset -> kind of data) picks each dataset's metrics and backbone (user-item
+    ranking where absent)."""
+    kinds = {d: (kinds or {}).get(d, "ranking") for d in dict.fromkeys(c.dataset for c in results)}
+    rows = aggregate(results, METRICS, protocols, kinds=kinds)
     plot = plot_curves(results, spec.out / PLOT, log=log)
-    header = _header(spec, results, command, monitor)
+    header = _header(spec, results, command, monitor, kinds)
     md = markdown_report(rows, protocols=protocols, header=header,
                          other=other_data(spec.methods, spec.datasets),
                          warnings=warnings, failures=[c for c in results if not c.ok],
@@ -419,7 +433,9 @@ def write_report(spec: QualitySpec, results: list[CellResult], protocols: dict[s
     write_text(paths[0], md)
     write_text(paths[1], csv_text(rows, protocols))
     payload = {
-        "command": command, "header": header, "metrics": list(METRICS),
+        "command": command, "header": header,
+        "metrics": {d: list(KIND_METRICS[k]) for d, k in kinds.items()},
+        "backbones": {d: BACKBONES[k] for d, k in kinds.items()},
         "protocols": {d: p.describe() for d, p in protocols.items()},
         "rows": [_row_json(r) for r in rows],
         "cells": [{"dataset": c.dataset, "method": c.method, "seed": c.seed,
@@ -459,7 +475,7 @@ def _finite(x: Any) -> Any:
 
 
 def _header(spec: QualitySpec, results: Sequence[CellResult], command: str | None,
-            monitor: str) -> list[str]:
+            monitor: str, kinds: dict[str, str]) -> list[str]:
     ok = [c for c in results if c.ok]
     devices = sorted({str(c.results.get("device")) for c in ok if c.results.get("device")})
     backends = sorted({str(c.results.get("sparse_backend")) for c in ok
@@ -481,12 +497,13 @@ def _header(spec: QualitySpec, results: Sequence[CellResult], command: str | Non
         + ("; each method at its tuned configuration where the package ships one (--tuned)"
            if spec.tuned else "") + ".",
         "",
-        f"Test Recall@20 and NDCG@20 of the epoch with the best validation "
+        f"Test {_metrics_text(kinds)} of the epoch with the best validation "
         f"{metric_label(monitor)} (early stopping on it; the last epoch without a validation "
-        "split), full ranking over all items with the user's training and validation "
-        "items masked; mean ± sample standard deviation (n − 1) over seeds. For one dataset "
-        "and seed every method has the same split. `vs lightgcn`: relative gain over "
-        "LightGCN, paired by seed, with its 95 % t-interval over seeds; (better) / (worse): "
+        "split), full ranking over all items (user-item data: the user's training and "
+        "validation items masked); mean ± sample standard deviation (n − 1) over seeds. For "
+        "one dataset and seed every method has the same split. `vs <backbone>`: relative "
+        f"gain over {_backbones_text(kinds)}, paired by seed, with its 95 % t-interval over "
+        "seeds; (better) / (worse): "
         "the interval excludes zero. `settings`: tuned (the package's tuned file for the "
         "dataset), paper (the paper's defaults), paper + remedies (with the small-data "
         "remedies of docs/tuning.md) or user (--set). Published figures are "
@@ -500,6 +517,23 @@ def _header(spec: QualitySpec, results: Sequence[CellResult], command: str | Non
         f"`{spec.out / 'runs'}`.",
     ]
     return lines
+
+
+def _metrics_text(kinds: dict[str, str]) -> str:
+    """``Recall@20 and NDCG@20`` (one kind of data) or the metrics of each kind."""
+    groups = {k: " and ".join(metric_label(m) for m in KIND_METRICS[k])
+              for k in dict.fromkeys(kinds.values())} or {"ranking": "Recall@20 and NDCG@20"}
+    if len(groups) == 1:
+        return next(iter(groups.values()))
+    return "; ".join(f"{text} ({kind} data)" for kind, text in groups.items())
+
+
+def _backbones_text(kinds: dict[str, str]) -> str:
+    """``lightgcn`` or, with several kinds of data, each kind's backbone."""
+    groups = {k: BACKBONES[k] for k in dict.fromkeys(kinds.values())} or {"ranking": "lightgcn"}
+    if len(set(groups.values())) == 1:
+        return next(iter(groups.values()))
+    return ", ".join(f"{b} on {kind} data" for kind, b in groups.items())
 
 
 def _fmt_overrides(overrides: dict[str, Any]) -> str:

@@ -144,8 +144,7 @@ def measure(method: str, spec: SpeedSpec, settings: dict[str, Any] | None = None
             trainer.evaluate("test")
             _sync(device)
             evals.append(time.perf_counter() - w0)
-    batches = -(-int(run.data["user", "interacts", "item"].edge_index.size(1))
-                // run.method.cfg.batch_size) if run.method.trainable else 0
+    batches = trainer.epoch_batches if run.method.trainable else 0
     timed = min(spec.steps, batches) if spec.steps else batches
     per_epoch = batches / timed if timed else 1.0
     hook = [statistics.median(t[i] for t in hook_s[1:]) if len(hook_s) > 1 else 0.0

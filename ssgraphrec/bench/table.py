@@ -18,12 +18,20 @@ from typing import Any
 
 from .references import Match, Protocol, Reference, lookup, metric_label
 
-#: The metrics of the quality table, all on the test split.
+#: The metrics of the quality table of user-item data, all on the test split.
 METRICS: tuple[str, ...] = ("recall@20", "ndcg@20")
 #: The validation metric plotted per epoch.
 CURVE_METRIC = "ndcg@20"
 #: Relative gains are reported against this method when it is benchmarked too.
 BASELINE = "lightgcn"
+#: The test metrics tabled for each kind of data (``DatasetSpec.task``): user-item
+#: ranking; user sequences, leave-one-out (hit ratio = recall with one held-out item);
+#: session samples with next-item labels (P@20 and MRR@20 of the session papers).
+KIND_METRICS: dict[str, tuple[str, ...]] = {
+    "ranking": METRICS, "sequential": ("hit@20", "ndcg@20"), "next_item": ("hit@20", "mrr@20")}
+#: The backbone each kind's self-supervised methods are measured against: LightGCN for
+#: the graph methods, SASRec for CL4SRec (the encoder it adds its contrastive term to).
+BACKBONES: dict[str, str] = {"ranking": BASELINE, "sequential": "sasrec", "next_item": "sasrec"}
 
 
 @dataclass
@@ -77,6 +85,10 @@ class Row:
     best_epoch: float = math.nan
     train_s_per_epoch: float = math.nan
     references: dict[str, list[Match]] = field(default_factory=dict)
+    #: the test metrics of the row's table (its dataset's kind, :data:`KIND_METRICS`)
+    metrics: tuple[str, ...] = METRICS
+    #: the method the gains are relative to (:data:`BACKBONES`)
+    baseline: str = BASELINE
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -105,8 +117,8 @@ def t_interval(values: Sequence[float]) -> float:
 
 
 def aggregate(cells: Iterable[CellResult], metrics: Sequence[str] = METRICS,
-              protocols: dict[str, Protocol] | None = None, baseline: str = BASELINE
-              ) -> list[Row]:
+              protocols: dict[str, Protocol] | None = None, baseline: str = BASELINE,
+              kinds: dict[str, str] | None = None) -> list[Row]:
     """One :class:`Row` per (dataset, method), in the order cells first name them.
 
     Means and standard deviations are over the seeds whose cell succeeded.
@@ -114,6 +126,9 @@ def aggregate(cells: Iterable[CellResult], metrics: Sequence[str] = METRICS,
     seed (the same seed means the same split): mean and sample std over seeds of
     ``100 * (ours / baseline - 1)``. With ``protocols`` (dataset -> our
     protocol), each row carries the published figures for each metric.
+    ``kinds`` (dataset -> kind of data) gives a dataset its kind's metrics and
+    backbone (:data:`KIND_METRICS`, :data:`BACKBONES`) instead of ``metrics`` and
+    ``baseline``.
     """
     cells = list(cells)
     groups: dict[tuple[str, str], list[CellResult]] = {}
@@ -121,12 +136,15 @@ def aggregate(cells: Iterable[CellResult], metrics: Sequence[str] = METRICS,
         groups.setdefault((cell.dataset, cell.method), []).append(cell)
     rows = []
     for (dataset, method), group in groups.items():
+        kind = (kinds or {}).get(dataset)
+        table_metrics = KIND_METRICS[kind] if kind else tuple(metrics)
         ok = sorted((c for c in group if c.ok), key=lambda c: c.seed)
-        values = {m: [float(c.test[m]) for c in ok if m in c.test] for m in metrics}
+        values = {m: [float(c.test[m]) for c in ok if m in c.test] for m in table_metrics}
         row = Row(dataset, method, [c.seed for c in ok],
                   sorted(c.seed for c in group if not c.ok), values,
                   {m: mean_std(v)[0] for m, v in values.items()},
-                  {m: mean_std(v)[1] for m, v in values.items()})
+                  {m: mean_std(v)[1] for m, v in values.items()},
+                  metrics=table_metrics, baseline=BACKBONES[kind] if kind else baseline)
         sources = sorted({_source_label(c.results) for c in ok} - {""})
         row.config_source = "/".join(sources)
         row.epochs_trained = _mean(c.results.get("epochs_trained") for c in ok)
@@ -134,17 +152,18 @@ def aggregate(cells: Iterable[CellResult], metrics: Sequence[str] = METRICS,
         row.train_s_per_epoch = _mean(c.results.get("timing", {}).get("train_s_per_epoch")
                                       for c in ok if c.results.get("epochs_trained"))
         if protocols is not None and dataset in protocols:
-            row.references = {m: lookup(method, dataset, m, protocols[dataset]) for m in metrics}
+            row.references = {m: lookup(method, dataset, m, protocols[dataset])
+                              for m in table_metrics}
         rows.append(row)
     by_key = {(r.dataset, r.method): r for r in rows}
-    base_cells = {(c.dataset, c.seed): c for c in cells if c.method == baseline and c.ok}
+    base_cells = {(c.dataset, c.method, c.seed): c for c in cells if c.ok}
     for row in rows:
-        if row.method == baseline or (row.dataset, baseline) not in by_key:
+        if row.method == row.baseline or (row.dataset, row.baseline) not in by_key:
             continue
-        for m in metrics:
+        for m in row.metrics:
             gains = []
             for seed, value in zip(row.seeds, row.values[m], strict=False):
-                base = base_cells.get((row.dataset, seed))
+                base = base_cells.get((row.dataset, row.baseline, seed))
                 if base is not None and base.test.get(m):
                     gains.append(100.0 * (value / float(base.test[m]) - 1.0))
             if gains:
@@ -245,9 +264,12 @@ def _published_cell(matches: list[Match], notes: _Footnotes) -> str:
     return "; ".join(parts) if parts else "–"
 
 
-def markdown_table(rows: Sequence[Row], metrics: Sequence[str] = METRICS,
-                   baseline: str = BASELINE) -> tuple[str, list[str]]:
-    """The Markdown table of ``rows`` (one dataset) and its footnotes."""
+def markdown_table(rows: Sequence[Row], metrics: Sequence[str] | None = None,
+                   baseline: str | None = None) -> tuple[str, list[str]]:
+    """The Markdown table of ``rows`` (one dataset) and its footnotes; the metrics and
+    the baseline are the rows' own unless given."""
+    metrics = tuple(metrics) if metrics is not None else (rows[0].metrics if rows else METRICS)
+    baseline = baseline or (rows[0].baseline if rows else BASELINE)
     notes = _Footnotes()
     labels = [metric_label(m) for m in metrics]
     has_gain = any(r.gain_mean for r in rows)
@@ -276,7 +298,7 @@ def markdown_table(rows: Sequence[Row], metrics: Sequence[str] = METRICS,
 def markdown_report(rows: Sequence[Row], *, protocols: dict[str, Protocol],
                     header: Sequence[str], other: Sequence[Reference] = (),
                     warnings: Sequence[str] = (), failures: Sequence[CellResult] = (),
-                    plot: str | None = None, metrics: Sequence[str] = METRICS) -> str:
+                    plot: str | None = None, metrics: Sequence[str] | None = None) -> str:
     """The whole ``quality.md``: header lines, one table per dataset, references, failures."""
     out = ["# Quality leaderboard", "", *header, ""]
     datasets = list(dict.fromkeys(r.dataset for r in rows))
@@ -308,11 +330,15 @@ def markdown_report(rows: Sequence[Row], *, protocols: dict[str, Protocol],
 
 # ---------------------------------------------------------------- CSV
 def csv_text(rows: Sequence[Row], protocols: dict[str, Protocol],
-             metrics: Sequence[str] = METRICS) -> str:
+             metrics: Sequence[str] | None = None) -> str:
     """One CSV line per (dataset, method); published figures beside each metric.
 
-    Several published figures for one metric are joined with `` | ``.
+    Several published figures for one metric are joined with `` | ``. The columns
+    are ``metrics``, by default every row's metrics in order of appearance (a row
+    without one leaves its columns empty).
     """
+    if metrics is None:
+        metrics = list(dict.fromkeys(m for r in rows for m in r.metrics)) or list(METRICS)
     fields = ["dataset", "method", "config_source", "protocol", "seeds", "failed_seeds"]
     for m in metrics:
         fields += [f"{m}_mean", f"{m}_std", f"{m}_values", f"{m}_gain_pct_mean",
@@ -334,6 +360,8 @@ def csv_text(rows: Sequence[Row], protocols: dict[str, Protocol],
             "train_s_per_epoch_mean": _csv_num(r.train_s_per_epoch),
         }
         for m in metrics:
+            if m not in r.metrics:
+                continue
             matches = r.references.get(m, [])
             line |= {
                 f"{m}_mean": _csv_num(r.mean[m]), f"{m}_std": _csv_num(r.std[m]),

@@ -3,9 +3,11 @@ machine's memory, as a working prototype (docs/distributed.md).
 
 Each rank holds ``1/N`` of the embedding rows (:class:`RowShardedEmbedding`) and
 their Adam moments, and propagates only its batch's sampled neighbourhood
-(:func:`sample_subgraph`), fetching those rows from their owners. The graph itself
-is still on every rank (its CSR arrays; partitioning it is the next step, as
-``torch_geometric.distributed`` does). One rank's loss is its share of the global
+(:func:`sample_subgraph`), fetching those rows from their owners. With
+``shard_graph`` the graph is split the same way (:class:`RowShardedGraph`): a rank
+holds the adjacency rows of the nodes whose embeddings it owns, and the sampler asks
+the owners for their nodes' neighbours, so nothing that grows with the graph is
+replicated. One rank's loss is its share of the global
 batch's BPR sum divided by the global batch size, so that the gradients the owners
 receive add up to those of the one-process mean.
 """
@@ -17,6 +19,7 @@ from torch import Tensor, nn
 
 from ..distributed import SINGLE, DistContext
 from ..losses import bpr_loss, l2_regularization
+from .graph_store import ReplicatedGraph, RowShardedGraph
 from .sampled_propagation import propagate_subgraph, sample_subgraph
 from .sharded_table import RowShardedEmbedding
 
@@ -32,17 +35,20 @@ class ShardedSampledLightGCN(nn.Module):
         fanouts: neighbours drawn per node at each hop (``-1``: all; length
             ``num_layers``).
         ctx: the ranks; generator: seeds the table (identical on every rank).
+        shard_graph: keep only this rank's adjacency rows (:class:`RowShardedGraph`)
+            instead of the whole CSR (:class:`ReplicatedGraph`).
     """
 
     def __init__(self, crow: Tensor, col: Tensor, num_users: int, num_items: int, *,
                  emb_dim: int = 64, num_layers: int = 3, reg: float = 1e-4,
                  fanouts: list[int] | None = None, ctx: DistContext = SINGLE,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, shard_graph: bool = False):
         super().__init__()
         fanouts = [-1] * num_layers if fanouts is None else list(fanouts)
         if len(fanouts) != num_layers:
             raise ValueError(f"fanouts needs one entry per layer ({num_layers}), got {fanouts}")
-        self.crow, self.col = crow, col
+        self.graph = RowShardedGraph.from_csr(crow, col, ctx) if shard_graph \
+            else ReplicatedGraph(crow, col)
         self.num_users, self.num_layers, self.reg, self.fanouts = num_users, num_layers, reg, fanouts
         self.table = RowShardedEmbedding(num_users + num_items, emb_dim, ctx, generator=generator)
         #: nodes of the last step's sampled neighbourhood
@@ -53,7 +59,7 @@ class ShardedSampledLightGCN(nn.Module):
         """This rank's share of the global batch's BPR + L2 (item ids from 0)."""
         wanted = torch.cat([users, pos + self.num_users, neg + self.num_users])
         seeds, slot = torch.unique(wanted, return_inverse=True)
-        graph = sample_subgraph(self.crow, self.col, seeds, self.fanouts, generator)
+        graph = sample_subgraph(self.graph, seeds, self.fanouts, generator)
         self.last_subgraph_nodes = graph.nodes.numel()
         ego = self.table(graph.nodes)
         final = propagate_subgraph(ego, graph, self.num_layers)

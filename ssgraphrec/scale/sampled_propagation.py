@@ -5,7 +5,8 @@ over the ``L``-hop neighbourhood of its seed nodes (the batch's users and items)
 with at most ``fanouts[h]`` neighbours drawn per node at hop ``h``, as GraphSAGE
 (Hamilton et al., NeurIPS 2017) and PyG's ``NeighborLoader`` do. PyG's sampler
 needs ``pyg-lib`` or ``torch-sparse``, which have no wheels for the torch this
-package runs on, so the sampling is written here on the graph's CSR arrays.
+package runs on, so the sampling is written here on the graph's CSR arrays, held
+whole on every rank or row-sharded over the ranks (:mod:`~ssgraphrec.scale.graph_store`).
 
 The edge weights are LightGCN's (He et al., SIGIR 2020, Eq. 7),
 :math:`1/\sqrt{d_i d_j}` with the full graph's degrees; a node that keeps ``f`` of
@@ -22,6 +23,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .graph_store import ReplicatedGraph, RowShardedGraph
+
+GraphStore = ReplicatedGraph | RowShardedGraph
+
 
 @dataclass
 class Subgraph:
@@ -37,61 +42,35 @@ class Subgraph:
     num_seeds: int
 
 
-def _edges_of(crow: Tensor, frontier: Tensor) -> tuple[Tensor, Tensor]:
-    """(segment, position in ``col``) of every edge of the ``frontier`` nodes."""
-    start, degree = crow[frontier], crow[frontier + 1] - crow[frontier]
-    segment = torch.repeat_interleave(torch.arange(frontier.numel()), degree)
-    offsets = torch.cumsum(degree, 0) - degree
-    position = start[segment] + torch.arange(segment.numel()) - offsets[segment]
-    return segment, position
-
-
-def _keep(segment: Tensor, degree: Tensor, fanout: int,
-          generator: torch.Generator | None) -> Tensor:
-    """Which edges to keep: all when ``fanout < 0``, else ``fanout`` uniform draws
-    without replacement per segment (random keys, the lowest ``fanout`` of each)."""
-    if fanout < 0:
-        return torch.ones_like(segment, dtype=torch.bool)
-    keys = torch.rand(segment.numel(), generator=generator, dtype=torch.float64)
-    order = torch.argsort(segment.double() + keys)          # by segment, then by key
-    offsets = torch.cumsum(degree, 0) - degree
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(order.numel())
-    return (rank - offsets[segment]) < fanout
-
-
-def sample_subgraph(crow: Tensor, col: Tensor, seeds: Tensor, fanouts: list[int],
+def sample_subgraph(graph: GraphStore, seeds: Tensor, fanouts: list[int],
                     generator: torch.Generator | None = None) -> Subgraph:
     """The ``len(fanouts)``-hop sampled neighbourhood of ``seeds`` (distinct global ids)
-    in the symmetric graph of CSR ``crow``, ``col``."""
-    degree_all = (crow[1:] - crow[:-1]).to(torch.float32)
+    in ``graph`` (:class:`~ssgraphrec.scale.ReplicatedGraph`, or this rank's
+    :class:`~ssgraphrec.scale.RowShardedGraph`: then every rank calls this together)."""
     nodes, frontier = seeds, seeds
     targets, sources, scales = [], [], []
-    for fanout in fanouts:
-        if frontier.numel() == 0:
-            break
-        segment, position = _edges_of(crow, frontier)
-        degree = crow[frontier + 1] - crow[frontier]
-        kept = _keep(segment, degree, fanout, generator)
-        segment, position = segment[kept], position[kept]
+    for fanout in fanouts:   # no early exit: a sharded graph's hops are collectives
+        segment, neighbours, degree = graph.sample(frontier, fanout, generator)
         taken = torch.bincount(segment, minlength=frontier.numel()).clamp_min(1)
         targets.append(frontier[segment])
-        sources.append(col[position])
+        sources.append(neighbours)
         scales.append((degree.to(torch.float32) / taken)[segment])
-        unique = torch.unique(sources[-1])
+        unique = torch.unique(neighbours)
         new = unique[~torch.isin(unique, nodes)]
         nodes, frontier = torch.cat([nodes, new]), new
     target = torch.cat(targets) if targets else seeds.new_empty(0)
     source = torch.cat(sources) if sources else seeds.new_empty(0)
     scale = torch.cat(scales) if scales else torch.empty(0)
-    weight = scale / torch.sqrt(degree_all[target] * degree_all[source])
     order = torch.argsort(nodes)
     ordered = nodes[order]
 
     def local(ids: Tensor) -> Tensor:
         return order[torch.searchsorted(ordered, ids)]
 
-    return Subgraph(nodes, local(source), local(target), weight, seeds.numel())
+    source, target = local(source), local(target)
+    degree = graph.degrees(nodes).to(torch.float32)
+    weight = scale / torch.sqrt(degree[target] * degree[source])
+    return Subgraph(nodes, source, target, weight, seeds.numel())
 
 
 def propagate_subgraph(ego: Tensor, graph: Subgraph, num_layers: int) -> Tensor:

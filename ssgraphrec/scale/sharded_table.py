@@ -22,10 +22,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ..distributed import SINGLE, DistContext, shard_bounds
+from ..distributed import SINGLE, DistContext, shard_bounds, shard_owner
 
 
-def _exchange(send: Tensor, send_counts: list[int], recv_counts: list[int]) -> Tensor:
+def exchange(send: Tensor, send_counts: list[int], recv_counts: list[int]) -> Tensor:
     """``all_to_all_single`` of the rows of ``send`` (grouped by destination rank)."""
     out = send.new_empty((sum(recv_counts), *send.shape[1:]))
     dist.all_to_all_single(out, send.contiguous(), recv_counts, send_counts)
@@ -38,11 +38,11 @@ class _ShardedLookup(torch.autograd.Function):
         owner = table.owner(ids)
         order = torch.argsort(owner, stable=True)
         send_counts = torch.bincount(owner, minlength=table.ctx.world_size)
-        recv_counts = _exchange(send_counts, [1] * table.ctx.world_size,
+        recv_counts = exchange(send_counts, [1] * table.ctx.world_size,
                                 [1] * table.ctx.world_size)
         send_counts, recv_counts = send_counts.tolist(), recv_counts.tolist()
-        asked = _exchange(ids[order], send_counts, recv_counts) - table.lo
-        rows = _exchange(weight[asked], recv_counts, send_counts)
+        asked = exchange(ids[order], send_counts, recv_counts) - table.lo
+        rows = exchange(weight[asked], recv_counts, send_counts)
         out = torch.empty_like(rows)
         out[order] = rows
         ctx.save_for_backward(order, asked)
@@ -56,7 +56,7 @@ class _ShardedLookup(torch.autograd.Function):
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         order, asked = ctx.saved_tensors
         send_counts, recv_counts = ctx.counts
-        arrived = _exchange(grad[order], send_counts, recv_counts)
+        arrived = exchange(grad[order], send_counts, recv_counts)
         grad_weight = grad.new_zeros((ctx.shard_rows, grad.size(1)))
         grad_weight.index_add_(0, asked, arrived)
         return None, grad_weight, None
@@ -84,8 +84,6 @@ class RowShardedEmbedding(nn.Module):
         super().__init__()
         self.num_rows, self.dim, self.ctx = num_rows, dim, ctx
         self.lo, self.hi = shard_bounds(num_rows, ctx)
-        base, extra = divmod(num_rows, ctx.world_size)
-        self._base, self._extra = base, extra
         full = torch.empty(num_rows, dim)
         if init_std > 0:
             full.normal_(0.0, init_std, generator=generator)
@@ -97,10 +95,7 @@ class RowShardedEmbedding(nn.Module):
 
     def owner(self, ids: Tensor) -> Tensor:
         """The rank that holds each id's row."""
-        big = self._base + 1   # the first ``extra`` ranks hold one row more
-        cut = self._extra * big
-        return torch.where(ids < cut, ids // big,
-                           self._extra + (ids - cut) // max(self._base, 1))
+        return shard_owner(ids, self.num_rows, self.ctx.world_size)
 
     def forward(self, ids: Tensor) -> Tensor:
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_rows):

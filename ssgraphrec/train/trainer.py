@@ -154,6 +154,9 @@ class Trainer:
         self.resumed_joint = False
         self.epoch_times: list[float] = []
         self.pretrain_times: list[float] = []
+        #: batches of the last epoch :meth:`train_epoch` started (all of it, not only
+        #: the ``max_steps`` it ran); ``ssgraphrec bench speed`` scales its window by it
+        self.epoch_batches = 0
         #: optimizer steps of joint (fine-tuning) training so far; drives ``ssl_warmup``
         self.step = 0
         #: validation metrics of the best epoch of this process (empty after a resume)
@@ -289,6 +292,7 @@ class Trainer:
             method.on_epoch_start(epoch)
             batches, n = self.task.batches(method, self.generator)
             total = self.epochs
+        self.epoch_batches = n
         totals: dict[str, float] = {}
         bar = tqdm(batches, total=n, desc=f"{'pre-train ' if pretrain else ''}epoch "
                    f"{epoch + 1}/{total}", disable=not self.progress, leave=False,

@@ -3,15 +3,17 @@
 Spawns ``--ranks`` processes (gloo, one thread each) on a synthetic graph scaled
 up (power-law item popularity), trains ``--steps`` steps of
 :class:`ssgraphrec.scale.ShardedSampledLightGCN` with Adam, and reports per rank:
-the rows it holds and their bytes with Adam's two moments, its peak RSS, the
-bytes its lookups sent per step (the backward pass sends as many gradient bytes
-as rows arrived), the sampled neighbourhood's nodes per step and the seconds per
-step; beside the memory one process would need for the whole tables.
+the rows it holds and their bytes with Adam's two moments, the graph's CSR bytes it
+holds (all of it, or with ``--shard-graph`` its own rows), its peak RSS, the bytes
+its lookups sent per step (the backward pass sends as many gradient bytes as rows
+arrived) and its sampler sent (sharded graph), the sampled neighbourhood's nodes
+per step and the seconds per step; beside the memory one process would need for
+the whole tables.
 
 Usage::
 
     python benchmarks/sharded_prototype.py --users 200000 --items 100000 --per-user 20 \\
-        --ranks 2 --fanouts 10,5
+        --ranks 2 --fanouts 10,5 [--shard-graph]
 
 Results go to ``benchmarks/results/sharded-prototype.json`` (``--out``).
 """
@@ -64,15 +66,18 @@ def _rank(rank: int, world: int, port: int, args, results) -> None:
     fanouts = [int(f) for f in args.fanouts.split(",")]
     model = ShardedSampledLightGCN(crow, col, args.users, args.items, emb_dim=args.dim,
                                    num_layers=len(fanouts), fanouts=fanouts, ctx=ctx,
-                                   generator=torch.Generator().manual_seed(args.seed))
+                                   generator=torch.Generator().manual_seed(args.seed),
+                                   shard_graph=args.shard_graph)
+    whole_csr_mib = (crow.numel() + col.numel()) * 8 / 2**20
+    del crow, col  # a sharded graph keeps copies of this rank's rows only
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(args.seed + 1 + rank)
-    steps, nodes, sent = [], [], []
+    steps, nodes, sent, sampled = [], [], [], []
     for _ in range(args.steps + 1):
         pick = torch.randint(0, user.numel(), (args.batch,), generator=g)
         neg = torch.randint(0, args.items, (args.batch,), generator=g)
         batch = (user[pick], item[pick], neg)
-        before = model.table.sent_bytes
+        before, before_graph = model.table.sent_bytes, model.graph.sent_bytes
         t0 = time.perf_counter()
         loss = model.loss(*(shard(t, ctx) for t in batch), args.batch, g)
         optimizer.zero_grad()
@@ -81,12 +86,15 @@ def _rank(rank: int, world: int, port: int, args, results) -> None:
         steps.append(time.perf_counter() - t0)
         nodes.append(model.last_subgraph_nodes)
         sent.append(model.table.sent_bytes - before)
+        sampled.append(model.graph.sent_bytes - before_graph)
     shard_rows = model.table.weight.size(0)
     results[rank] = {
         "rank": rank, "rows": shard_rows,
         "table_and_adam_mib": round(3 * shard_rows * args.dim * 4 / 2**20, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "graph_csr_mib": round((crow.numel() + col.numel()) * 8 / 2**20, 1),
+        "graph_csr_mib": round(model.graph.nbytes / 2**20, 1),
+        "whole_graph_csr_mib": round(whole_csr_mib, 1),
+        "sampling_sent_mib_per_step": round(statistics.median(sampled[1:]) / 2**20, 2),
         "step_s": round(statistics.median(steps[1:]), 4),
         "subgraph_nodes_per_step": int(statistics.median(nodes[1:])),
         "lookup_sent_mib_per_step": round(statistics.median(sent[1:]) / 2**20, 2),
@@ -108,6 +116,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shard-graph", action="store_true",
+                        help="each rank keeps only its own adjacency rows (RowShardedGraph)")
     parser.add_argument("--out", default=str(RESULTS / "sharded-prototype.json"))
     args = parser.parse_args()
     with socket.socket() as s:
