@@ -48,6 +48,7 @@ from ssgraphrec.nn import (
 )
 from ssgraphrec.nn.kmeans import has_faiss
 from ssgraphrec.sparse import (
+    Adjacency,
     BipartiteGraph,
     bipartite_adjacency,
     view_adjacency,
@@ -186,32 +187,41 @@ def test_encoder_perturbs_propagated_layers_only_and_keeps_its_default():
 
 def test_xsimgcl_propagates_once_per_batch_and_simgcl_as_its_streams_say(small_data, batch,
                                                                            monkeypatch):
-    calls = []   # (columns, with autograd) of each product
-    propagate = lightgcn_module.propagate
+    """The sparse products of one training step, forward and backward: (columns,
+    transposed) of each call of the adjacency's kernel."""
+    calls = []
+    matmul, matmul_add = Adjacency.matmul, Adjacency.matmul_add
 
-    def counted(adj, x):
-        calls.append((x.size(1), torch.is_grad_enabled()))
-        return propagate(adj, x)
+    def counted(self, x, transpose=False):
+        calls.append((x.size(1), transpose))
+        return matmul(self, x, transpose)
 
-    monkeypatch.setattr(lightgcn_module, "propagate", counted)
-    monkeypatch.setattr(simgcl_module, "propagate", counted)
+    def counted_add(self, x, add, transpose=False):
+        calls.append((x.size(1), transpose))
+        return matmul_add(self, x, add, transpose)
+
+    monkeypatch.setattr(Adjacency, "matmul", counted)
+    monkeypatch.setattr(Adjacency, "matmul_add", counted_add)
+
+    def step(method) -> list[tuple[int, bool]]:
+        calls.clear()
+        sum(method.loss(batch).values()).backward()
+        return sorted(calls)
+
+    # the adjacency is symmetric, so a backward product is the same kernel (transpose=True)
+    forward, backward = (16, False), (16, True)
     x = XSimGCL(small_data, XSimGCLConfig(emb_dim=16), backend="torch", generator=gen())
-    x.loss(batch)
-    assert calls == [(16, True)] * x.cfg.num_layers == [(16, True)] * 3
-    calls.clear()
+    assert step(x) == [forward] * 3 + [backward] * 3
+    # the default: one clean encoder with gradients, K - 1 offset products per noised view
     s = SimGCL(small_data, SimGCLConfig(emb_dim=16), backend="torch", generator=gen())
-    s.loss(batch)  # the default: the clean encoder with autograd, K - 1 offset products per view
-    assert calls == [(16, True)] * 3 + [(16, False)] * 2 * 2
-    calls.clear()
+    assert s.cfg.num_layers == 3
+    assert step(s) == [forward] * (3 + 2 * 2) + [backward] * 3
     s = SimGCL(small_data, SimGCLConfig(emb_dim=16, streams="separate"), backend="torch",
                generator=gen())
-    s.loss(batch)  # three propagations with autograd
-    assert calls == [(16, True)] * 3 * 3
-    calls.clear()
+    assert step(s) == [forward] * 9 + [backward] * 9   # three encoders with gradients
     s = SimGCL(small_data, SimGCLConfig(emb_dim=16, streams="fused"), backend="torch",
                generator=gen())
-    s.loss(batch)  # fused: one product per layer over the three streams side by side
-    assert calls == [(48, True)] * s.cfg.num_layers
+    assert step(s) == [(48, False)] * 3 + [(48, True)] * 3   # the streams side by side
 
 
 @pytest.mark.parametrize("streams", ["shared", "fused"])
@@ -403,9 +413,9 @@ def test_ncl_loss_terms_follow_the_authors_code_and_the_warm_up(small_data, batc
 def test_ncl_propagates_to_the_contrasted_hop_but_averages_num_layers(small_data, batch,
                                                                       monkeypatch):
     calls = []
-    propagate = lightgcn_module.propagate
-    monkeypatch.setattr(lightgcn_module, "propagate",
-                        lambda adj, x: calls.append(adj) or propagate(adj, x))
+    matmul = Adjacency.matmul
+    monkeypatch.setattr(Adjacency, "matmul",
+                        lambda adj, x, transpose=False: calls.append(adj) or matmul(adj, x, transpose))
     ncl = NCL(small_data, NCLConfig(emb_dim=8, num_layers=1, hyper_layers=2), backend="torch",
               generator=gen())
     ncl.loss(batch)

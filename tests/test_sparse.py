@@ -6,9 +6,11 @@ from dense_reference import normalized_adjacency_reference
 
 from ssgraphrec.errors import ConfigError
 from ssgraphrec.sparse import (
+    Adjacency,
     BipartiteGraph,
     has_torch_sparse,
     propagate,
+    propagate_mean,
     resolve_backend,
 )
 
@@ -134,3 +136,68 @@ def test_lightgcn_encoder_is_the_layer_mean_of_dense_propagation():
     ones = torch.ones(16, 1)
     grad = (ones + dense @ ones + dense @ dense @ ones + dense @ dense @ dense @ ones) / 4
     assert torch.allclose(enc.user_emb.grad, grad[:7].expand(7, 4), atol=1e-5)
+
+
+def _layer_by_layer(adjs, x, skip_ego):
+    """The reference the fused mean replaces: one autograd product per layer, then the mean."""
+    layers = [x]
+    for adj in adjs:
+        layers.append(propagate(adj, layers[-1]))
+    layers = layers[1:] if skip_ego else layers
+    total = layers[0]
+    for h in layers[1:]:
+        total = total + h
+    return total / len(layers)
+
+
+def _nonsymmetric(seed):
+    g = torch.Generator().manual_seed(seed)
+    dense = torch.rand(6, 6, generator=g) * (torch.rand(6, 6, generator=g) < 0.4)
+    csr = dense.to_sparse_csr()
+    return Adjacency(csr.crow_indices(), csr.col_indices(), csr.values(), 6, symmetric=False)
+
+
+@pytest.mark.parametrize("skip_ego", [False, True])
+@pytest.mark.parametrize("case", ["one graph", "a graph per layer", "not symmetric", "one layer"])
+def test_propagate_mean_equals_the_layer_by_layer_mean_and_its_gradient(case, skip_ego):
+    if case == "not symmetric":
+        adjs = [_nonsymmetric(s) for s in (1, 2, 3)]            # also a different one per layer
+    elif case == "a graph per layer":
+        adjs = [BipartiteGraph(random_bipartite(seed=s), 7, 9).normalized_adjacency()
+                for s in (6, 7, 8)]
+    else:
+        adjs = [BipartiteGraph(random_bipartite(seed=6), 7, 9).normalized_adjacency()] * 3
+    if case == "one layer":
+        adjs = adjs[:1]
+    n = adjs[0].size
+    x = torch.randn(n, 5, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    up = torch.randn(n, 5)
+    arg = adjs[0] if case in ("one graph", "one layer") else tuple(adjs)
+    y = propagate_mean(arg, x, len(adjs), skip_ego)
+    y_ref = _layer_by_layer(adjs, x_ref, skip_ego)
+    assert torch.equal(y, y_ref)                       # the same sums in the same order
+    (y * up).sum().backward()
+    (y_ref * up).sum().backward()
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-6)
+    assert not torch.allclose(x.grad, up / 4, atol=1e-3)   # the products reached the gradient
+    with torch.no_grad():
+        assert torch.equal(propagate_mean(arg, x, len(adjs), skip_ego), y_ref)
+
+
+def test_propagate_mean_keeps_the_layers_without_gradient_and_checks_its_input():
+    adj = BipartiteGraph(random_bipartite(seed=9), 7, 9).normalized_adjacency()
+    x = torch.randn(16, 3, requires_grad=True)
+    mean, *layers = propagate_mean(adj, x, 2, keep_layers=True)
+    h1 = propagate(adj, x)
+    assert torch.equal(layers[0], h1.detach()) and torch.equal(layers[1], propagate(adj, h1).detach())
+    assert all(not h.requires_grad for h in layers) and mean.requires_grad
+    mean.sum().backward()                              # the mean alone carries the gradient
+    assert x.grad is not None
+    assert torch.equal(propagate_mean(adj, x, 0), x)    # no layer: the embeddings themselves
+    with pytest.raises(ValueError, match="no layers to average"):
+        propagate_mean(adj, x, 0, skip_ego=True)
+    with pytest.raises(ValueError, match="2 adjacencies for 3 layers"):
+        propagate_mean((adj, adj), x, 3)
+    with pytest.raises(ValueError, match=r"x must have shape \[16, d\]"):
+        propagate_mean(adj, torch.randn(15, 3), 2)

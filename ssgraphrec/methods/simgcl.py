@@ -11,7 +11,7 @@ from torch_geometric.data import HeteroData
 from ..errors import ConfigError
 from ..losses import info_nce
 from ..nn.perturb import UniformNoise, check_eps, noise_of_draw
-from ..sparse import propagate
+from ..sparse import propagate, propagate_mean
 from ..tuning.space import Choice, Float
 from .base import BPRBatch, register_method
 from .lightgcn import LightGCN, LightGCNConfig
@@ -118,8 +118,9 @@ class SimGCL(LightGCN):
     def final(self, perturbed: bool = False) -> tuple[Tensor, Tensor]:
         """(user, item) mean over the layers (1..K with ``skip_ego``), optionally noised."""
         enc = self.encoder
-        return enc.readout(enc.layers(self.adj, perturb=self.noise if perturbed else None),
-                           skip_ego=self.cfg.skip_ego)
+        if not perturbed:
+            return enc.mean(self.adj, skip_ego=self.cfg.skip_ego)
+        return enc.readout(enc.layers(self.adj, perturb=self.noise), skip_ego=self.cfg.skip_ego)
 
     def final_streams(self) -> list[tuple[Tensor, Tensor]]:
         """The clean and the two noised (user, item) final embeddings of one batch,
@@ -135,13 +136,16 @@ class SimGCL(LightGCN):
         """One clean propagation with gradients; each noised encoder is the clean one
         plus offsets propagated without autograd (``streams="shared"``)."""
         enc = self.encoder
-        layers = enc.layers(self.adj)
-        clean = enc.readout(layers, skip_ego=self.cfg.skip_ego)
+        ego = enc.ego()
+        mean, *propagated = propagate_mean(self.adj, ego, enc.num_layers, self.cfg.skip_ego,
+                                           keep_layers=True)
+        layers = [ego.detach(), *propagated]       # no gradient flows through these
+        clean = enc.split(mean)
         streams = [clean]
         averaged = len(layers) - 1 if self.cfg.skip_ego else len(layers)  # D(0) = 0
         for _ in range(2):
             with torch.no_grad():
-                shift = self._noise_offsets([h.detach() for h in layers]).div_(averaged)
+                shift = self._noise_offsets(layers).div_(averaged)
             shift_u, shift_i = enc.split(shift)
             streams.append((clean[0] + shift_u, clean[1] + shift_i))
         return streams

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..sparse import Adjacency, propagate
+from ..sparse import Adjacency, propagate, propagate_mean
 
 
 class LightGCNEncoder(nn.Module):
@@ -100,7 +100,15 @@ class LightGCNEncoder(nn.Module):
 
     def forward(self, adj: Adjacency | Sequence[Adjacency]) -> tuple[Tensor, Tensor]:
         """Final (user, item) embeddings: the mean over layers 0..K."""
-        return self.readout(self.layers(adj))
+        return self.mean(adj)
+
+    def mean(self, adj: Adjacency | Sequence[Adjacency], skip_ego: bool = False
+             ) -> tuple[Tensor, Tensor]:
+        """``readout(layers(adj), skip_ego)`` (no perturbation) in one pass that saves no
+        layer for the backward pass (:func:`~ssgraphrec.sparse.propagate_mean`): the same
+        embeddings, and the same gradients up to the order of the sums."""
+        adjs = tuple(adj)[: self.num_layers] if isinstance(adj, Sequence) else adj
+        return self.split(propagate_mean(adjs, self.ego(), self.num_layers, skip_ego))
 
     def readout(self, layers: Sequence[Tensor], skip_ego: bool = False) -> tuple[Tensor, Tensor]:
         r"""(user, item) mean of ``layers``; ``skip_ego`` averages layers 1..K only.

@@ -26,10 +26,11 @@ from .kernels import (
     adjacency_from_edges,
     has_torch_sparse,
     propagate,
+    propagate_mean,
     resolve_backend,
     segment_pointer,
 )
 
 __all__ = ["BACKENDS", "Adjacency", "BipartiteGraph", "adjacency_from_edges",
            "bipartite_adjacency", "bipartite_row_normalized", "has_torch_sparse", "propagate",
-           "resolve_backend", "segment_pointer", "sparse_product", "view_adjacency"]
+           "propagate_mean", "resolve_backend", "segment_pointer", "sparse_product", "view_adjacency"]
