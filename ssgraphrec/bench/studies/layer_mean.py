@@ -1,0 +1,127 @@
+"""LightGCN's layer mean in one autograd node against the layer-by-layer path, per training step.
+
+:func:`ssgraphrec.sparse.propagate_mean` computes the mean over a LightGCN
+encoder's layers without saving any layer, and backpropagates by Horner's rule,
+one ``addmm`` per layer. The path it replaced propagated layer by layer with one
+autograd node per product and let autograd sum the layers. For each method this
+builds one model and times windows of ``--steps`` training steps
+(``Trainer.train_epoch``), alternating the two paths window by window in the
+same process, so that a busy machine slows both alike; it reports the median
+milliseconds per step of each. The layer-by-layer path is
+:meth:`~ssgraphrec.nn.LightGCNEncoder.readout` of
+:meth:`~ssgraphrec.nn.LightGCNEncoder.layers`; SimGCL's clean encoder is
+switched by the same means (its noised encoders do not change).
+
+Usage::
+
+    SSGRAPHREC_DATA=../shared/data python benchmarks/layer_mean.py \\
+        --methods lightgcn,sgl,simgcl --dataset lastfm-80-20 --threads 1
+
+Results go to ``benchmarks/results/layer-mean.json`` (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import statistics
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from ...config import RunConfig, apply
+from ...methods import simgcl as simgcl_module
+from ...nn.lightgcn import LightGCNEncoder
+from ...sparse import propagate
+from ...train.run import build
+from ...train.trainer import Trainer
+from . import RESULTS, write_result
+
+
+def _layer_by_layer_mean(self, adj, skip_ego: bool = False):
+    return self.readout(self.layers(adj), skip_ego=skip_ego)
+
+
+def _layer_by_layer_propagate_mean(adj, x, num_layers, skip_ego=False, keep_layers=False):
+    """``propagate_mean`` computed layer by layer (for SimGCL's clean encoder)."""
+    layers = [x]
+    for _ in range(num_layers):
+        layers.append(propagate(adj, layers[-1]))
+    used = layers[1:] if skip_ego else layers
+    total = used[0]
+    for h in used[1:]:
+        total = total + h
+    total = total / len(used)
+    return (total, *(h.detach() for h in layers[1:])) if keep_layers else total
+
+
+@contextmanager
+def layer_by_layer():
+    """Run LightGCN encoders (and SimGCL's clean encoder) layer by layer."""
+    saved = LightGCNEncoder.mean, simgcl_module.propagate_mean
+    LightGCNEncoder.mean = _layer_by_layer_mean
+    simgcl_module.propagate_mean = _layer_by_layer_propagate_mean
+    try:
+        yield
+    finally:
+        LightGCNEncoder.mean, simgcl_module.propagate_mean = saved
+
+
+def time_method(method: str, dataset: str, steps: int, reps: int, settings: dict) -> dict:
+    cfg = RunConfig(method=method, dataset=dataset, val_ratio=0.0, seed=2020)
+    apply(cfg, settings)
+    run = build(cfg)
+    trainer = Trainer(run.method, run.data, Path(tempfile.mkdtemp()), epochs=reps + 2,
+                      generator=run.generator, progress=False, log=lambda msg: None)
+    trainer.train_epoch(0, max_steps=steps)      # warm-up
+    times: dict[str, list[float]] = {"layer_by_layer": [], "propagate_mean": []}
+    for rep in range(reps):
+        for name in times:
+            with layer_by_layer() if name == "layer_by_layer" else _nothing():
+                t0 = time.perf_counter()
+                trainer.train_epoch(rep + 1, max_steps=steps)
+                times[name].append((time.perf_counter() - t0) / steps)
+    ms = {name: round(1e3 * statistics.median(t), 2) for name, t in times.items()}
+    return {**{f"{name}_ms_per_step": v for name, v in ms.items()},
+            "ratio": round(ms["propagate_mean"] / ms["layer_by_layer"], 3),
+            "all_ms_per_step": {name: [round(1e3 * x, 2) for x in t] for name, t in times.items()}}
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="lightgcn,sgl,simgcl")
+    parser.add_argument("--dataset", default="lastfm-80-20")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=10, help="training steps per timed window")
+    parser.add_argument("--reps", type=int, default=12, help="windows per path, alternated")
+    parser.add_argument("--set", action="append", default=["batch_size=2048", "num_layers=3"],
+                        help="KEY=VALUE for every method (default: batch 2048, 3 layers)")
+    parser.add_argument("--out", default=str(RESULTS / "layer-mean.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    settings = {k: json.loads(v) if v[:1].isdigit() else v
+                for k, _, v in (s.partition("=") for s in args.set)}
+    out = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+           "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "dataset": args.dataset, "settings": settings, "steps": args.steps, "reps": args.reps,
+           "methods": {}}
+    for method in args.methods.split(","):
+        out["methods"][method] = time_method(method, args.dataset, args.steps, args.reps, settings)
+        row = out["methods"][method]
+        print(f"{method}: {row['layer_by_layer_ms_per_step']} -> {row['propagate_mean_ms_per_step']} "
+              f"ms/step ({row['ratio']}x)", flush=True)
+    write_result(Path(args.out), out)
+    print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
