@@ -20,6 +20,9 @@ from click.testing import CliRunner
 from dense_reference import normalized_adjacency_reference
 
 import ssgraphrec.nn.lightgcn as lightgcn_module
+
+# the layer-by-layer propagation the methods ran before propagate_mean (the reference)
+from ssgraphrec.bench.studies.layer_mean import layer_by_layer_propagate_mean
 from ssgraphrec.cli import main
 from ssgraphrec.data import INTERACTS, SyntheticConfig, build_dataset, interaction_data, make_synthetic
 from ssgraphrec.errors import ConfigError
@@ -29,6 +32,8 @@ from ssgraphrec.methods import (
     METHODS,
     NCL,
     SGL,
+    LightGCN,
+    LightGCNConfig,
     NCLConfig,
     SGLConfig,
     SimGCL,
@@ -60,6 +65,8 @@ from ssgraphrec.transforms.graph_diffusion import with_embeddings
 # the module, not the function of the same name that ssgraphrec.losses exports
 proto_nce_module = importlib.import_module("ssgraphrec.losses.proto_nce")
 simgcl_module = importlib.import_module("ssgraphrec.methods.simgcl")
+xsimgcl_module = importlib.import_module("ssgraphrec.methods.xsimgcl")
+ncl_module = importlib.import_module("ssgraphrec.methods.ncl")
 SMALL = SyntheticConfig(num_users=600, num_items=400, num_communities=6, mean_interactions=25,
                         social=False)
 
@@ -222,6 +229,55 @@ def test_xsimgcl_propagates_once_per_batch_and_simgcl_as_its_streams_say(small_d
     s = SimGCL(small_data, SimGCLConfig(emb_dim=16, streams="fused"), backend="torch",
                generator=gen())
     assert step(s) == [(48, False)] * 3 + [(48, True)] * 3   # the streams side by side
+
+
+@pytest.mark.parametrize("name", ["xsimgcl", "ncl", "ncl, neighbour layer inside the mean",
+                                  "simgcl", "sgl", "lightgcn"])
+def test_methods_on_propagate_mean_equal_the_layer_by_layer_path(small_data, batch, monkeypatch,
+                                                                 name):
+    """Loss terms and every gradient of one step equal those of the layer-by-layer
+    encoders (the same noise draws: the generator is consumed in the same order)."""
+    make = {
+        "xsimgcl": lambda: XSimGCL(small_data, XSimGCLConfig(emb_dim=16, layer_cl=2),
+                                   backend="torch", generator=gen(3)),
+        "ncl": lambda: NCL(small_data, NCLConfig(emb_dim=16, num_layers=1, hyper_layers=1,
+                                                 num_clusters=5, warm_up_epochs=0),
+                           backend="torch", generator=gen(3)),
+        "ncl, neighbour layer inside the mean": lambda: NCL(
+            small_data, NCLConfig(emb_dim=16, num_layers=3, hyper_layers=1, num_clusters=5),
+            backend="torch", generator=gen(3)),
+        "simgcl": lambda: SimGCL(small_data, SimGCLConfig(emb_dim=16), backend="torch",
+                                 generator=gen(3)),
+        "sgl": lambda: SGL(small_data, SGLConfig(emb_dim=16), backend="torch", generator=gen(3)),
+        "lightgcn": lambda: LightGCN(small_data, LightGCNConfig(emb_dim=16), backend="torch",
+                                     generator=gen(3)),
+    }[name]
+
+    def step(reference: bool):
+        torch.manual_seed(7)                        # the same initial embeddings
+        method = make()
+        if reference:
+            for module in (simgcl_module, xsimgcl_module, ncl_module):
+                monkeypatch.setattr(module, "propagate_mean", layer_by_layer_propagate_mean)
+            monkeypatch.setattr(lightgcn_module.LightGCNEncoder, "mean",
+                                lambda enc, adj, skip_ego=False: enc.readout(enc.layers(adj),
+                                                                             skip_ego))
+        if hasattr(method, "on_epoch_start"):
+            method.on_epoch_start(0)
+        terms = method.loss(batch)
+        sum(terms.values()).backward()
+        monkeypatch.undo()
+        return ({k: float(v.detach()) for k, v in terms.items()},
+                {k: p.grad.clone() for k, p in method.named_parameters() if p.grad is not None})
+
+    terms, grads = step(reference=False)
+    ref_terms, ref_grads = step(reference=True)
+    assert terms.keys() == ref_terms.keys() and grads.keys() == ref_grads.keys() and grads
+    for k, v in terms.items():
+        assert v == pytest.approx(ref_terms[k], rel=1e-5, abs=1e-7), k
+    for k, g in grads.items():
+        assert torch.allclose(g, ref_grads[k], rtol=1e-4, atol=1e-6), k
+    assert any(float(g.abs().max()) > 0 for g in grads.values())
 
 
 @pytest.mark.parametrize("streams", ["shared", "fused"])

@@ -201,3 +201,35 @@ def test_propagate_mean_keeps_the_layers_without_gradient_and_checks_its_input()
         propagate_mean((adj, adj), x, 3)
     with pytest.raises(ValueError, match=r"x must have shape \[16, d\]"):
         propagate_mean(adj, torch.randn(15, 3), 2)
+
+
+def test_propagate_mean_taps_perturbs_and_averages_fewer_layers_as_layer_by_layer():
+    """XSimGCL's and NCL's uses: a tapped layer with its own gradient, an offset added
+    after each product (no gradient through it), a mean over the first layers only."""
+    adj = BipartiteGraph(random_bipartite(seed=10), 7, 9).normalized_adjacency()
+    offset = torch.randn(16, 4)
+
+    def perturb(h):                                   # an offset that depends on h's signs
+        return h + torch.sign(h) * offset
+
+    x = torch.randn(16, 4, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    up, up_tap = torch.randn(16, 4), torch.randn(16, 4)
+    mean, tap = propagate_mean(adj, x, 3, taps=(3,), perturb=perturb, mean_layers=1)
+    layers = [x_ref]
+    for _ in range(3):
+        layers.append(perturb(propagate(adj, layers[-1])))
+    ref_mean, ref_tap = (layers[0] + layers[1]) / 2, layers[3]
+    assert torch.equal(mean, ref_mean) and torch.equal(tap, ref_tap)
+    ((mean * up).sum() + (tap * up_tap).sum()).backward()
+    ((ref_mean * up).sum() + (ref_tap * up_tap).sum()).backward()
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-6)
+    x.grad = None
+    (tap * up_tap).sum().backward()                   # only the tap used: no mean gradient
+    dense = adj.to_dense()
+    assert torch.allclose(x.grad, dense @ dense @ dense @ up_tap, atol=1e-5)
+    for kwargs, message in [({"taps": (0,)}, r"taps must lie in 1\.\.3"),
+                            ({"mean_layers": 4}, r"mean_layers must lie in 0\.\.3"),
+                            ({"taps": (1,), "keep_layers": True}, "do not combine")]:
+        with pytest.raises(ValueError, match=message):
+            propagate_mean(adj, x, 3, **kwargs)

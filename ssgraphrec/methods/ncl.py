@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from ..losses import proto_nce
 from ..losses.proto_nce import unique_rows
 from ..nn.kmeans import kmeans, resolve_kmeans_backend
+from ..sparse import propagate_mean
 from ..tuning.space import Choice, Float, Int
 from .base import BPRBatch, register_method
 from .lightgcn import LightGCN, LightGCNConfig
@@ -153,14 +154,18 @@ class NCL(LightGCN):
         cfg = self.cfg
         enc = self.encoder
         hop = 2 * cfg.hyper_layers
-        layers = enc.layers(self.adj, num_layers=max(cfg.num_layers, hop))
-        users, items = enc.readout(layers[: cfg.num_layers + 1])
+        ego = enc.ego()
+        # LightGCN's mean over layers 0..K and the contrasted layer 2 * hyper_layers (which
+        # may lie deeper), in one autograd node
+        mean, neighbours = propagate_mean(self.adj, ego, max(cfg.num_layers, hop), taps=(hop,),
+                                          mean_layers=cfg.num_layers)
+        users, items = enc.split(mean)
         terms = self.rec_loss(batch, users, items)
         # Each distinct node once, weighted by its repeats in the batch: the same sums as
         # one row per interaction, without recomputing a row's all-candidate softmax.
         (u, n_u), (i, n_i) = unique_rows(batch.users), unique_rows(batch.pos_items)
-        center_u, center_i = enc.split(layers[0])
-        context_u, context_i = enc.split(layers[hop])
+        center_u, center_i = enc.split(ego)
+        context_u, context_i = enc.split(neighbours)
         tau = cfg.temperature
         ssl_u = proto_nce(context_u[u], center_u, u, tau, reduction="sum", weight=n_u)
         ssl_i = proto_nce(context_i[i], center_i, i, tau, reduction="sum", weight=n_i)

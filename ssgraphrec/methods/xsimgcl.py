@@ -10,6 +10,7 @@ from torch_geometric.data import HeteroData
 
 from ..errors import ConfigError
 from ..losses import info_nce
+from ..sparse import propagate_mean
 from .base import BPRBatch, register_method
 from .simgcl import SimGCL, SimGCLConfig
 
@@ -65,10 +66,12 @@ class XSimGCL(SimGCL):
 
     def loss(self, batch: BPRBatch) -> dict[str, Tensor]:
         enc = self.encoder
-        layers = enc.layers(self.adj, perturb=self.noise)
-        users, items = enc.readout(layers, skip_ego=self.cfg.skip_ego)
+        # the noised encoder's mean and its layer l*, in one autograd node
+        mean, contrasted = propagate_mean(self.adj, enc.ego(), enc.num_layers, self.cfg.skip_ego,
+                                          taps=(self.cfg.layer_cl,), perturb=self.noise)
+        users, items = enc.split(mean)
         terms = self.rec_loss(batch, users, items)
-        cl_users, cl_items = enc.split(layers[self.cfg.layer_cl])
+        cl_users, cl_items = enc.split(contrasted)
         u = torch.unique(batch.users)
         i = torch.unique(batch.pos_items)
         tau = self.cfg.temperature

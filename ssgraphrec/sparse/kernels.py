@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -161,60 +162,97 @@ class _SparseMatmul(torch.autograd.Function):
 
 
 class _LayerMean(torch.autograd.Function):
-    r"""The mean of :math:`\mathbf{E}^{(0..K)}`, :math:`\mathbf{E}^{(k)} =
-    \mathbf{A}_k \mathbf{E}^{(k-1)}` (or of layers ``1..K``), without saving a layer.
+    r"""The mean of layers ``first..last`` of :math:`\mathbf{E}^{(k)} = \mathbf{A}_k
+    \mathbf{E}^{(k-1)} (+ \Delta^{(k)})`, and any layers tapped, without saving a layer.
 
-    The map is linear in :math:`\mathbf{E}^{(0)}`, so its backward pass needs the
-    matrices only: :math:`\nabla \mathbf{E}^{(0)} = \frac{1}{n}\sum_k
-    \mathbf{A}_1^\top \cdots \mathbf{A}_k^\top \mathbf{G}`, evaluated by Horner's rule
-    from the last layer, :math:`\mathbf{V} \leftarrow \mathbf{G} + \mathbf{A}_k^\top
-    \mathbf{V}`, one ``addmm`` per layer. The forward pass accumulates the layers in
-    place, in the order of :meth:`~ssgraphrec.nn.LightGCNEncoder.readout`, so its
-    output is bit-for-bit the layer-by-layer one.
+    The map is linear in :math:`\mathbf{E}^{(0)}` (a perturbation :math:`\Delta^{(k)}`
+    is an offset without gradient, as SimGCL's noise), so the backward pass needs the
+    matrices only. With :math:`\mathbf{G}` the mean's gradient divided by the number
+    of layers averaged and :math:`\mathbf{T}_k` a tapped layer's gradient,
+    :math:`\nabla \mathbf{E}^{(0)}` is Horner's rule from the last layer,
+    :math:`\mathbf{V} \leftarrow \mathbf{A}_{k}^\top \mathbf{V} + [\text{layer } k - 1
+    \text{ averaged}]\,\mathbf{G} + \mathbf{T}_{k-1}`, one ``addmm`` per layer. The
+    forward pass accumulates the layers in place, in the order of
+    :meth:`~ssgraphrec.nn.LightGCNEncoder.readout`, so the mean is bit-for-bit the
+    layer-by-layer one.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, adjs: tuple[Adjacency, ...], skip_ego: bool,  # type: ignore[override]
+    def forward(ctx, x: Tensor, adjs: tuple[Adjacency, ...], first: int,  # type: ignore[override]
+                last: int, taps: tuple[int, ...], perturb: Callable[[Tensor], Tensor] | None,
                 keep_layers: bool):
-        ctx.adjs, ctx.skip_ego = adjs, skip_ego
-        ctx.count = len(adjs) + (0 if skip_ego else 1)
-        total = None if skip_ego else x.clone()
-        h, layers = x, [x.detach()]
-        for adj in adjs:
+        ctx.adjs, ctx.first, ctx.last, ctx.taps = adjs, first, last, taps
+        ctx.count = last - first + 1
+        total = x.clone() if first == 0 else None
+        h, layers = x, [x]
+        for k, adj in enumerate(adjs, 1):
             h = adj.matmul(h)
+            if perturb is not None:
+                h = perturb(h)
             layers.append(h)
-            total = h.clone() if total is None else total.add_(h)
+            if first <= k <= last:
+                total = h.clone() if total is None else total.add_(h)
         if total is None:
             raise ValueError("layer mean: no layers to average (skip_ego needs at least one layer)")
         total.div_(ctx.count)
-        if not keep_layers:
-            return total
-        ctx.mark_non_differentiable(*layers[1:])
-        return (total, *layers[1:])
+        extra = [layers[t] for t in taps]
+        if keep_layers:
+            extra = layers[1:]
+            ctx.mark_non_differentiable(*extra)
+        return (total, *extra) if extra else total
 
     @staticmethod
-    def backward(ctx, grad: Tensor, *unused: Tensor):  # type: ignore[override]
-        g = grad.contiguous()
-        v = g
-        for k in reversed(range(len(ctx.adjs))):   # adjs[k] made layer k + 1
-            adj = ctx.adjs[k]
-            v = adj.matmul_add(v, g, transpose=True) if (k > 0 or not ctx.skip_ego) \
-                else adj.matmul(v, transpose=True)
-        return (v.div_(ctx.count) if v is not g else v / ctx.count), None, None, None
+    def backward(ctx, grad: Tensor, *grads: Tensor | None):  # type: ignore[override]
+        mean_grad = grad.contiguous() / ctx.count if grad is not None else None
+        tap_grads = dict.fromkeys(ctx.taps)
+        for t, g in zip(ctx.taps, grads, strict=False):
+            if g is not None:
+                tap_grads[t] = g.contiguous() if tap_grads[t] is None else tap_grads[t] + g
+
+        def added_at(k: int) -> Tensor | None:
+            terms = [t for t in (mean_grad if ctx.first <= k <= ctx.last else None,
+                                 tap_grads.get(k)) if t is not None]
+            return terms[0] if len(terms) == 1 else (terms[0] + terms[1] if terms else None)
+
+        v = added_at(len(ctx.adjs))
+        for k in range(len(ctx.adjs), 0, -1):     # adjs[k - 1] made layer k
+            add = added_at(k - 1)
+            if v is None:
+                v = add
+            elif add is None:
+                v = ctx.adjs[k - 1].matmul(v, transpose=True)
+            else:
+                v = ctx.adjs[k - 1].matmul_add(v, add, transpose=True)
+        return v, None, None, None, None, None, None
 
 
 def propagate_mean(adj: Adjacency | tuple[Adjacency, ...], x: Tensor, num_layers: int,
-                   skip_ego: bool = False, keep_layers: bool = False):
+                   skip_ego: bool = False, keep_layers: bool = False, *,
+                   taps: tuple[int, ...] = (), perturb: Callable[[Tensor], Tensor] | None = None,
+                   mean_layers: int | None = None):
     r"""LightGCN's readout (He et al., SIGIR 2020, Eq. 8) of ``num_layers`` products:
     the mean of :math:`\mathbf{E}^{(0)} = x, \mathbf{E}^{(k)} = \mathbf{A}
     \mathbf{E}^{(k-1)}` over ``k = 0..K`` (``1..K`` with ``skip_ego``), differentiable
     with respect to ``x`` and with the gradient of the layer-by-layer mean.
 
-    ``adj`` may hold one adjacency per layer. No layer is saved for the backward pass
-    (:class:`_LayerMean`), which is about a quarter faster than
-    :func:`propagate` per layer plus the mean on lastfm-80-20 (one CPU thread).
-    ``keep_layers`` also returns ``E^(1..K)``, detached (no gradient flows through
-    them): ``(mean, E1, ..., EK)``.
+    No layer is saved for the backward pass (:class:`_LayerMean`), which is about a
+    fifth faster per LightGCN step than :func:`propagate` per layer plus the mean
+    (``python benchmarks/layer_mean.py``).
+
+    Args:
+        adj: the adjacency, or one per layer.
+        x: :math:`\mathbf{E}^{(0)}`, ``[N, d]``.
+        num_layers: products to take, ``K``.
+        skip_ego: average layers ``1..K`` (SimGCL, XSimGCL).
+        keep_layers: also return ``E^(1..K)``, detached: ``(mean, E1, ..., EK)``.
+        taps: layers in ``1..K`` also returned, with gradient: ``(mean, E_t, ...)``
+            (XSimGCL's contrasted layer, NCL's neighbour layer). Layer 0 is ``x``.
+        perturb: applied to each product before it feeds the next,
+            :math:`\mathbf{E}^{(k)} = \mathrm{perturb}(\mathbf{A}\mathbf{E}^{(k-1)})`; it
+            must add an offset without gradient (SimGCL's noise, whose gradient is the
+            identity), since the backward pass treats it so.
+        mean_layers: average layers up to this one only (default ``K``; NCL
+            propagates past its mean to reach its contrasted hop).
     """
     adjs = tuple(adj) if isinstance(adj, (tuple, list)) else (adj,) * num_layers
     if len(adjs) != num_layers:
@@ -222,9 +260,19 @@ def propagate_mean(adj: Adjacency | tuple[Adjacency, ...], x: Tensor, num_layers
     if x.dim() != 2 or any(x.size(0) != a.size for a in adjs):
         raise ValueError(f"propagate_mean: x must have shape [{adjs[0].size if adjs else '?'}, d], "
                          f"got {tuple(x.shape)}")
+    last = num_layers if mean_layers is None else mean_layers
+    if not 0 <= last <= num_layers:
+        raise ValueError(f"propagate_mean: mean_layers must lie in 0..{num_layers}, got {last}")
+    taps = tuple(taps)
+    if any(not 1 <= t <= num_layers for t in taps):
+        raise ValueError(f"propagate_mean: taps must lie in 1..{num_layers}, got {taps}")
+    if taps and keep_layers:
+        raise ValueError("propagate_mean: taps and keep_layers do not combine")
+    args = (x, adjs, 1 if skip_ego else 0, last, taps, perturb, keep_layers)
     if torch.is_grad_enabled() and x.requires_grad:
-        return _LayerMean.apply(x, adjs, skip_ego, keep_layers)
-    return _LayerMean.forward(_NoCtx(), x, adjs, skip_ego, keep_layers)
+        return _LayerMean.apply(*args)
+    with torch.no_grad():
+        return _LayerMean.forward(_NoCtx(), *args)
 
 
 class _NoCtx:

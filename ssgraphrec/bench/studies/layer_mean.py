@@ -9,13 +9,14 @@ builds one model and times windows of ``--steps`` training steps
 same process, so that a busy machine slows both alike; it reports the median
 milliseconds per step of each. The layer-by-layer path is
 :meth:`~ssgraphrec.nn.LightGCNEncoder.readout` of
-:meth:`~ssgraphrec.nn.LightGCNEncoder.layers`; SimGCL's clean encoder is
-switched by the same means (its noised encoders do not change).
+:meth:`~ssgraphrec.nn.LightGCNEncoder.layers`, and the same for the propagations
+SimGCL (its clean encoder), XSimGCL (the noised mean and layer l*) and NCL (the
+mean and the neighbour layer) run themselves.
 
 Usage::
 
     SSGRAPHREC_DATA=../shared/data python benchmarks/layer_mean.py \\
-        --methods lightgcn,sgl,simgcl --dataset lastfm-80-20 --threads 1
+        --methods lightgcn,sgl,simgcl,xsimgcl,ncl --dataset lastfm-80-20 --threads 1
 
 Results go to ``benchmarks/results/layer-mean.json`` (``--out``).
 """
@@ -34,7 +35,9 @@ from pathlib import Path
 import torch
 
 from ...config import RunConfig, apply
+from ...methods import ncl as ncl_module
 from ...methods import simgcl as simgcl_module
+from ...methods import xsimgcl as xsimgcl_module
 from ...nn.lightgcn import LightGCNEncoder
 from ...sparse import propagate
 from ...train.run import build
@@ -46,29 +49,41 @@ def _layer_by_layer_mean(self, adj, skip_ego: bool = False):
     return self.readout(self.layers(adj), skip_ego=skip_ego)
 
 
-def _layer_by_layer_propagate_mean(adj, x, num_layers, skip_ego=False, keep_layers=False):
-    """``propagate_mean`` computed layer by layer (for SimGCL's clean encoder)."""
+def layer_by_layer_propagate_mean(adj, x, num_layers, skip_ego=False, keep_layers=False, *,
+                                   taps=(), perturb=None, mean_layers=None):
+    """``propagate_mean`` computed layer by layer, as the methods did before it."""
     layers = [x]
     for _ in range(num_layers):
-        layers.append(propagate(adj, layers[-1]))
-    used = layers[1:] if skip_ego else layers
+        h = propagate(adj, layers[-1])
+        layers.append(perturb(h) if perturb is not None else h)
+    last = num_layers if mean_layers is None else mean_layers
+    used = layers[(1 if skip_ego else 0): last + 1]
     total = used[0]
     for h in used[1:]:
         total = total + h
     total = total / len(used)
-    return (total, *(h.detach() for h in layers[1:])) if keep_layers else total
+    if keep_layers:
+        return (total, *(h.detach() for h in layers[1:]))
+    return (total, *(layers[t] for t in taps)) if taps else total
+
+
+#: the method modules that call propagate_mean themselves
+_CALLERS = (simgcl_module, xsimgcl_module, ncl_module)
 
 
 @contextmanager
 def layer_by_layer():
-    """Run LightGCN encoders (and SimGCL's clean encoder) layer by layer."""
-    saved = LightGCNEncoder.mean, simgcl_module.propagate_mean
+    """Run LightGCN encoders and the methods' own propagations layer by layer."""
+    saved = LightGCNEncoder.mean, [m.propagate_mean for m in _CALLERS]
     LightGCNEncoder.mean = _layer_by_layer_mean
-    simgcl_module.propagate_mean = _layer_by_layer_propagate_mean
+    for module in _CALLERS:
+        module.propagate_mean = layer_by_layer_propagate_mean
     try:
         yield
     finally:
-        LightGCNEncoder.mean, simgcl_module.propagate_mean = saved
+        LightGCNEncoder.mean = saved[0]
+        for module, fn in zip(_CALLERS, saved[1], strict=True):
+            module.propagate_mean = fn
 
 
 def time_method(method: str, dataset: str, steps: int, reps: int, settings: dict) -> dict:
@@ -98,7 +113,7 @@ def _nothing():
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default="lightgcn,sgl,simgcl")
+    parser.add_argument("--methods", default="lightgcn,sgl,simgcl,xsimgcl,ncl")
     parser.add_argument("--dataset", default="lastfm-80-20")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=10, help="training steps per timed window")
