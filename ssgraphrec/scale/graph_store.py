@@ -94,6 +94,7 @@ class ReplicatedGraph:
         return torch.repeat_interleave(torch.arange(frontier.numel()), taken), neighbours, degree
 
     def degrees(self, ids: Tensor) -> Tensor:
+        """Each id's degree."""
         return self.crow[ids + 1] - self.crow[ids]
 
 
@@ -169,8 +170,6 @@ class RowShardedGraph:
         per_rank = [int(chunk.sum()) for chunk in taken.split(recv_counts)]
         arrived = [int(chunk[:, 0].sum()) for chunk in answer.split(send_counts)]
         neighbours = self._reply(neighbours, per_rank, arrived)
-        kept = torch.empty_like(frontier)
-        kept[order] = answer[:, 0]
         frontier_degree = torch.empty_like(frontier)
         frontier_degree[order] = answer[:, 1]
         # ``neighbours`` come grouped by frontier node in the order ``order``
