@@ -13,7 +13,6 @@ from ..errors import ConfigError
 from ..losses import proto_nce
 from ..losses.proto_nce import unique_rows
 from ..nn.kmeans import kmeans, resolve_kmeans_backend
-from ..sparse import propagate_mean
 from ..tuning.space import Choice, Float, Int
 from .base import BPRBatch, register_method
 from .lightgcn import LightGCN, LightGCNConfig
@@ -154,11 +153,11 @@ class NCL(LightGCN):
         cfg = self.cfg
         enc = self.encoder
         hop = 2 * cfg.hyper_layers
-        ego = enc.ego()
         # LightGCN's mean over layers 0..K and the contrasted layer 2 * hyper_layers (which
         # may lie deeper), in one autograd node
-        mean, neighbours = propagate_mean(self.adj, ego, max(cfg.num_layers, hop), taps=(hop,),
-                                          mean_layers=cfg.num_layers)
+        mean, neighbours = enc.encode(self.adj, num_layers=max(cfg.num_layers, hop),
+                                      mean_layers=cfg.num_layers, taps=(hop,))
+        ego = enc.ego()
         users, items = enc.split(mean)
         terms = self.rec_loss(batch, users, items)
         # Each distinct node once, weighted by its repeats in the batch: the same sums as

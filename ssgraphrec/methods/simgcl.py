@@ -11,7 +11,7 @@ from torch_geometric.data import HeteroData
 from ..errors import ConfigError
 from ..losses import info_nce
 from ..nn.perturb import UniformNoise, check_eps, noise_of_draw
-from ..sparse import propagate, propagate_mean
+from ..sparse import propagate
 from ..tuning.space import Choice, Float
 from .base import BPRBatch, register_method
 from .lightgcn import LightGCN, LightGCNConfig
@@ -136,10 +136,8 @@ class SimGCL(LightGCN):
         """One clean propagation with gradients; each noised encoder is the clean one
         plus offsets propagated without autograd (``streams="shared"``)."""
         enc = self.encoder
-        ego = enc.ego()
-        mean, *propagated = propagate_mean(self.adj, ego, enc.num_layers, self.cfg.skip_ego,
-                                           keep_layers=True)
-        layers = [ego.detach(), *propagated]       # no gradient flows through these
+        mean, *propagated = enc.encode(self.adj, self.cfg.skip_ego, keep_layers=True)
+        layers = [enc.ego().detach(), *propagated]       # no gradient flows through these
         clean = enc.split(mean)
         streams = [clean]
         averaged = len(layers) - 1 if self.cfg.skip_ego else len(layers)  # D(0) = 0

@@ -10,7 +10,6 @@ from torch_geometric.data import HeteroData
 
 from ..errors import ConfigError
 from ..losses import info_nce
-from ..sparse import propagate_mean
 from .base import BPRBatch, register_method
 from .simgcl import SimGCL, SimGCLConfig
 
@@ -67,8 +66,8 @@ class XSimGCL(SimGCL):
     def loss(self, batch: BPRBatch) -> dict[str, Tensor]:
         enc = self.encoder
         # the noised encoder's mean and its layer l*, in one autograd node
-        mean, contrasted = propagate_mean(self.adj, enc.ego(), enc.num_layers, self.cfg.skip_ego,
-                                          taps=(self.cfg.layer_cl,), perturb=self.noise)
+        mean, contrasted = enc.encode(self.adj, self.cfg.skip_ego, taps=(self.cfg.layer_cl,),
+                                      perturb=self.noise)
         users, items = enc.split(mean)
         terms = self.rec_loss(batch, users, items)
         cl_users, cl_items = enc.split(contrasted)

@@ -107,8 +107,25 @@ class LightGCNEncoder(nn.Module):
         """``readout(layers(adj), skip_ego)`` (no perturbation) in one pass that saves no
         layer for the backward pass (:func:`~ssgraphrec.sparse.propagate_mean`): the same
         embeddings, and the same gradients up to the order of the sums."""
-        adjs = tuple(adj)[: self.num_layers] if isinstance(adj, Sequence) else adj
-        return self.split(propagate_mean(adjs, self.ego(), self.num_layers, skip_ego))
+        return self.split(self.encode(adj, skip_ego))
+
+    def encode(self, adj: Adjacency | Sequence[Adjacency], skip_ego: bool = False, *,
+               num_layers: int | None = None, mean_layers: int | None = None,
+               taps: tuple[int, ...] = (), perturb: Callable[[Tensor], Tensor] | None = None,
+               keep_layers: bool = False):
+        r"""The layer mean of all nodes, ``[N, d]``, users first, from this encoder's
+        :math:`\mathbf{E}^{(0)}` by :func:`~ssgraphrec.sparse.propagate_mean`, and the
+        layers it returns besides (``taps``, with gradient; ``keep_layers``, detached).
+
+        ``num_layers`` products are taken (default ``K``), and layers up to
+        ``mean_layers`` averaged (default all): NCL contrasts a layer deeper than its
+        mean. ``perturb`` adds an offset without gradient after each product (SimGCL's
+        and XSimGCL's noise, Yu et al., SIGIR 2022, Eq. 8).
+        """
+        k = self.num_layers if num_layers is None else num_layers
+        adjs = tuple(adj)[:k] if isinstance(adj, Sequence) else adj
+        return propagate_mean(adjs, self.ego(), k, skip_ego, keep_layers, taps=taps,
+                              perturb=perturb, mean_layers=mean_layers)
 
     def readout(self, layers: Sequence[Tensor], skip_ego: bool = False) -> tuple[Tensor, Tensor]:
         r"""(user, item) mean of ``layers``; ``skip_ego`` averages layers 1..K only.

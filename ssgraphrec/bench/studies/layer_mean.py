@@ -7,11 +7,11 @@ autograd node per product and let autograd sum the layers. For each method this
 builds one model and times windows of ``--steps`` training steps
 (``Trainer.train_epoch``), alternating the two paths window by window in the
 same process, so that a busy machine slows both alike; it reports the median
-milliseconds per step of each. The layer-by-layer path is
-:meth:`~ssgraphrec.nn.LightGCNEncoder.readout` of
-:meth:`~ssgraphrec.nn.LightGCNEncoder.layers`, and the same for the propagations
-SimGCL (its clean encoder), XSimGCL (the noised mean and layer l*) and NCL (the
-mean and the neighbour layer) run themselves.
+milliseconds per step of each. The layer-by-layer path replaces
+:func:`~ssgraphrec.sparse.propagate_mean` inside
+:meth:`~ssgraphrec.nn.LightGCNEncoder.encode`, through which every method
+propagates: LightGCN and SGL (the mean), SimGCL (its clean encoder), XSimGCL (the
+noised mean and layer l*) and NCL (the mean and the neighbour layer).
 
 Usage::
 
@@ -35,18 +35,11 @@ from pathlib import Path
 import torch
 
 from ...config import RunConfig, apply
-from ...methods import ncl as ncl_module
-from ...methods import simgcl as simgcl_module
-from ...methods import xsimgcl as xsimgcl_module
-from ...nn.lightgcn import LightGCNEncoder
+from ...nn import lightgcn as lightgcn_module
 from ...sparse import propagate
 from ...train.run import build
 from ...train.trainer import Trainer
 from . import RESULTS, write_result
-
-
-def _layer_by_layer_mean(self, adj, skip_ego: bool = False):
-    return self.readout(self.layers(adj), skip_ego=skip_ego)
 
 
 def layer_by_layer_propagate_mean(adj, x, num_layers, skip_ego=False, keep_layers=False, *,
@@ -67,23 +60,15 @@ def layer_by_layer_propagate_mean(adj, x, num_layers, skip_ego=False, keep_layer
     return (total, *(layers[t] for t in taps)) if taps else total
 
 
-#: the method modules that call propagate_mean themselves
-_CALLERS = (simgcl_module, xsimgcl_module, ncl_module)
-
-
 @contextmanager
 def layer_by_layer():
-    """Run LightGCN encoders and the methods' own propagations layer by layer."""
-    saved = LightGCNEncoder.mean, [m.propagate_mean for m in _CALLERS]
-    LightGCNEncoder.mean = _layer_by_layer_mean
-    for module in _CALLERS:
-        module.propagate_mean = layer_by_layer_propagate_mean
+    """Run every LightGCN encoder (and so every method's propagation) layer by layer."""
+    saved = lightgcn_module.propagate_mean
+    lightgcn_module.propagate_mean = layer_by_layer_propagate_mean
     try:
         yield
     finally:
-        LightGCNEncoder.mean = saved[0]
-        for module, fn in zip(_CALLERS, saved[1], strict=True):
-            module.propagate_mean = fn
+        lightgcn_module.propagate_mean = saved
 
 
 def time_method(method: str, dataset: str, steps: int, reps: int, settings: dict) -> dict:
