@@ -99,6 +99,12 @@ def test_hypergraph_channel_equals_dense_operator(tiny):
     want = layer_mean_dense(op, x, 3)
     got = model.item_embeddings().detach().double().numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(op, op.T)                        # the backward needs the transpose
+    up = torch.randn(NUM_ITEMS, x.shape[1], generator=torch.Generator().manual_seed(1))
+    (model.item_embeddings() * up).sum().backward()
+    grad_want = layer_mean_dense(op.T, up.double().numpy(), 3)
+    np.testing.assert_allclose(model.encoder.item_emb.grad.double().numpy(), grad_want,
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_line_graph_channel_equals_dense_computation(tiny):

@@ -12,7 +12,9 @@ authors' code (xiaxin1998/DHCN, ``model.py``, latest version):
   from the training sessions), and the item representation
   :math:`\mathbf{X}_h = \frac{1}{L+1}\sum_{l=0}^{L}\mathbf{X}^{(l)}`: layer 0
   included, averaged (``HyperConv``: ``np.sum(final, 0) / (self.layers + 1)``;
-  an earlier revision of the code summed without dividing).
+  an earlier revision of the code summed without dividing): LightGCN's readout, so
+  :func:`~ssgraphrec.sparse.propagate_mean` computes it, with its column blocks on
+  the CPU and without saving a layer.
 * **Session readout** of that channel (Sec. 3.2, Eq. 4-5; ``generate_sess_emb``):
   with the session's items reversed (the last click first) and a learnable
   reversed position embedding :math:`\mathbf{p}_{m-t+1}`,
@@ -43,16 +45,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..sparse import Adjacency, propagate
-
-
-def layer_mean(adj: Adjacency, x: Tensor, num_layers: int) -> Tensor:
-    r""":math:`\frac{1}{L+1}\sum_{l=0}^{L} \mathbf{A}^l \mathbf{x}` (DHCN's layer combination)."""
-    total = x
-    for _ in range(num_layers):
-        x = propagate(adj, x)
-        total = total + x
-    return total / (num_layers + 1)
+from ..sparse import Adjacency, propagate_mean
 
 
 def gather_padded(table: Tensor, ids: Tensor) -> Tensor:
@@ -148,7 +141,7 @@ class DHCNEncoder(nn.Module):
 
     def item_embeddings(self, hypergraph: Adjacency) -> Tensor:
         r""":math:`\mathbf{X}_h`, ``[num_items, d]``."""
-        return layer_mean(hypergraph, self.item_emb, self.num_layers)
+        return propagate_mean(hypergraph, self.item_emb, self.num_layers)
 
     def hypergraph_sessions(self, items_h: Tensor, reversed_ids: Tensor) -> Tensor:
         r""":math:`\theta_h` of sessions given as reversed padded ids ``[B, L]``."""
@@ -159,4 +152,4 @@ class DHCNEncoder(nn.Module):
         order of the line graph's nodes)."""
         mask = (ids > 0).to(self.item_emb.dtype)
         theta = gather_padded(self.item_emb, ids).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-        return layer_mean(line_graph, theta, self.num_layers)
+        return propagate_mean(line_graph, theta, self.num_layers)

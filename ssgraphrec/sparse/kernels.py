@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from .blocks import block_width, blocked_product, from_blocks, to_blocks
 
 BACKENDS = ("torch", "torch_sparse")
 
@@ -101,6 +102,17 @@ class Adjacency:
             return add + self.matmul(x, transpose)
         kernel = self._kernel if (not transpose or self._kernel_t is None) else self._kernel_t
         return torch.addmm(add, kernel, x)
+
+    def matmul_blocks(self, x_blocks: Tensor, add: Tensor | None = None,
+                      transpose: bool = False) -> Tensor:
+        """``A @ x`` (``+ add``; or ``A^T``) on column blocks ``[nb, N, b]``
+        (:func:`~ssgraphrec.sparse.blocks.to_blocks`), without autograd: one product
+        per block, each column bit-for-bit the whole product's. PyTorch's CPU kernel only.
+        """
+        if self.backend != "torch" or x_blocks.device.type != "cpu":
+            raise ValueError("matmul_blocks: column blocks are for PyTorch's CPU kernel")
+        kernel = self._kernel if (not transpose or self._kernel_t is None) else self._kernel_t
+        return blocked_product(kernel, x_blocks, add)
 
 
 def _make_kernel(crow: Tensor, col: Tensor, value: Tensor, size: int, backend: str):
@@ -183,31 +195,35 @@ class _LayerMean(torch.autograd.Function):
                 keep_layers: bool):
         ctx.adjs, ctx.first, ctx.last, ctx.taps = adjs, first, last, taps
         ctx.count = last - first + 1
-        total = x.clone() if first == 0 else None
-        h, layers = x, [x]
+        ctx.layout = layout = _Layout(x, adjs)
+        h = layout.enter(x)
+        total = h.clone() if first == 0 else None
+        layers = [h]
         for k, adj in enumerate(adjs, 1):
-            h = adj.matmul(h)
+            h = layout.product(adj, h)
             if perturb is not None:
-                h = perturb(h)
+                h = layout.enter(perturb(layout.exit(h)))
             layers.append(h)
             if first <= k <= last:
                 total = h.clone() if total is None else total.add_(h)
         if total is None:
             raise ValueError("layer mean: no layers to average (skip_ego needs at least one layer)")
-        total.div_(ctx.count)
-        extra = [layers[t] for t in taps]
+        total = layout.exit(total.div_(ctx.count))
+        extra = [layout.exit(layers[t]) for t in taps]
         if keep_layers:
-            extra = layers[1:]
+            extra = [layout.exit(layer) for layer in layers[1:]]
             ctx.mark_non_differentiable(*extra)
         return (total, *extra) if extra else total
 
     @staticmethod
     def backward(ctx, grad: Tensor, *grads: Tensor | None):  # type: ignore[override]
-        mean_grad = grad.contiguous() / ctx.count if grad is not None else None
+        layout: _Layout = ctx.layout
+        mean_grad = layout.enter(grad.contiguous() / ctx.count) if grad is not None else None
         tap_grads = dict.fromkeys(ctx.taps)
         for t, g in zip(ctx.taps, grads, strict=False):
             if g is not None:
-                tap_grads[t] = g.contiguous() if tap_grads[t] is None else tap_grads[t] + g
+                g = layout.enter(g.contiguous())
+                tap_grads[t] = g if tap_grads[t] is None else tap_grads[t] + g
 
         def added_at(k: int) -> Tensor | None:
             terms = [t for t in (mean_grad if ctx.first <= k <= ctx.last else None,
@@ -216,14 +232,36 @@ class _LayerMean(torch.autograd.Function):
 
         v = added_at(len(ctx.adjs))
         for k in range(len(ctx.adjs), 0, -1):     # adjs[k - 1] made layer k
-            add = added_at(k - 1)
+            v_add = added_at(k - 1)
             if v is None:
-                v = add
-            elif add is None:
-                v = ctx.adjs[k - 1].matmul(v, transpose=True)
+                v = v_add
             else:
-                v = ctx.adjs[k - 1].matmul_add(v, add, transpose=True)
-        return v, None, None, None, None, None, None
+                v = layout.product(ctx.adjs[k - 1], v, v_add, transpose=True)
+        return (layout.exit(v) if v is not None else None), None, None, None, None, None, None
+
+
+class _Layout:
+    """How :class:`_LayerMean` holds its layers: ``[N, d]`` as given, or in column
+    blocks (:mod:`~ssgraphrec.sparse.blocks`) where ``x`` outgrows the cache on
+    PyTorch's CPU kernel. Blocked or not, every entry is the same sum."""
+
+    def __init__(self, x: Tensor, adjs: tuple[Adjacency, ...]):
+        whole = x.size(1)
+        self.width = whole if any(a.backend != "torch" for a in adjs) else block_width(x)
+        self.blocked = self.width < whole
+
+    def enter(self, x: Tensor) -> Tensor:
+        return to_blocks(x, self.width) if self.blocked else x
+
+    def exit(self, h: Tensor) -> Tensor:
+        return from_blocks(h) if self.blocked else h
+
+    def product(self, adj: Adjacency, h: Tensor, add: Tensor | None = None,
+                transpose: bool = False) -> Tensor:
+        """``A h (+ add)`` (or ``A^T``) in this layout."""
+        if self.blocked:
+            return adj.matmul_blocks(h, add, transpose)
+        return adj.matmul(h, transpose) if add is None else adj.matmul_add(h, add, transpose)
 
 
 def propagate_mean(adj: Adjacency | tuple[Adjacency, ...], x: Tensor, num_layers: int,

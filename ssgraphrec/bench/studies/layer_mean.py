@@ -29,7 +29,8 @@ import json
 import statistics
 import tempfile
 import time
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import torch
@@ -71,20 +72,30 @@ def layer_by_layer():
         lightgcn_module.propagate_mean = saved
 
 
-def time_method(method: str, dataset: str, steps: int, reps: int, settings: dict) -> dict:
+def time_paths(method: str, dataset: str, steps: int, reps: int, settings: dict,
+               paths: dict[str, Callable[[], AbstractContextManager]]) -> dict[str, list[float]]:
+    """Seconds per training step of ``method``, in ``reps`` windows of ``steps`` steps
+    per path, the paths alternating window by window in one process: ``paths`` maps a
+    name to a context manager factory under which its windows run."""
     cfg = RunConfig(method=method, dataset=dataset, val_ratio=0.0, seed=2020)
     apply(cfg, settings)
     run = build(cfg)
     trainer = Trainer(run.method, run.data, Path(tempfile.mkdtemp()), epochs=reps + 2,
                       generator=run.generator, progress=False, log=lambda msg: None)
     trainer.train_epoch(0, max_steps=steps)      # warm-up
-    times: dict[str, list[float]] = {"layer_by_layer": [], "propagate_mean": []}
+    times: dict[str, list[float]] = {name: [] for name in paths}
     for rep in range(reps):
-        for name in times:
-            with layer_by_layer() if name == "layer_by_layer" else _nothing():
+        for name, path in paths.items():
+            with path():
                 t0 = time.perf_counter()
                 trainer.train_epoch(rep + 1, max_steps=steps)
                 times[name].append((time.perf_counter() - t0) / steps)
+    return times
+
+
+def time_method(method: str, dataset: str, steps: int, reps: int, settings: dict) -> dict:
+    times = time_paths(method, dataset, steps, reps, settings,
+                       {"layer_by_layer": layer_by_layer, "propagate_mean": _nothing})
     ms = {name: round(1e3 * statistics.median(t), 2) for name, t in times.items()}
     return {**{f"{name}_ms_per_step": v for name, v in ms.items()},
             "ratio": round(ms["propagate_mean"] / ms["layer_by_layer"], 3),

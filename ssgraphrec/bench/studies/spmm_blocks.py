@@ -1,0 +1,164 @@
+"""Column-blocked sparse products (:mod:`ssgraphrec.sparse.blocks`): per product, and per training step.
+
+1. ``products``: one CPU product ``A @ X`` of each dataset's propagation matrix
+   (lastfm-80-20's and Gowalla's LightGCN adjacency with 64 columns, Diginetica's
+   DHCN hypergraph operator with 100), for every block width of at least 16
+   columns that divides the width, the whole product included, the widths
+   alternating rep by rep; it reports the median milliseconds, the MiB of one
+   block of ``X``, and the width :func:`~ssgraphrec.sparse.blocks.block_width`
+   picks on this machine.
+2. ``steps``: training steps of each method with its propagations in blocks
+   (the default) and whole (``$SSGRAPHREC_SPMM_BLOCK_BYTES=0``), alternating
+   window by window in one process, as ``benchmarks/layer_mean.py`` does.
+
+Usage::
+
+    SSGRAPHREC_DATA=../shared/data python benchmarks/spmm_blocks.py --threads 1
+    SSGRAPHREC_DATA=../shared/data python benchmarks/spmm_blocks.py --only steps \\
+        --steps-plan gowalla:lightgcn,sgl,simgcl,xsimgcl,ncl;diginetica:dhcn
+
+Results go to ``benchmarks/results/spmm-blocks.json`` (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from ...sparse import Adjacency, BipartiteGraph
+from ...sparse.blocks import (
+    BLOCK_BYTES_ENV,
+    _last_level_cache_bytes,
+    block_budget,
+    block_width,
+    blocked_product,
+    to_blocks,
+)
+from . import RESULTS, cpu_model, shared_data, write_result
+from .layer_mean import time_paths
+
+#: The propagation width of each dataset's methods: LightGCN's 64, DHCN's 100.
+WIDTHS = {"lastfm-80-20": 64, "gowalla": 64, "diginetica": 100}
+
+
+def propagation_matrix(dataset: str, root: Path) -> Adjacency:
+    """The matrix each dataset's methods propagate with: the normalized user-item
+    adjacency, or DHCN's hypergraph operator for session data."""
+    from ...data import load_dataset
+    from ...data.schema import INTERACTS
+    from ...data.sessions import session_structure
+    from ...transforms.session_hypergraph import SessionHypergraph, hypergraph_adjacency
+
+    data = load_dataset(dataset, root=str(root), seed=2020)
+    if dataset == "diginetica":
+        return hypergraph_adjacency(SessionHypergraph()(session_structure(data)), backend="torch")
+    return BipartiteGraph(data[INTERACTS].edge_index, int(data["user"].num_nodes),
+                          int(data["item"].num_nodes)).normalized_adjacency()
+
+
+def time_products(adj: Adjacency, d: int, reps: int) -> dict:
+    x = torch.randn(adj.size, d, generator=torch.Generator().manual_seed(0))
+    widths = [b for b in range(16, d + 1) if d % b == 0]
+    blocks = {b: to_blocks(x, b) for b in widths}
+    times: dict[int, list[float]] = {b: [] for b in widths}
+    for rep in range(reps + 1):
+        for b in widths:
+            t0 = time.perf_counter()
+            blocked_product(adj._kernel, blocks[b])
+            if rep:                                   # the first round warms up
+                times[b].append(time.perf_counter() - t0)
+    row_mib = adj.size * x.element_size() / 2**20
+    return {"nodes": adj.size, "nnz": adj.nnz, "columns": d,
+            "picked_width": block_width(x),
+            "widths": {str(b): {"block_mib": round(row_mib * b, 1),
+                                "ms_median": round(1e3 * statistics.median(t), 2),
+                                "ms_all": [round(1e3 * v, 2) for v in t]}
+                       for b, t in times.items()}}
+
+
+@contextmanager
+def _env(value: str | None):
+    saved = os.environ.get(BLOCK_BYTES_ENV)
+    if value is None:
+        os.environ.pop(BLOCK_BYTES_ENV, None)
+    else:
+        os.environ[BLOCK_BYTES_ENV] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(BLOCK_BYTES_ENV, None)
+        else:
+            os.environ[BLOCK_BYTES_ENV] = saved
+
+
+def time_steps(method: str, dataset: str, steps: int, reps: int, settings: dict) -> dict:
+    times = time_paths(method, dataset, steps, reps, settings,
+                       {"whole": lambda: _env("0"), "blocks": lambda: _env(None)})
+    ms = {name: round(1e3 * statistics.median(t), 2) for name, t in times.items()}
+    return {**{f"{name}_ms_per_step": v for name, v in ms.items()},
+            "ratio": round(ms["blocks"] / ms["whole"], 3),
+            "all_ms_per_step": {name: [round(1e3 * x, 2) for x in t] for name, t in times.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["products", "steps"], default=None)
+    parser.add_argument("--datasets", default="lastfm-80-20,gowalla,diginetica",
+                        help="datasets of the product timings")
+    parser.add_argument("--reps", type=int, default=9, help="products per width / windows per path")
+    parser.add_argument("--steps-plan", default="gowalla:lightgcn,sgl,simgcl,xsimgcl,ncl;"
+                        "diginetica:dhcn", help="DATASET:METHOD,...;... of the step timings")
+    parser.add_argument("--steps", type=int, default=5, help="training steps per timed window")
+    parser.add_argument("--windows", type=int, default=6, help="windows per path, alternated")
+    parser.add_argument("--set", action="append", default=[],
+                        help="KEY=VALUE for the graph methods' steps (default: batch 2048, 3 layers)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=str(RESULTS / "spmm-blocks.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    os.environ.pop(BLOCK_BYTES_ENV, None)
+    cache = _last_level_cache_bytes()
+    out = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+           "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_model(),
+           "last_level_cache_mib": round(cache / 2**20, 1) if cache else None,
+           "block_budget_mib": round(block_budget() / 2**20, 2),
+           "load_average_start": round(os.getloadavg()[0], 2)}
+    if args.only in (None, "products"):
+        datasets = args.datasets.split(",")
+        root = shared_data("spmm_blocks", *datasets)
+        out["products"] = {}
+        for dataset in datasets:
+            row = time_products(propagation_matrix(dataset, root), WIDTHS[dataset], args.reps)
+            out["products"][dataset] = row
+            print(dataset, {b: w["ms_median"] for b, w in row["widths"].items()},
+                  "picked", row["picked_width"], flush=True)
+    if args.only in (None, "steps"):
+        graph_settings = {"batch_size": 2048, "num_layers": 3}
+        graph_settings.update({k: json.loads(v) if v[:1].isdigit() else v
+                               for k, _, v in (s.partition("=") for s in args.set)})
+        out["steps"] = {"steps_per_window": args.steps, "windows": args.windows,
+                        "graph_settings": graph_settings, "rows": {}}
+        for part in args.steps_plan.split(";"):
+            dataset, _, methods = part.partition(":")
+            for method in methods.split(","):
+                settings = {} if dataset == "diginetica" else graph_settings
+                row = time_steps(method, dataset, args.steps, args.windows, settings)
+                out["steps"]["rows"][f"{dataset}/{method}"] = row
+                print(f"{dataset} {method}: whole {row['whole_ms_per_step']} -> blocks "
+                      f"{row['blocks_ms_per_step']} ms/step ({row['ratio']}x)", flush=True)
+    out["load_average_end"] = round(os.getloadavg()[0], 2)
+    write_result(Path(args.out), out)
+    print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
