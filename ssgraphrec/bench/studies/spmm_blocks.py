@@ -47,6 +47,8 @@ from .layer_mean import time_paths
 
 #: The propagation width of each dataset's methods: LightGCN's 64, DHCN's 100.
 WIDTHS = {"lastfm-80-20": 64, "gowalla": 64, "diginetica": 100}
+#: The shared-data folder each dataset is read from.
+FOLDERS = {"lastfm-80-20": "lastfm", "gowalla": "gowalla", "diginetica": "diginetica"}
 
 
 def propagation_matrix(dataset: str, root: Path) -> Adjacency:
@@ -134,7 +136,7 @@ def main() -> None:
            "load_average_start": round(os.getloadavg()[0], 2)}
     if args.only in (None, "products"):
         datasets = args.datasets.split(",")
-        root = shared_data("spmm_blocks", *datasets)
+        root = shared_data("spmm_blocks", *(FOLDERS[d] for d in datasets))
         out["products"] = {}
         for dataset in datasets:
             row = time_products(propagation_matrix(dataset, root), WIDTHS[dataset], args.reps)
