@@ -21,6 +21,8 @@ product.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -76,6 +78,25 @@ def block_budget() -> int:
         return value
     cache = _last_level_cache_bytes()
     return cache // 3 if cache else DEFAULT_BLOCK_BYTES
+
+
+@contextmanager
+def block_bytes(value: int | None) -> Iterator[None]:
+    """Run the code inside ``with`` at a block budget of ``value`` bytes (``0``: whole
+    products; ``None``: the automatic budget), by setting :data:`BLOCK_BYTES_ENV`;
+    restores it on exit."""
+    saved = os.environ.get(BLOCK_BYTES_ENV)
+    if value is None:
+        os.environ.pop(BLOCK_BYTES_ENV, None)
+    else:
+        os.environ[BLOCK_BYTES_ENV] = str(int(value))
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(BLOCK_BYTES_ENV, None)
+        else:
+            os.environ[BLOCK_BYTES_ENV] = saved
 
 
 def block_width(x: Tensor, budget: int | None = None) -> int:

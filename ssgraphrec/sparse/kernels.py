@@ -195,14 +195,14 @@ class _LayerMean(torch.autograd.Function):
                 keep_layers: bool):
         ctx.adjs, ctx.first, ctx.last, ctx.taps = adjs, first, last, taps
         ctx.count = last - first + 1
-        ctx.layout = layout = _Layout(x, adjs)
+        ctx.layout = layout = _Layout(x, adjs, perturb is None)
         h = layout.enter(x)
         total = h.clone() if first == 0 else None
         layers = [h]
         for k, adj in enumerate(adjs, 1):
             h = layout.product(adj, h)
-            if perturb is not None:
-                h = layout.enter(perturb(layout.exit(h)))
+            if perturb is not None:                 # never blocked (see _Layout)
+                h = perturb(h)
             layers.append(h)
             if first <= k <= last:
                 total = h.clone() if total is None else total.add_(h)
@@ -218,7 +218,7 @@ class _LayerMean(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor, *grads: Tensor | None):  # type: ignore[override]
         layout: _Layout = ctx.layout
-        mean_grad = layout.enter(grad.contiguous() / ctx.count) if grad is not None else None
+        mean_grad = layout.enter_divided(grad, ctx.count) if grad is not None else None
         tap_grads = dict.fromkeys(ctx.taps)
         for t, g in zip(ctx.taps, grads, strict=False):
             if g is not None:
@@ -243,15 +243,28 @@ class _LayerMean(torch.autograd.Function):
 class _Layout:
     """How :class:`_LayerMean` holds its layers: ``[N, d]`` as given, or in column
     blocks (:mod:`~ssgraphrec.sparse.blocks`) where ``x`` outgrows the cache on
-    PyTorch's CPU kernel. Blocked or not, every entry is the same sum."""
+    PyTorch's CPU kernel and ``may_block``. Blocked or not, every entry is the same sum.
 
-    def __init__(self, x: Tensor, adjs: tuple[Adjacency, ...]):
+    A perturbation works on whole rows (SimGCL's noise normalises each row), so a
+    perturbed propagation is not blocked: turning each layer into rows and back cost
+    more than the blocks saved (XSimGCL on Gowalla, 1.08x per step,
+    ``benchmarks/results/spmm-blocks.json``).
+    """
+
+    def __init__(self, x: Tensor, adjs: tuple[Adjacency, ...], may_block: bool = True):
         whole = x.size(1)
-        self.width = whole if any(a.backend != "torch" for a in adjs) else block_width(x)
+        torch_kernel = all(a.backend == "torch" for a in adjs)
+        self.width = block_width(x) if may_block and torch_kernel else whole
         self.blocked = self.width < whole
 
     def enter(self, x: Tensor) -> Tensor:
         return to_blocks(x, self.width) if self.blocked else x
+
+    def enter_divided(self, x: Tensor, divisor: int) -> Tensor:
+        """``enter(x / divisor)`` in a new tensor, in one pass fewer when blocked."""
+        if self.blocked:
+            return to_blocks(x, self.width).div_(divisor)
+        return x.contiguous() / divisor
 
     def exit(self, h: Tensor) -> Tensor:
         return from_blocks(h) if self.blocked else h

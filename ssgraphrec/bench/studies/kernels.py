@@ -211,6 +211,7 @@ def bench_propagation(data, reps: int, slow_reps: int, bw: dict) -> dict:
 
     from ssgraphrec.data.schema import INTERACTS, num_items, num_users
     from ssgraphrec.sparse import BipartiteGraph, has_torch_sparse, propagate, propagate_mean
+    from ssgraphrec.sparse.blocks import block_bytes
 
     U, I = num_users(data), num_items(data)
     N = U + I
@@ -248,6 +249,13 @@ def bench_propagation(data, reps: int, slow_reps: int, bw: dict) -> dict:
                      "sparse.propagate_mean (torch CSR, the layer mean in one autograd node, "
                      "Horner's rule backward)",
                      lambda: _WholeMean(lambda h: propagate_mean(adj, h, NUM_LAYERS)), reps))
+    def whole_columns(h):
+        with block_bytes(0):
+            return propagate_mean(adj, h, NUM_LAYERS)
+
+    variants.append(("ours_whole_columns", "ssgraphrec: sparse.propagate_mean with every "
+                     "product over all 64 columns at once (SSGRAPHREC_SPMM_BLOCK_BYTES=0; "
+                     "before column blocks)", lambda: _WholeMean(whole_columns), reps))
     variants.append(("ours_layer_by_layer", "ssgraphrec: sparse.propagate per layer, "
                      "autograd sums the layers (before propagate_mean)",
                      lambda: (lambda h: propagate(adj, h)), reps))

@@ -28,7 +28,6 @@ import json
 import os
 import statistics
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -38,6 +37,7 @@ from ...sparse.blocks import (
     BLOCK_BYTES_ENV,
     _last_level_cache_bytes,
     block_budget,
+    block_bytes,
     block_width,
     blocked_product,
     to_blocks,
@@ -86,25 +86,9 @@ def time_products(adj: Adjacency, d: int, reps: int) -> dict:
                        for b, t in times.items()}}
 
 
-@contextmanager
-def _env(value: str | None):
-    saved = os.environ.get(BLOCK_BYTES_ENV)
-    if value is None:
-        os.environ.pop(BLOCK_BYTES_ENV, None)
-    else:
-        os.environ[BLOCK_BYTES_ENV] = value
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(BLOCK_BYTES_ENV, None)
-        else:
-            os.environ[BLOCK_BYTES_ENV] = saved
-
-
 def time_steps(method: str, dataset: str, steps: int, reps: int, settings: dict) -> dict:
     times = time_paths(method, dataset, steps, reps, settings,
-                       {"whole": lambda: _env("0"), "blocks": lambda: _env(None)})
+                       {"whole": lambda: block_bytes(0), "blocks": lambda: block_bytes(None)})
     ms = {name: round(1e3 * statistics.median(t), 2) for name, t in times.items()}
     return {**{f"{name}_ms_per_step": v for name, v in ms.items()},
             "ratio": round(ms["blocks"] / ms["whole"], 3),
