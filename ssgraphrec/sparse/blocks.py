@@ -8,9 +8,9 @@ and multiplying block by block keeps the gathered block in the cache, and every
 entry of ``Y`` is the same sum in the same order, so the product is bit-for-bit
 unchanged. On the 2-core benchmark machine (32 MiB of L3), one product of
 Diginetica's DHCN operator (43,097 items, 1.83 M non-zeros) with 100 columns took
-74 ms whole and 42 ms in blocks of 25 or 50 columns; Gowalla's adjacency (70,839
-nodes) with 64 columns took 25.5 ms whole and 20.6 ms in blocks of 32
-(``python benchmarks/spmm_blocks.py``).
+100 ms whole and 45 to 56 ms in blocks of 25 or 50 columns; Gowalla's adjacency
+(70,839 nodes) with 64 columns took 32.4 ms whole and 25.4 ms in blocks of 32
+(``python benchmarks/spmm_blocks.py``, ``benchmarks/results/spmm-blocks.json``).
 
 The blocked layout is a ``[num_blocks, N, b]`` tensor (:func:`to_blocks`); a
 multi-layer propagation (:func:`~ssgraphrec.sparse.kernels.propagate_mean`) stays in
