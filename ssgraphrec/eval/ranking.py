@@ -11,6 +11,7 @@ from ..data.schema import user_pointer
 from ..distributed import SINGLE, DistContext, all_gather_rows, any_rank, shard_bounds
 from ..errors import SSGraphRecError
 from .metrics import ranking_metrics
+from .pruned import MIN_ITEMS_PER_K, NormSortedItems, pruned_topk
 from .topk import topk_rows
 
 ScoreFn = Callable[[Tensor], Tensor]
@@ -29,9 +30,37 @@ class DotScores:
     this object's own, so :func:`evaluate_ranking` may write into it.
     """
 
+    #: Whether :func:`evaluate_ranking` may take the norm-bounded top-k
+    #: (:mod:`ssgraphrec.eval.pruned`), which equals the plain one.
+    prune: bool = True
+
     def __init__(self, user_emb: Tensor, item_emb: Tensor):
         self.user_emb, self.item_emb = user_emb, item_emb
         self.block: Tensor | None = None
+        self._sorted: NormSortedItems | None = None
+
+    def sorted_items(self) -> NormSortedItems:
+        """The items in order of decreasing norm, built on first use."""
+        if self._sorted is None:
+            self._sorted = NormSortedItems(self.item_emb)
+        return self._sorted
+
+    def can_prune(self, users: Tensor, k: int) -> bool:
+        """Whether the norm-bounded top-k applies to these users: no autograd, float32
+        rows, a catalogue of at least ``MIN_ITEMS_PER_K (k + 1)`` items, and finite
+        embeddings whose products cannot overflow (else the plain path, whose check
+        names the problem)."""
+        items = self.item_emb
+        if (not self.prune or torch.is_grad_enabled() or items.requires_grad
+                or self.user_emb.requires_grad or items.dtype != torch.float32
+                or self.user_emb.dtype != torch.float32
+                or items.size(0) < MIN_ITEMS_PER_K * (k + 1)):
+            return False
+        ranked = self.sorted_items()
+        norms = torch.linalg.vector_norm(self.user_emb[users].double(), dim=1)
+        largest = float(norms.max()) * float(ranked.norms[0]) * ranked.slack if norms.numel() else 0.0
+        return ranked.finite and bool(torch.isfinite(norms).all()) \
+            and largest < torch.finfo(items.dtype).max / 2
 
     def __call__(self, users: Tensor) -> Tensor:
         queries, items = self.user_emb[users], self.item_emb
@@ -119,14 +148,23 @@ def evaluate_ranking(score: ScoreFn, target: Tensor, exclude: Sequence[Tensor], 
         ``users_evaluated`` and ``users_skipped`` (users without held-out items).
     """
 
-    def top_items(users: Tensor, ex: list[tuple[Tensor, Tensor]], k: int) -> Tensor:
+    def plain_top(users: Tensor, ex: list[tuple[Tensor, Tensor]], k: int) -> tuple[Tensor, Tensor]:
         scores = check_finite_scores(score(users).float(), split_name)
         if scores._base is not None and not isinstance(score, DotScores):
             scores = scores.clone()  # never write into a view of the caller's tensors
         for e, ptr in ex:
             rows, cols = gather_rows(e, ptr, users)
             scores[rows, cols] = -float("inf")
-        return topk_rows(scores, k)[1]
+        return topk_rows(scores, k)
+
+    def top_items(users: Tensor, ex: list[tuple[Tensor, Tensor]], k: int) -> Tensor:
+        if isinstance(score, DotScores) and score.can_prune(users, k):
+            pairs = [gather_rows(e, ptr, users) for e, ptr in ex]
+            excluded = (torch.cat([r for r, _ in pairs]) if pairs else users[:0],
+                        torch.cat([c for _, c in pairs]) if pairs else users[:0])
+            return pruned_topk(score.user_emb[users], score.sorted_items(), excluded, k,
+                               lambda rows: plain_top(users[rows], ex, k))[1]
+        return plain_top(users, ex, k)[1]
 
     return evaluate_top_items(top_items, target, exclude, num_users, num_items, ks, batch_size,
                               split_name, ctx)

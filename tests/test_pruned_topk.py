@@ -1,0 +1,135 @@
+"""The norm-bounded top-k (ssgraphrec/eval/pruned.py) equals torch.topk over every item."""
+
+import pytest
+import torch
+
+from ssgraphrec.eval import pruned
+from ssgraphrec.eval.pruned import NormSortedItems, pruned_topk
+from ssgraphrec.eval.ranking import DotScores, evaluate_ranking
+
+K = 10
+
+
+def _embeddings(users=300, items=2000, d=16, seed=0, spread=1.0):
+    """Users, and items whose norms vary like trained ones (popular items larger)."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(users, d, generator=g) + 0.5
+    scale = torch.exp(spread * torch.randn(items, 1, generator=g))
+    i = (torch.randn(items, d, generator=g) + 0.5) * scale
+    return u, i
+
+
+def _excluded(users, items, per_user=20, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.arange(users).repeat_interleave(per_user)
+    return rows, torch.randint(0, items, (rows.numel(),), generator=g)
+
+
+def _reference(u, i, excluded, k):
+    scores = u @ i.t()
+    scores[excluded[0], excluded[1]] = -float("inf")
+    top = torch.topk(scores, k, dim=1)
+    return top.values, top.indices, scores
+
+
+def _pruned(u, i, excluded, k, items=None):
+    items = items or NormSortedItems(i)
+    calls = []
+
+    def whole(rows):
+        calls.append(rows.numel())
+        _, _, scores = _reference(u, i, excluded, k)
+        top = torch.topk(scores[rows], k, dim=1)
+        return top.values, top.indices
+
+    values, indices = pruned_topk(u, items, excluded, k, whole)
+    return values, indices, calls
+
+
+@pytest.mark.parametrize("spread", [1.0, 0.0])
+def test_equals_torch_topk_over_every_item(spread):
+    u, i = _embeddings(spread=spread)
+    excluded = _excluded(u.size(0), i.size(0))
+    ref_v, ref_i, _ = _reference(u, i, excluded, K)
+    values, indices, _ = _pruned(u, i, excluded, K)
+    assert torch.equal(indices, ref_i) and torch.equal(values, ref_v)
+    if spread:                                        # the three paths all ran
+        items = NormSortedItems(i)
+        first = max(i.size(0) // pruned.FIRST_SHARE, pruned.FIRST_PER_K * (K + 1))
+        need = items.needed(u.double().norm(dim=1), ref_v[:, -1])
+        assert (need <= first).any() and (need > first).any() and (need < i.size(0)).all()
+
+
+def test_ties_and_rows_with_too_few_items_come_out_in_torch_topk_order():
+    u, i = _embeddings(users=50, items=1500)
+    i[700:760] = i[3]                                 # 61 equal items: tied scores
+    i[800:] = i[800:] * 0                             # 700 zero items: tied zero scores
+    rows = torch.tensor([0] * 1490 + [1] * 1500)      # user 0 keeps 10 items, user 1 none
+    cols = torch.cat([torch.arange(10, 1500), torch.arange(1500)])
+    excluded = (rows, cols)
+    ref_v, ref_i, _ = _reference(u, i, excluded, K)
+    values, indices, calls = _pruned(u, i, excluded, K)
+    assert torch.equal(indices, ref_i) and torch.equal(values, ref_v)
+    assert calls                                      # tied rows were ranked again whole
+
+
+def test_items_along_the_user_make_the_bound_tight_and_it_still_holds():
+    g = torch.Generator().manual_seed(3)
+    d = 32
+    u = torch.randn(4, d, generator=g)
+    direction = u[0] / u[0].norm()
+    norms = torch.linspace(2.0, 1.0, 1500)
+    i = torch.randn(1500, d, generator=g) * 0.5
+    i[:40] = norms[:40, None] * direction             # scores exactly at the bound
+    excluded = (torch.tensor([0] * 5), torch.tensor([0, 1, 2, 3, 4]))
+    ref_v, ref_i, _ = _reference(u, i, excluded, K)
+    values, indices, _ = _pruned(u, i, excluded, K)
+    assert torch.equal(indices, ref_i) and torch.equal(values, ref_v)
+
+
+def test_a_bound_without_its_rounding_slack_or_too_low_gives_a_wrong_top_k():
+    """Positive control: the comparison catches a bound that prunes too much (norms of
+    one scale, so that the best items are not all among those of largest norm)."""
+    u, i = _embeddings(spread=0.0)
+    excluded = _excluded(u.size(0), i.size(0))
+    ref_v, ref_i, _ = _reference(u, i, excluded, K)
+    items = NormSortedItems(i)
+    items.slack = 1e-3                                # prunes past the first slice
+    _, indices, _ = _pruned(u, i, excluded, K, items)
+    assert not torch.equal(indices, ref_i)
+
+
+def test_evaluate_ranking_gives_the_same_metrics_pruned_or_not(monkeypatch):
+    u, i = _embeddings(users=400, items=3000, d=32)
+    g = torch.Generator().manual_seed(5)
+    pairs = torch.stack([torch.randint(0, 400, (6000,), generator=g),
+                         torch.randint(0, 3000, (6000,), generator=g)])
+    pairs = torch.unique(pairs, dim=1)                 # sorted by user, no duplicates
+    train, test = pairs[:, ::2], pairs[:, 1::2]
+    used = []
+    real = pruned.pruned_topk
+
+    def spy(*args, **kwargs):
+        used.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("ssgraphrec.eval.ranking.pruned_topk", spy)
+    results = {}
+    for prune in (True, False):
+        scores = DotScores(u, i)
+        scores.prune = prune
+        results[prune] = evaluate_ranking(scores, test, [train], 400, 3000, ks=(5, 20),
+                                          batch_size=128)
+    assert used                                        # the pruned path ran
+    assert results[True] == results[False]
+    assert results[True]["recall@20"] > 0
+
+
+def test_non_finite_embeddings_take_the_plain_path_and_its_error():
+    from ssgraphrec.errors import SSGraphRecError
+
+    u, i = _embeddings(users=20, items=2000)
+    u[3, 0] = float("nan")
+    test = torch.tensor([[3], [7]])
+    with pytest.raises(SSGraphRecError, match="not finite"):
+        evaluate_ranking(DotScores(u, i), test, [], 20, 2000, ks=(10,))
