@@ -60,6 +60,14 @@ def test_equals_torch_topk_over_every_item(spread):
         assert (need <= first).any() and (need > first).any() and (need < i.size(0)).all()
 
 
+def test_nothing_excluded():
+    u, i = _embeddings(users=40)
+    nothing = (torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+    ref_v, ref_i, _ = _reference(u, i, nothing, K)
+    values, indices, _ = _pruned(u, i, nothing, K)
+    assert torch.equal(indices, ref_i) and torch.equal(values, ref_v)
+
+
 def test_ties_and_rows_with_too_few_items_come_out_in_torch_topk_order():
     u, i = _embeddings(users=50, items=1500)
     i[700:760] = i[3]                                 # 61 equal items: tied scores
