@@ -131,6 +131,14 @@ def test_evaluate_ranking_gives_the_same_metrics_pruned_or_not(monkeypatch):
     assert used                                        # the pruned path ran
     assert results[True] == results[False]
     assert results[True]["recall@20"] > 0
+    saved = torch.get_float32_matmul_precision()
+    with torch.no_grad():
+        torch.set_float32_matmul_precision("medium")  # reduced precision: not bounded
+        try:
+            assert not DotScores(u, i).can_prune(torch.arange(4), 20)
+        finally:
+            torch.set_float32_matmul_precision(saved)
+        assert DotScores(u, i).can_prune(torch.arange(4), 20)
 
 
 def test_non_finite_embeddings_take_the_plain_path_and_its_error():

@@ -24,9 +24,11 @@ The result equals ``torch.topk`` over every item's score, ties included:
   equal scores come out in its order.
 
 Trained embeddings prune well because popular items have the largest norms and
-users' best scores are high: on lastfm-80-20 after 10 LightGCN epochs a user needs
-0.24 % of the catalogue at the median and 1.8 % at the 90th percentile
-(``python benchmarks/evaluation.py``). Random embeddings do not prune; a group whose
+users' best scores are high: after one LightGCN epoch a test user needs 0.24 % of
+lastfm-80-20's catalogue at the median (0.44 % at the 90th percentile) and 0.34 % of
+Gowalla's (1.8 %), and a full-ranking evaluation takes 0.037 s and 1.05 s instead of
+0.13 s and 5.4 s (``python benchmarks/evaluation.py``,
+``benchmarks/results/evaluation.json``). Random embeddings do not prune; a group whose
 prefix passes half of the catalogue is scored over all items in one product, so
 the worst case costs the first slice more than the plain path.
 """

@@ -49,12 +49,16 @@ class DotScores:
         """Whether the norm-bounded top-k applies to these users: no autograd, float32
         rows, a catalogue of at least ``MIN_ITEMS_PER_K (k + 1)`` items, and finite
         embeddings whose products cannot overflow (else the plain path, whose check
-        names the problem)."""
+        names the problem). Products at reduced precision (TF32 or bfloat16, which
+        ``torch.set_float32_matmul_precision`` or ``allow_tf32`` turn on) fall outside the
+        bound's rounding allowance and take the plain path too."""
         items = self.item_emb
         if (not self.prune or torch.is_grad_enabled() or items.requires_grad
                 or self.user_emb.requires_grad or items.dtype != torch.float32
                 or self.user_emb.dtype != torch.float32
-                or items.size(0) < MIN_ITEMS_PER_K * (k + 1)):
+                or items.size(0) < MIN_ITEMS_PER_K * (k + 1)
+                or torch.get_float32_matmul_precision() != "highest"
+                or (items.is_cuda and torch.backends.cuda.matmul.allow_tf32)):
             return False
         ranked = self.sorted_items()
         norms = torch.linalg.vector_norm(self.user_emb[users].double(), dim=1)
@@ -130,6 +134,10 @@ def evaluate_ranking(score: ScoreFn, target: Tensor, exclude: Sequence[Tensor], 
                      num_items: int, ks: Sequence[int] = (10, 20), batch_size: int = 1024,
                      split_name: str = "test", ctx: DistContext = SINGLE) -> dict[str, float]:
     """Full ranking of all items for every user with held-out items.
+
+    Dot-product scores (:class:`DotScores`) skip the items a norm bound rules out
+    (:func:`~ssgraphrec.eval.pruned.pruned_topk`); the top-k equals ``torch.topk``
+    over every item's score either way.
 
     Args:
         score: ``users [B] -> scores [B, num_items]``.

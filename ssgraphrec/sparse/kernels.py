@@ -247,8 +247,8 @@ class _Layout:
 
     A perturbation works on whole rows (SimGCL's noise normalises each row), so a
     perturbed propagation is not blocked: turning each layer into rows and back cost
-    more than the blocks saved (XSimGCL on Gowalla, 1.08x per step,
-    ``benchmarks/results/spmm-blocks.json``).
+    more than the blocks saved (XSimGCL's step on Gowalla took 1.08x as long in a first
+    run of ``benchmarks/spmm_blocks.py``).
     """
 
     def __init__(self, x: Tensor, adjs: tuple[Adjacency, ...], may_block: bool = True):
@@ -288,7 +288,9 @@ def propagate_mean(adj: Adjacency | tuple[Adjacency, ...], x: Tensor, num_layers
 
     No layer is saved for the backward pass (:class:`_LayerMean`), which is about a
     fifth faster per LightGCN step than :func:`propagate` per layer plus the mean
-    (``python benchmarks/layer_mean.py``).
+    (``python benchmarks/layer_mean.py``). On PyTorch's CPU kernel, unperturbed layers
+    that outgrow the cache are held in column blocks (:mod:`~ssgraphrec.sparse.blocks`),
+    with the same result to the bit.
 
     Args:
         adj: the adjacency, or one per layer.
