@@ -78,7 +78,7 @@ class SessionHypergraph(BaseTransform):
     Stored as an edge type (not as an :class:`~ssgraphrec.sparse.Adjacency`)
     so that it moves, copies and saves with the data like every other store;
     :func:`hypergraph_adjacency` turns it into an ``Adjacency`` for
-    :func:`~ssgraphrec.sparse.propagate`. A structure builder, deterministic,
+    :func:`~ssgraphrec.sparse.propagate_mean`. A structure builder, deterministic,
     not registered for ``--aug``.
 
     Args:
@@ -119,7 +119,7 @@ class SessionHypergraph(BaseTransform):
 
 def hypergraph_adjacency(data: HeteroData, backend: str = "torch") -> Adjacency:
     """The operator stored by :class:`SessionHypergraph`, ready for
-    :func:`~ssgraphrec.sparse.propagate` (not symmetric)."""
+    :func:`~ssgraphrec.sparse.propagate_mean` (not symmetric)."""
     if HYPERGRAPH not in data.edge_types:
         raise KeyError(f"no {HYPERGRAPH} in the data; apply SessionHypergraph first")
     store = data[HYPERGRAPH]
