@@ -175,6 +175,22 @@ def test_recommend_all_writes_every_user_as_recommend_user_does(sgl_run, small_d
         assert [s for _, s in by_user[user]] == pytest.approx([s for _, s in expected], abs=1e-4)
 
 
+def test_recommend_all_scores_the_model_once_for_all_batches(sgl_run, tmp_path, monkeypatch):
+    from ssgraphrec.methods.base import Method
+
+    calls = []
+    real = Method.ranking_scores
+
+    def counting(self):
+        calls.append(1)
+        return real(self)
+
+    monkeypatch.setattr(Method, "ranking_scores", counting)
+    invoke("recommend", str(sgl_run), "--all", "--out", str(tmp_path / "r.csv"), "-k", "5",
+           "--batch-size", "7")                               # several batches of users
+    assert len(calls) == 1                                     # one propagation, not one a batch
+
+
 def test_recommend_needs_one_of_user_and_all(sgl_run, tmp_path):
     for args in ([], ["--user", "u0", "--all", "--out", str(tmp_path / "x.csv")], ["--all"]):
         result = CliRunner().invoke(main, ["recommend", str(sgl_run), *args])

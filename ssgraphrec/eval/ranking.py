@@ -129,6 +129,36 @@ def check_cutoffs(ks: Sequence[int], num_items: int) -> list[int]:
 TopFn = Callable[[Tensor, list[tuple[Tensor, Tensor]], int], Tensor]
 
 
+def top_k(score: ScoreFn, users: Tensor, exclude: list[tuple[Tensor, Tensor]], k: int,
+          split_name: str = "test") -> tuple[Tensor, Tensor]:
+    """``(values, indices)``, ``[B, k]``: the best items of ``users`` by ``score``, the
+    ``exclude`` pairs left out (``(pairs, user_pointer)`` tuples; ``-inf`` where a user has
+    fewer than ``k`` items left), equal to ``torch.topk`` over every item's score.
+
+    Dot-product scores (:class:`DotScores`) skip the items a norm bound rules out
+    (:func:`~ssgraphrec.eval.pruned.pruned_topk`) where :meth:`DotScores.can_prune`
+    allows; every other score is computed for every item (:func:`check_finite_scores`,
+    :func:`~ssgraphrec.eval.topk.topk_rows`).
+    """
+
+    def every_item(rows_of: Tensor) -> tuple[Tensor, Tensor]:
+        scores = check_finite_scores(score(rows_of).float(), split_name)
+        if scores._base is not None and not isinstance(score, DotScores):
+            scores = scores.clone()  # never write into a view of the caller's tensors
+        for e, ptr in exclude:
+            rows, cols = gather_rows(e, ptr, rows_of)
+            scores[rows, cols] = -float("inf")
+        return topk_rows(scores, k)
+
+    if isinstance(score, DotScores) and score.can_prune(users, k):
+        pairs = [gather_rows(e, ptr, users) for e, ptr in exclude]
+        excluded = (torch.cat([r for r, _ in pairs]) if pairs else users[:0],
+                    torch.cat([c for _, c in pairs]) if pairs else users[:0])
+        return pruned_topk(score.user_emb[users], score.sorted_items(), excluded, k,
+                           lambda rows: every_item(users[rows]))
+    return every_item(users)
+
+
 @torch.no_grad()
 def evaluate_ranking(score: ScoreFn, target: Tensor, exclude: Sequence[Tensor], num_users: int,
                      num_items: int, ks: Sequence[int] = (10, 20), batch_size: int = 1024,
@@ -136,8 +166,7 @@ def evaluate_ranking(score: ScoreFn, target: Tensor, exclude: Sequence[Tensor], 
     """Full ranking of all items for every user with held-out items.
 
     Dot-product scores (:class:`DotScores`) skip the items a norm bound rules out
-    (:func:`~ssgraphrec.eval.pruned.pruned_topk`); the top-k equals ``torch.topk``
-    over every item's score either way.
+    (:func:`top_k`); the top-k equals ``torch.topk`` over every item's score either way.
 
     Args:
         score: ``users [B] -> scores [B, num_items]``.
@@ -156,23 +185,8 @@ def evaluate_ranking(score: ScoreFn, target: Tensor, exclude: Sequence[Tensor], 
         ``users_evaluated`` and ``users_skipped`` (users without held-out items).
     """
 
-    def plain_top(users: Tensor, ex: list[tuple[Tensor, Tensor]], k: int) -> tuple[Tensor, Tensor]:
-        scores = check_finite_scores(score(users).float(), split_name)
-        if scores._base is not None and not isinstance(score, DotScores):
-            scores = scores.clone()  # never write into a view of the caller's tensors
-        for e, ptr in ex:
-            rows, cols = gather_rows(e, ptr, users)
-            scores[rows, cols] = -float("inf")
-        return topk_rows(scores, k)
-
     def top_items(users: Tensor, ex: list[tuple[Tensor, Tensor]], k: int) -> Tensor:
-        if isinstance(score, DotScores) and score.can_prune(users, k):
-            pairs = [gather_rows(e, ptr, users) for e, ptr in ex]
-            excluded = (torch.cat([r for r, _ in pairs]) if pairs else users[:0],
-                        torch.cat([c for _, c in pairs]) if pairs else users[:0])
-            return pruned_topk(score.user_emb[users], score.sorted_items(), excluded, k,
-                               lambda rows: plain_top(users[rows], ex, k))[1]
-        return plain_top(users, ex, k)[1]
+        return top_k(score, users, ex, k, split_name)[1]
 
     return evaluate_top_items(top_items, target, exclude, num_users, num_items, ks, batch_size,
                               split_name, ctx)

@@ -14,8 +14,7 @@ from tqdm.auto import tqdm
 
 from ..data.schema import INTERACTS, ITEM, USER, task_of, user_pointer
 from ..errors import SSGraphRecError
-from ..eval.ranking import check_finite_scores, gather_rows
-from ..eval.topk import topk_rows
+from ..eval.ranking import ScoreFn, top_k
 from .run import Run
 from .tasks import auto_eval_batch_size
 
@@ -37,7 +36,8 @@ def recommend_for_user(run: Run, raw_user: str, k: int = 20) -> list[tuple[str, 
         raise SSGraphRecError(f"-k must be between 1 and the number of items ({n_items})")
     run.method.eval()
     device = run.data[INTERACTS].edge_index.device
-    items, scores = _masked_top(run, torch.tensor([user], device=device), k)
+    items, scores = _masked_top(run.method.ranking_scores(), _known_pairs(run),
+                                torch.tensor([user], device=device), k)
     raw_items = run.data[ITEM].raw_id
     return [(raw_items[i], float(s)) for i, s in zip(items[0].tolist(), scores[0].tolist(),
                                                      strict=True) if s != -float("inf")]
@@ -47,20 +47,24 @@ def recommend_for_user(run: Run, raw_user: str, k: int = 20) -> list[tuple[str, 
 EXPORT_COLUMNS = ("user", "rank", "item", "score")
 
 
-def _masked_top(run: Run, users: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[B, k]`` best items and scores of ``users``, their training, validation and hidden
-    items left out (score ``-inf`` where a user has fewer than ``k`` items left)."""
+def _known_pairs(run: Run) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The pairs a recommendation leaves out (training, validation and hidden items), with
+    their user pointers, as :func:`~ssgraphrec.eval.ranking.top_k` takes them."""
     store = run.data[INTERACTS]
-    # NaN would rank arbitrarily (and the exact top-K assumes none): one clear error instead.
-    scores = check_finite_scores(run.method.ranking_scores()(users).float(), "recommend").clone()
     known = [store.edge_index, store.val_edge_index]
     if "hidden_edge_index" in store:
         known.append(store.hidden_edge_index)
     n_users = run.data[USER].num_nodes
-    for edges in known:
-        rows, cols = gather_rows(edges, user_pointer(edges, n_users), users)
-        scores[rows, cols] = -float("inf")
-    values, indices = topk_rows(scores, k)
+    return [(edges, user_pointer(edges, n_users)) for edges in known]
+
+
+def _masked_top(score: ScoreFn, known: list[tuple[torch.Tensor, torch.Tensor]],
+                users: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, k]`` best items and scores of ``users`` by ``score`` (the model's
+    ``ranking_scores()``, computed once per call of the caller), the ``known`` pairs left
+    out (score ``-inf`` where a user has fewer than ``k`` items left). NaN scores would
+    rank arbitrarily: they raise one clear error instead."""
+    values, indices = top_k(score, users, known, k, "recommend")
     return indices, values
 
 
@@ -97,12 +101,13 @@ def recommend_all(run: Run, out: str | Path, k: int = 20, batch_size: int = 0,
     raw_users = np.asarray(run.data[USER].raw_id, dtype=object)
     raw_items = np.asarray(run.data[ITEM].raw_id, dtype=object)
     rows = 0
+    score, known = run.method.ranking_scores(), _known_pairs(run)  # once, not per batch
     bar = tqdm(total=n_users, desc="recommend", unit="user", disable=not progress,
                file=sys.stderr, leave=False)
     try:
         for start in range(0, n_users, size):
             users = torch.arange(start, min(start + size, n_users), device=device)
-            items, scores = _masked_top(run, users, k)
+            items, scores = _masked_top(score, known, users, k)
             keep = torch.isfinite(scores)
             u_idx = users[:, None].expand_as(items)[keep].cpu().numpy()
             ranks = torch.arange(1, k + 1, device=device).expand_as(items)[keep].tolist()
