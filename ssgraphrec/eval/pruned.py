@@ -18,6 +18,12 @@ The result equals ``torch.topk`` over every item's score, ties included:
   item is skipped only when :math:`\|u\|\,\|i\|\,(1 + 2\gamma_d) < t`, norms in float64.
   A skipped item's score is then strictly below the ``k``-th: it can neither enter
   the top ``k`` nor tie with it.
+* The scores are the same dot products, computed by the same matrix product over a
+  slice of the (reordered) items instead of all of them. PyTorch's CPU product gives
+  each entry to the bit whatever the slice (the tests compare values with
+  ``torch.equal``, and ``benchmarks/evaluation.py`` checks identical metrics on real
+  data); a library whose product rounded an entry differently by the shape of the
+  block could move two items whose scores differ by an ulp.
 * The top ``k + 1`` of the items scored are ranked; without a tie among them the
   top ``k`` and their order are fixed by the values, as ``torch.topk``'s. A row with
   a tie is ranked again over all items in their own order by ``torch.topk``, so that
