@@ -53,7 +53,7 @@ def test_equals_torch_topk_over_every_item(spread):
     ref_v, ref_i, _ = _reference(u, i, excluded, K)
     values, indices, _ = _pruned(u, i, excluded, K)
     assert torch.equal(indices, ref_i) and torch.equal(values, ref_v)
-    if spread:                                        # the three paths all ran
+    if spread:                        # users done after the first slice, and users needing more
         items = NormSortedItems(i)
         first = max(i.size(0) // pruned.FIRST_SHARE, pruned.FIRST_PER_K * (K + 1))
         need = items.needed(u.double().norm(dim=1), ref_v[:, -1])

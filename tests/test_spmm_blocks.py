@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 
+from ssgraphrec.errors import ConfigError
 from ssgraphrec.sparse import Adjacency, BipartiteGraph, blocks, propagate_mean
 from ssgraphrec.sparse.blocks import (
     BLOCK_BYTES_ENV,
@@ -64,7 +65,7 @@ def test_block_budget_reads_the_environment_and_rejects_bad_values(monkeypatch):
     assert block_budget() == 123456
     for bad, message in [("lots", "whole number"), ("-5", ">= 0")]:
         monkeypatch.setenv(BLOCK_BYTES_ENV, bad)
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(ConfigError, match=message):   # one message, no traceback
             block_budget()
     monkeypatch.delenv(BLOCK_BYTES_ENV)
     assert block_budget() > 0

@@ -29,22 +29,25 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
+
 #: Environment variable overriding the bytes of one column block
 #: (:func:`block_budget`); ``0`` turns blocking off.
 BLOCK_BYTES_ENV = "SSGRAPHREC_SPMM_BLOCK_BYTES"
 
 #: Block budget where the last-level cache's size is unknown (10 MiB, about a third of
-#: the benchmark machine's 32 MiB L3: there blocks of up to 8.6 MiB ran as fast as
-#: smaller ones, and whole operands of 16.4 and 17.3 MiB were 1.2 to 1.8x slower).
+#: the benchmark machine's 32 MiB L3: there whole operands of 16.4 and 17.3 MiB took 2.2x
+#: and 1.3x the time of their best blocks, ``benchmarks/results/spmm-blocks.json``).
 DEFAULT_BLOCK_BYTES = 10 * 2**20
 
-#: Narrowest block worth a call: 8-column blocks were slower than 16-column ones on
-#: Gowalla (28.5 against 23.1 ms), since each call re-reads the sparse matrix.
+#: Narrowest block worth a call: each call re-reads the sparse matrix, and in a one-off
+#: sweep on Gowalla (``blocked_product`` at widths 8 to 64, one thread) 8-column blocks
+#: took 28.5 ms per product against 23.1 ms for 16-column ones.
 MIN_BLOCK_COLUMNS = 16
 
 
 @lru_cache(maxsize=1)
-def _last_level_cache_bytes() -> int | None:
+def last_level_cache_bytes() -> int | None:
     """The size of CPU 0's highest cache level from Linux's sysfs, else ``None``."""
     root = Path("/sys/devices/system/cpu/cpu0/cache")
     best: tuple[int, int] | None = None
@@ -71,12 +74,13 @@ def block_budget() -> int:
         try:
             value = int(text)
         except ValueError:
-            raise ValueError(f"${BLOCK_BYTES_ENV} must be a whole number of bytes, "
-                             f"got {text!r}") from None
+            raise ConfigError(f"${BLOCK_BYTES_ENV} must be a whole number of bytes (0: no "
+                              f"column blocks), got {text!r}") from None
         if value < 0:
-            raise ValueError(f"${BLOCK_BYTES_ENV} must be >= 0, got {value}")
+            raise ConfigError(f"${BLOCK_BYTES_ENV} must be >= 0 (0: no column blocks), "
+                              f"got {value}")
         return value
-    cache = _last_level_cache_bytes()
+    cache = last_level_cache_bytes()
     return cache // 3 if cache else DEFAULT_BLOCK_BYTES
 
 

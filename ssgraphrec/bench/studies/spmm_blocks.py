@@ -35,11 +35,11 @@ import torch
 from ...sparse import Adjacency, BipartiteGraph
 from ...sparse.blocks import (
     BLOCK_BYTES_ENV,
-    _last_level_cache_bytes,
     block_budget,
     block_bytes,
     block_width,
     blocked_product,
+    last_level_cache_bytes,
     to_blocks,
 )
 from . import RESULTS, cpu_model, shared_data, write_result
@@ -112,7 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.pop(BLOCK_BYTES_ENV, None)
-    cache = _last_level_cache_bytes()
+    cache = last_level_cache_bytes()
     out = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
            "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_model(),
            "last_level_cache_mib": round(cache / 2**20, 1) if cache else None,
