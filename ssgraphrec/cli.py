@@ -47,8 +47,12 @@ def _table(metrics: dict[str, float], names=("recall", "ndcg", "precision", "hit
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ssgraphrec")
+@_fail_cleanly
 def main() -> None:
     """Self-supervised recommendation on PyTorch Geometric."""
+    from .heap import retain_freed_memory
+
+    retain_freed_memory()  # large CPU tensors reuse freed pages (ssgraphrec/heap.py)
 
 
 @main.command()

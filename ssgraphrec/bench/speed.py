@@ -24,6 +24,10 @@ it, and no method warms a cache for the next. In that process:
    the loading peak); on CUDA also ``torch.cuda.max_memory_allocated`` over
    steps 2-3 (``cuda_peak_mib``) and what the data and model hold before them
    (``cuda_after_build_mib``).
+
+Each process keeps freed memory in its heap, as ``ssgraphrec train`` does
+(:func:`ssgraphrec.heap.retain_freed_memory`; ``SSGRAPHREC_HEAP=system`` measures
+``malloc`` as the system sets it).
 """
 
 from __future__ import annotations
@@ -98,6 +102,7 @@ def measure(method: str, spec: SpeedSpec, settings: dict[str, Any] | None = None
     import dataclasses
 
     from ..config import RunConfig, apply
+    from ..heap import retain_freed_memory
     from ..sparse import resolve_backend
     from ..train.run import build
     from ..train.trainer import Trainer
@@ -107,6 +112,7 @@ def measure(method: str, spec: SpeedSpec, settings: dict[str, Any] | None = None
     if spec.device:
         cfg.device = spec.device
     apply(cfg, spec.overrides if settings is None else settings)
+    heap_retained = retain_freed_memory()  # as the command line does, also when spawned
     t0 = time.perf_counter()
     run = build(cfg)
     build_s = time.perf_counter() - t0
@@ -115,7 +121,8 @@ def measure(method: str, spec: SpeedSpec, settings: dict[str, Any] | None = None
     out: dict[str, Any] = {
         "method": method, "dataset": spec.dataset, "device": str(device),
         "sparse_backend": resolve_backend(cfg.sparse_backend),
-        "threads": torch.get_num_threads(), "build_s": round(build_s, 3),
+        "threads": torch.get_num_threads(), "heap_retained": heap_retained,
+        "build_s": round(build_s, 3),
         "params": dataclasses.asdict(run.method.cfg),
         "rss_after_build_mib": _round(_current_rss_mib()),
     }

@@ -1,0 +1,136 @@
+"""Training steps with freed memory kept in the heap against ``malloc`` as the system sets it.
+
+:func:`ssgraphrec.heap.retain_freed_memory` raises glibc's ``mmap`` and trim
+thresholds, so that the tensors a step frees are reused by the next step instead of
+being returned to the kernel and faulted in again. The setting is per process and
+cannot be undone within one, so each measurement is a fresh process: for each
+method, ``--pairs`` pairs of processes, one with ``SSGRAPHREC_HEAP=system`` and one
+with the default (``retain``), their order alternating pair by pair. Each process
+builds the method on ``--dataset`` (all training rows, ``val_ratio=0``), runs a
+warm-up window, then ``--windows`` windows of ``--steps`` training steps
+(:meth:`Trainer.train_epoch`), and reports the median milliseconds per step, the
+minor page faults per step over the timed windows (``ru_minflt``) and its peak
+resident memory (``ru_maxrss``).
+
+Usage::
+
+    SSGRAPHREC_DATA=../shared/data python benchmarks/heap.py \\
+        --methods lightgcn,sgl,simgcl,xsimgcl,ncl --dataset gowalla --threads 1
+
+Results go to ``benchmarks/results/heap.json`` (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ...heap import HEAP_ENV
+from . import RESULTS, cpu_model, shared_data, write_result
+
+POLICIES = ("system", "retain")
+
+
+def child(method: str, dataset: str, steps: int, windows: int, threads: int,
+          settings: dict) -> dict:
+    """One process's measurement (the heap policy comes from its environment)."""
+    import torch
+
+    from ...config import RunConfig, apply
+    from ...heap import retain_freed_memory
+    from ...train.run import build
+    from ...train.trainer import Trainer
+
+    retained = retain_freed_memory()
+    torch.set_num_threads(threads)
+    cfg = RunConfig(method=method, dataset=dataset, val_ratio=0.0, seed=2020)
+    apply(cfg, settings)
+    run = build(cfg)
+    trainer = Trainer(run.method, run.data, Path(tempfile.mkdtemp()), epochs=windows + 1,
+                      generator=run.generator, progress=False, log=lambda message: None)
+    trainer.train_epoch(0, max_steps=steps)                  # warm-up
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    per_step = []
+    for window in range(windows):
+        t0 = time.perf_counter()
+        trainer.train_epoch(window + 1, max_steps=steps)
+        per_step.append((time.perf_counter() - t0) / steps)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    return {"retained": retained, "ms_per_step": round(1000 * statistics.median(per_step), 1),
+            "windows_ms": [round(1000 * s, 1) for s in per_step],
+            "minor_faults_per_step": round(faults / (steps * windows)),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def measure(policy: str, method: str, args: argparse.Namespace) -> dict:
+    """:func:`child` in a fresh process under heap policy ``policy``."""
+    env = {**os.environ, HEAP_ENV: policy}
+    command = [sys.executable, "-m", "ssgraphrec.bench.studies.heap", "--child", method,
+               "--dataset", args.dataset, "--steps", str(args.steps),
+               "--windows", str(args.windows), "--threads", str(args.threads),
+               "--settings", args.settings]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"heap: {method} under {HEAP_ENV}={policy} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="lightgcn,sgl,simgcl,xsimgcl,ncl")
+    parser.add_argument("--dataset", default="gowalla")
+    parser.add_argument("--pairs", type=int, default=3, help="process pairs per method")
+    parser.add_argument("--steps", type=int, default=6, help="training steps per window")
+    parser.add_argument("--windows", type=int, default=3, help="timed windows per process")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--settings", default='{"batch_size": 2048, "num_layers": 3}',
+                        help="JSON of method settings (default: batch 2048, 3 layers)")
+    parser.add_argument("--out", default=str(RESULTS / "heap.json"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.dataset, args.steps, args.windows, args.threads,
+                               json.loads(args.settings))))
+        return
+    shared_data("heap", {"gowalla": "gowalla", "lastfm-80-20": "lastfm"}.get(args.dataset,
+                                                                            args.dataset))
+    out = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+           "cpu": cpu_model(), "threads": args.threads, "dataset": args.dataset,
+           "settings": json.loads(args.settings), "steps_per_window": args.steps,
+           "windows": args.windows, "load_average_start": round(os.getloadavg()[0], 2),
+           "rows": {}}
+    for method in args.methods.split(","):
+        runs: dict[str, list[dict]] = {p: [] for p in POLICIES}
+        for pair in range(args.pairs):
+            for policy in (POLICIES if pair % 2 == 0 else POLICIES[::-1]):
+                runs[policy].append(measure(policy, method, args))
+        ratios = [r["ms_per_step"] / s["ms_per_step"]
+                  for s, r in zip(runs["system"], runs["retain"], strict=True)]
+        row = {p: {"ms_per_step": statistics.median(r["ms_per_step"] for r in runs[p]),
+                   "minor_faults_per_step": statistics.median(r["minor_faults_per_step"]
+                                                             for r in runs[p]),
+                   "peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in runs[p]),
+                   "processes": runs[p]} for p in POLICIES}
+        row["retain_over_system"] = round(statistics.median(ratios), 3)
+        row["pair_ratios"] = [round(x, 3) for x in ratios]
+        out["rows"][method] = row
+        print(f"{method}: system {row['system']['ms_per_step']} ms/step "
+              f"({row['system']['minor_faults_per_step']} faults/step), retain "
+              f"{row['retain']['ms_per_step']} ms/step ({row['retain']['minor_faults_per_step']}"
+              f" faults/step), ratio {row['retain_over_system']}", flush=True)
+    out["load_average_end"] = round(os.getloadavg()[0], 2)
+    write_result(Path(args.out), out)
+    print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
