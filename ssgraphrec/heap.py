@@ -12,12 +12,12 @@ Measured in fresh processes, alternated (``python benchmarks/heap.py``,
 docs/benchmarks.md "The process heap"), this is what made XSimGCL's training step
 on Gowalla slower after its layers moved into one autograd node, and the setting
 undoes it. Memory freed below the high-water mark stays with the process until it
-exits; the peak itself moved by -3 to +4 % in the study.
+exits; the peak itself moved by -2 to +4 % in the study.
 
-The ``mmap`` threshold is fixed at glibc's own ceiling, 32 MiB, the value its
-dynamic threshold reaches once such a block has been freed: so no block goes to the
-heap that glibc would not put there itself, the setting only does it from the start
-and stops the trimming. Higher thresholds cost memory: blocks of one size allocated
+The ``mmap`` threshold is fixed at 32 MiB, the most glibc's dynamic threshold
+reaches (it rises to the size of each mapped block freed): so no block goes to the
+heap that glibc would not put there itself after freeing one that size; the setting
+does it from the start and stops the trimming. Higher thresholds cost memory: blocks of one size allocated
 and freed in turn leave holes at first, since an aligned request (PyTorch's) needs a
 little more than the block freed before it, and with 100 MiB blocks the peak grew by
 800 MiB against 100 MiB mapped anew (glibc 2.36).
