@@ -32,8 +32,7 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from ...heap import HEAP_ENV
@@ -42,34 +41,31 @@ from . import RESULTS, cpu_model, shared_data, write_result
 
 def child(method: str, dataset: str, steps: int, windows: int, threads: int,
           settings: dict, mmap_mib: int | None) -> dict:
-    """One process's measurement (the heap policy comes from its environment)."""
+    """One process's measurement (the heap policy comes from its environment); the
+    windows are :func:`~ssgraphrec.bench.studies.layer_mean.time_paths`'s, with the
+    minor page faults of each counted."""
     import torch
 
     from ... import heap
-    from ...config import RunConfig, apply
-    from ...train.run import build
-    from ...train.trainer import Trainer
+    from .layer_mean import time_paths
 
     if mmap_mib is not None:
         heap.MMAP_THRESHOLD_BYTES = mmap_mib << 20
     retained = heap.retain_freed_memory()
     torch.set_num_threads(threads)
-    cfg = RunConfig(method=method, dataset=dataset, val_ratio=0.0, seed=2020)
-    apply(cfg, settings)
-    run = build(cfg)
-    trainer = Trainer(run.method, run.data, Path(tempfile.mkdtemp()), epochs=windows + 1,
-                      generator=run.generator, progress=False, log=lambda message: None)
-    trainer.train_epoch(0, max_steps=steps)                  # warm-up
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    per_step = []
-    for window in range(windows):
-        t0 = time.perf_counter()
-        trainer.train_epoch(window + 1, max_steps=steps)
-        per_step.append((time.perf_counter() - t0) / steps)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    faults: list[int] = []
+
+    @contextmanager
+    def counting_faults():
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        yield
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+
+    per_step = time_paths(method, dataset, steps, windows, settings,
+                          {"steps": counting_faults})["steps"]
     return {"retained": retained, "ms_per_step": round(1000 * statistics.median(per_step), 1),
             "windows_ms": [round(1000 * s, 1) for s in per_step],
-            "minor_faults_per_step": round(faults / (steps * windows)),
+            "minor_faults_per_step": round(sum(faults) / (steps * windows)),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
