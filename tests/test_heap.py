@@ -1,5 +1,6 @@
-"""The heap policy (ssgraphrec/heap.py): what it asks of glibc, when it stands aside, and
-that a freed block is reused without page faults once it applies."""
+"""The heap policy (ssgraphrec/heap.py): what it asks of glibc, when it stands aside, that
+the command line applies it (or reports a bad policy in one line), and that a 20 MiB
+block then comes from the heap instead of a fresh mapping."""
 
 from __future__ import annotations
 
