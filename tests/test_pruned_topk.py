@@ -1,10 +1,14 @@
-"""The norm-bounded top-k (ssgraphrec/eval/pruned.py) equals torch.topk over every item."""
+"""The norm-bounded top-k (ssgraphrec/eval/pruned.py) equals torch.topk over every item,
+scores each user only as far as its bound needs, and its products give every entry to
+the bit whatever the rows beside it."""
+
+import math
 
 import pytest
 import torch
 
 from ssgraphrec.eval import pruned
-from ssgraphrec.eval.pruned import NormSortedItems, pruned_topk
+from ssgraphrec.eval.pruned import NormSortedItems, pruned_topk, row_stable_mm
 from ssgraphrec.eval.ranking import DotScores, evaluate_ranking
 
 K = 10
@@ -60,6 +64,53 @@ def test_equals_torch_topk_over_every_item(spread):
         assert (need <= first).any() and (need > first).any() and (need < i.size(0)).all()
 
 
+def test_users_are_scored_slice_by_slice_only_as_far_as_their_bound_needs(monkeypatch):
+    u, i = _embeddings(users=300, items=4000)
+    excluded = _excluded(u.size(0), i.size(0))
+    blocks, ranked = [], []
+    real_mm, real_topk = pruned.row_stable_mm, pruned.topk_rows
+
+    def spy_mm(queries, items, out=None):
+        blocks.append((queries.size(0), items.size(0)))
+        return real_mm(queries, items, out)
+
+    def spy_topk(scores, k):
+        ranked.append(scores.size(0))
+        return real_topk(scores, k)
+
+    monkeypatch.setattr(pruned, "row_stable_mm", spy_mm)
+    monkeypatch.setattr(pruned, "topk_rows", spy_topk)
+    ref_v, ref_i, _ = _reference(u, i, excluded, K)
+    values, indices, _ = _pruned(u, i, excluded, K)
+    assert torch.equal(indices, ref_i) and torch.equal(values, ref_v)
+    rows, widths = zip(*blocks, strict=True)
+    first = max(4000 // pruned.FIRST_SHARE, pruned.FIRST_PER_K * (K + 1))
+    ends = torch.tensor(widths).cumsum(0).tolist()
+    assert rows[0] == 300 and ends[0] == first
+    assert all(a < b <= max(math.ceil(a * pruned.GROWTH), a + pruned.MIN_COLUMNS) or b == 4000
+               for a, b in zip(ends, ends[1:], strict=False))
+    assert list(rows) == sorted(rows, reverse=True) and len(rows) > 2   # users drop out
+    assert sum(r * w for r, w in blocks) < 0.5 * 300 * 4000
+    # every user whose final k-th score does not rule out the second slice was scored on it
+    need = NormSortedItems(i).needed(u.double().norm(dim=1), ref_v[:, -1])
+    assert 0 < int((need > ends[0]).sum()) <= rows[1]
+    # later slices rank only the rows with a score above their (k + 1)-th kept one
+    assert ranked[0] == 300 and sum(ranked[1:]) < sum(rows[1:])
+
+
+def test_products_do_not_depend_on_the_rows_beside_them():
+    """MKL rounds a block of 1 to 3 rows differently from a larger one; padded, a
+    user's scores are the same to the bit in a block of any size."""
+    u, i = _embeddings(users=64, items=700, d=64)
+    whole = u @ i.t()
+    for rows in range(1, 14):
+        assert torch.equal(row_stable_mm(u[:rows], i), whole[:rows])
+        assert torch.equal(row_stable_mm(u[:rows], i[100:300]), whole[:rows, 100:300])
+    with torch.no_grad():
+        assert torch.equal(DotScores(u, i)(torch.tensor([5])), whole[5:6])
+        assert torch.equal(DotScores(u, i)(torch.tensor([5, 9, 2, 40, 7])), whole[[5, 9, 2, 40, 7]])
+
+
 def test_nothing_excluded():
     u, i = _embeddings(users=40)
     nothing = (torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
@@ -79,6 +130,24 @@ def test_ties_and_rows_with_too_few_items_come_out_in_torch_topk_order():
     values, indices, calls = _pruned(u, i, excluded, K)
     assert torch.equal(indices, ref_i) and torch.equal(values, ref_v)
     assert calls                                      # tied rows were ranked again whole
+
+
+def test_a_user_the_bound_cannot_prune_takes_the_plain_path():
+    u, i = _embeddings(users=8, items=1500)
+    i = i.abs()
+    u[3] = -u[3].abs() - 0.1                          # every score negative: nothing pruned
+    nothing = (torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+    ref_v, ref_i, scores = _reference(u, i, nothing, K)
+    plain = []
+
+    def whole(rows):
+        plain.append(rows)
+        top = torch.topk(scores[rows], K, dim=1)
+        return top.values, top.indices
+
+    values, indices = pruned_topk(u, NormSortedItems(i), nothing, K, whole)
+    assert torch.equal(indices, ref_i) and torch.equal(values, ref_v)
+    assert torch.cat(plain).tolist() == [3]
 
 
 def test_items_along_the_user_make_the_bound_tight_and_it_still_holds():

@@ -11,7 +11,7 @@ from ..data.schema import user_pointer
 from ..distributed import SINGLE, DistContext, all_gather_rows, any_rank, shard_bounds
 from ..errors import SSGraphRecError
 from .metrics import ranking_metrics
-from .pruned import MIN_ITEMS_PER_K, NormSortedItems, pruned_topk
+from .pruned import MIN_ITEMS_PER_K, NormSortedItems, padded_rows, pruned_topk, row_stable_mm
 from .topk import topk_rows
 
 ScoreFn = Callable[[Tensor], Tensor]
@@ -27,7 +27,9 @@ class DotScores:
     lastfm in a one-off timing); when the allocator keeps it, the difference is small
     (23.8 against 22.6 ms per block in ``benchmarks/results/evaluation.json``). A
     returned block is valid until the next call; clone it to keep it. The block is
-    this object's own, so :func:`evaluate_ranking` may write into it.
+    this object's own, so :func:`evaluate_ranking` may write into it. The product pads
+    its rows to a multiple of 4 (:func:`~ssgraphrec.eval.pruned.row_stable_mm`), so that
+    a user's scores do not depend on the users beside it in the batch.
     """
 
     #: Whether :func:`evaluate_ranking` may take the norm-bounded top-k
@@ -70,12 +72,12 @@ class DotScores:
         queries, items = self.user_emb[users], self.item_emb
         if torch.is_grad_enabled() and (queries.requires_grad or items.requires_grad):
             return queries @ items.t()
-        rows, dtype = queries.size(0), torch.result_type(queries, items)
+        rows, dtype = padded_rows(queries.size(0)), torch.result_type(queries, items)
         block = self.block
         if block is None or block.size(0) < rows or block.dtype != dtype:
             block = self.block = torch.empty(rows, items.size(0), dtype=dtype,
                                              device=queries.device)
-        return torch.mm(queries, items.t(), out=block[:rows])
+        return row_stable_mm(queries, items, out=block)
 
 
 def dot_scores(user_emb: Tensor, item_emb: Tensor) -> ScoreFn:
