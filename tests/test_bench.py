@@ -435,7 +435,7 @@ def test_bench_study_lists_runs_and_refuses_an_unknown_study():
     helped = CliRunner().invoke(main, ["bench", "study", "remedies", "--help"])
     assert helped.exit_code == 0 and "ssgraphrec bench study remedies" in helped.output
     unknown = CliRunner().invoke(main, ["bench", "study", "nope"])
-    assert unknown.exit_code == 1 and "unknown study 'nope'; studies: bigi," in unknown.output
+    assert unknown.exit_code == 1 and "unknown study 'nope'; studies: batch_rows, bigi," in unknown.output
 
 
 def test_speed_counts_the_batches_of_a_sequence_method(tmp_path):

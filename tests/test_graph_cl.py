@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from dense_reference import normalized_adjacency_reference
 
 import ssgraphrec.nn.lightgcn as lightgcn_module
+import ssgraphrec.sparse.kernels as sparse_kernels
 
 # the layer-by-layer propagation the methods ran before propagate_mean (the reference)
 from ssgraphrec.bench.studies.layer_mean import layer_by_layer_propagate_mean
@@ -58,6 +59,7 @@ from ssgraphrec.sparse import (
     bipartite_adjacency,
     view_adjacency,
 )
+from ssgraphrec.sparse.kernels import RowRestriction
 from ssgraphrec.train import Trainer
 from ssgraphrec.transforms import AUGMENTATIONS, EdgeDrop, GraphDiffusion, RandomWalk, make_augmentation
 from ssgraphrec.transforms.graph_diffusion import with_embeddings
@@ -205,18 +207,33 @@ def test_xsimgcl_propagates_once_per_batch_and_simgcl_as_its_streams_say(small_d
         calls.append((x.size(1), transpose))
         return matmul_add(self, x, add, transpose)
 
+    def counted_rows(self, x, transpose=False):
+        calls.append(("rows", x.size(1), transpose))
+        return restricted_matmul(self, x, transpose)
+
+    restricted_matmul = RowRestriction.matmul
     monkeypatch.setattr(Adjacency, "matmul", counted)
     monkeypatch.setattr(Adjacency, "matmul_add", counted_add)
+    monkeypatch.setattr(RowRestriction, "matmul", counted_rows)
+    monkeypatch.setattr(RowRestriction, "matmul_add",
+                        lambda self, x, add, transpose=False: add + counted_rows(self, x, transpose))
+    monkeypatch.setattr(sparse_kernels, "ROWS_SHARE_LIMIT", 0.0)   # whole products first
+    monkeypatch.setattr(sparse_kernels, "ROWS_MIN_NNZ", 0)
 
     def step(method) -> list[tuple[int, bool]]:
         calls.clear()
         sum(method.loss(batch).values()).backward()
-        return sorted(calls)
+        return sorted(calls, key=str)
 
     # the adjacency is symmetric, so a backward product is the same kernel (transpose=True)
     forward, backward = (16, False), (16, True)
     x = XSimGCL(small_data, XSimGCLConfig(emb_dim=16), backend="torch", generator=gen())
     assert step(x) == [forward] * 3 + [backward] * 3
+    # with the batch's rows: the last product at those rows, and the first backward one
+    monkeypatch.setattr(sparse_kernels, "ROWS_SHARE_LIMIT", 1.0)
+    assert step(x) == sorted([forward] * 2 + [backward] * 2
+                             + [("rows", 16, False), ("rows", 16, True)], key=str)
+    monkeypatch.setattr(sparse_kernels, "ROWS_SHARE_LIMIT", 0.0)
     # the default: one clean encoder with gradients, K - 1 offset products per noised view
     s = SimGCL(small_data, SimGCLConfig(emb_dim=16), backend="torch", generator=gen())
     assert s.cfg.num_layers == 3
@@ -272,6 +289,52 @@ def test_methods_on_propagate_mean_equal_the_layer_by_layer_path(small_data, bat
     for k, g in grads.items():
         assert torch.allclose(g, ref_grads[k], rtol=1e-4, atol=1e-6), k
     assert any(float(g.abs().max()) > 0 for g in grads.values())
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "sgl", "xsimgcl", "xsimgcl, last layer contrasted"])
+def test_methods_at_the_batch_rows_equal_the_whole_propagation_to_the_bit(small_data, batch,
+                                                                          monkeypatch, name):
+    """The last product at the batch's rows only (``propagate_mean(rows=)``) gives every
+    loss term and gradient of one step to the bit, the noise included (XSimGCL draws the
+    whole last layer's numbers, so its generator moves on as before)."""
+    make = {
+        "lightgcn": lambda: LightGCN(small_data, LightGCNConfig(emb_dim=16), backend="torch",
+                                     generator=gen(3)),
+        "sgl": lambda: SGL(small_data, SGLConfig(emb_dim=16), backend="torch", generator=gen(3)),
+        "xsimgcl": lambda: XSimGCL(small_data, XSimGCLConfig(emb_dim=16), backend="torch",
+                                   generator=gen(3)),
+        "xsimgcl, last layer contrasted": lambda: XSimGCL(
+            small_data, XSimGCLConfig(emb_dim=16, layer_cl=3, num_layers=3), backend="torch",
+            generator=gen(3)),
+    }[name]
+    restricted = []
+    for attr in ("matmul_blocks", "matmul", "matmul_add"):
+        original = getattr(RowRestriction, attr)
+        monkeypatch.setattr(RowRestriction, attr, lambda self, *a, _f=original, **k:
+                            restricted.append(1) or _f(self, *a, **k))
+
+    def step(limit: float):
+        monkeypatch.setattr(sparse_kernels, "ROWS_SHARE_LIMIT", limit)
+        monkeypatch.setattr(sparse_kernels, "ROWS_MIN_NNZ", 0)
+        torch.manual_seed(7)
+        method = make()
+        if hasattr(method, "on_epoch_start"):
+            method.on_epoch_start(0)
+        terms = method.loss(batch)
+        sum(terms.values()).backward()
+        after = float(torch.rand(1, generator=method.generator))   # where the generator stands
+        return ({k: float(v.detach()) for k, v in terms.items()},
+                {k: p.grad.clone() for k, p in method.named_parameters() if p.grad is not None},
+                after)
+
+    terms, grads, after = step(1.0)
+    assert restricted                                   # the rows path ran
+    restricted.clear()
+    ref_terms, ref_grads, ref_after = step(0.0)
+    assert not restricted
+    assert terms == ref_terms and after == ref_after
+    assert grads.keys() == ref_grads.keys() and grads
+    assert all(torch.equal(g, ref_grads[k]) for k, g in grads.items())
 
 
 @pytest.mark.parametrize("streams", ["shared", "fused"])

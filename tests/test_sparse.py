@@ -233,3 +233,101 @@ def test_propagate_mean_taps_perturbs_and_averages_fewer_layers_as_layer_by_laye
                             ({"taps": (1,), "keep_layers": True}, "do not combine")]:
         with pytest.raises(ValueError, match=message):
             propagate_mean(adj, x, 3, **kwargs)
+
+
+def _random_adjacency(n, edges, symmetric, seed):
+    g = torch.Generator().manual_seed(seed)
+    dense = torch.zeros(n, n)
+    dense[torch.randint(n, (edges,), generator=g), torch.randint(n, (edges,), generator=g)] = \
+        torch.rand(edges, generator=g)
+    dense = dense + dense.t() if symmetric else dense
+    csr = dense.to_sparse_csr()
+    return Adjacency(csr.crow_indices(), csr.col_indices(), csr.values(), n, symmetric=symmetric)
+
+
+def test_restricted_rows_and_columns_are_the_dense_sub_matrices():
+    adj = _random_adjacency(30, 120, symmetric=False, seed=4)
+    rows = torch.tensor([17, 2, 29, 5])                    # any order, distinct
+    restricted = adj.restrict(rows)
+    dense = adj.to_dense()
+    x, y = torch.randn(30, 3), torch.randn(4, 3)
+    assert torch.allclose(restricted.matmul(x), dense[rows] @ x, atol=1e-6)
+    assert torch.allclose(restricted.matmul(y, transpose=True), dense[rows].t() @ y, atol=1e-6)
+    assert torch.allclose(restricted.matmul_add(y, x, transpose=True), x + dense[rows].t() @ y,
+                          atol=1e-6)
+    assert adj.rows_share(rows) == pytest.approx(float((dense[rows] != 0).sum()) / adj.nnz)
+
+
+@pytest.mark.parametrize("blocked", [False, True])
+@pytest.mark.parametrize("case", ["symmetric", "not symmetric, a graph per layer",
+                                  "taps and noise", "last layer tapped", "skip ego"])
+def test_propagate_mean_at_rows_equals_the_whole_mean_to_the_bit(case, blocked, monkeypatch):
+    """With ``rows``, the last product is taken at those rows only, and the backward
+    pass's first from them: the mean at ``rows`` and the gradient equal the whole
+    mean's (masked outside ``rows``) to the bit, blocked or not."""
+    import ssgraphrec.sparse.kernels as kernels
+    from ssgraphrec.sparse.blocks import block_bytes
+
+    monkeypatch.setattr(kernels, "ROWS_SHARE_LIMIT", 1.0)     # restrict whatever the share
+    monkeypatch.setattr(kernels, "ROWS_MIN_NNZ", 0)
+    n, d = 200, 32
+    symmetric = case != "not symmetric, a graph per layer"
+    adjs = tuple(_random_adjacency(n, 900, symmetric, seed=s)
+                 for s in ((1, 1, 1) if symmetric else (1, 2, 3)))
+    taps = {"taps and noise": (1,), "last layer tapped": (1, 3)}.get(case, ())
+    noise = torch.randn(n, d)
+
+    class Offset:                  # an offset by the signs, as SimGCL's noise, row by row
+        def __call__(self, h):
+            return h + 0.3 * torch.sign(h) * noise
+
+        def at_rows(self, h, at, num_nodes):
+            assert num_nodes == n
+            return h + 0.3 * torch.sign(h) * noise[at]
+
+    perturb = Offset() if case == "taps and noise" else None
+    skip_ego = case == "skip ego"
+    rows = torch.tensor([0, 3, 4, 50, 51, 120, 199])
+    mask = torch.zeros(n, 1)
+    mask[rows] = 1
+    up = [torch.randn(n, d, generator=torch.Generator().manual_seed(s)) for s in range(3)]
+
+    def run(at_rows, block):
+        x = torch.randn(n, d, generator=torch.Generator().manual_seed(9)).requires_grad_()
+        with block_bytes(16 * n * 4 if block else 0):
+            out = propagate_mean(adjs, x, 3, skip_ego, taps=taps, perturb=perturb, rows=at_rows)
+        out = out if isinstance(out, tuple) else (out,)
+        read = [out[0] * mask] + [t * mask if tap == 3 else t for t, tap in zip(out[1:], taps, strict=True)]
+        sum((r * u).sum() for r, u in zip(read, up, strict=False)).backward()
+        return [r.detach() for r in read], x.grad
+
+    values, grad = run(rows, blocked)
+    ref_values, ref_grad = run(None, blocked)
+    assert all(torch.equal(v, r) for v, r in zip(values, ref_values, strict=True))
+    assert torch.equal(grad, ref_grad)
+    assert torch.equal(values[0][5:6], torch.zeros(1, d))       # zero outside the rows
+    # a positive control: rows one short give another gradient
+    assert not torch.equal(run(rows[:-1], blocked)[1], ref_grad)
+
+
+def test_propagate_mean_at_rows_is_whole_past_its_limits_and_checks_rows(monkeypatch):
+    import ssgraphrec.sparse.kernels as kernels
+
+    adj = _random_adjacency(40, 150, symmetric=True, seed=5)
+    rows = torch.arange(0, 40, 2)
+    monkeypatch.setattr(Adjacency, "restrict", lambda *a: pytest.fail("restricted"))
+    x = torch.randn(40, 4)
+    for limit, min_nnz in [(0.0, 0), (1.0, adj.nnz + 1)]:    # too large a share, too small a graph
+        monkeypatch.setattr(kernels, "ROWS_SHARE_LIMIT", limit)
+        monkeypatch.setattr(kernels, "ROWS_MIN_NNZ", min_nnz)
+        assert torch.equal(propagate_mean(adj, x, 2, rows=rows), propagate_mean(adj, x, 2))
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"rows must lie in 0\.\.39"):
+        propagate_mean(adj, x, 2, rows=torch.tensor([3, 40]))
+    with pytest.raises(ValueError, match="rows must be a 1-D tensor"):
+        propagate_mean(adj, x, 2, rows=torch.tensor([[1, 2]]))
+    for unsorted in ([4, 2], [2, 2]):            # a repeated row would count twice backward
+        with pytest.raises(ValueError, match="rows must be sorted and distinct"):
+            propagate_mean(adj, x, 2, rows=torch.tensor(unsorted))
+    with pytest.raises(ValueError, match="rows and keep_layers do not combine"):
+        propagate_mean(adj, x, 2, keep_layers=True, rows=rows)

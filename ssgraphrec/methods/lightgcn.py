@@ -63,7 +63,8 @@ class LightGCN(GraphMethod):
         }
 
     def loss(self, batch: BPRBatch) -> dict[str, Tensor]:
-        users, items = self.encoder(self.adj)
+        # the final embeddings at the batch's rows only (LightGCNEncoder.encode)
+        users, items = self.encoder(self.adj, rows=self.encoder.batch_rows(*batch))
         return self.rec_loss(batch, users, items)
 
     def embeddings(self) -> tuple[Tensor, Tensor]:

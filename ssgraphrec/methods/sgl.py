@@ -110,11 +110,13 @@ class SGL(LightGCN):
     def loss(self, batch: BPRBatch) -> dict[str, Tensor]:
         if not self.view_adjs:
             self.on_epoch_start(0)
-        users, items = self.encoder(self.adj)
+        # every encoder's output at the batch's rows only (LightGCNEncoder.encode)
+        users, items = self.encoder(self.adj, rows=self.encoder.batch_rows(*batch))
         terms = self.rec_loss(batch, users, items)
         u = torch.unique(batch.users)
         i = torch.unique(batch.pos_items)
-        (u1, i1), (u2, i2) = (self.encoder(a) for a in self.view_adjs)
+        contrasted = self.encoder.batch_rows(u, i)
+        (u1, i1), (u2, i2) = (self.encoder(a, rows=contrasted) for a in self.view_adjs)
         tau = self.cfg.temperature
         if self.cfg.ssl_mode == "joint":
             ssl = info_nce(torch.cat([u1[u], i1[i]]), torch.cat([u2[u], i2[i]]), tau,

@@ -67,7 +67,7 @@ class XSimGCL(SimGCL):
         enc = self.encoder
         # the noised encoder's mean and its layer l*, in one autograd node
         mean, contrasted = enc.encode(self.adj, self.cfg.skip_ego, taps=(self.cfg.layer_cl,),
-                                      perturb=self.noise)
+                                      perturb=self.noise, rows=enc.batch_rows(*batch))
         users, items = enc.split(mean)
         terms = self.rec_loss(batch, users, items)
         cl_users, cl_items = enc.split(contrasted)

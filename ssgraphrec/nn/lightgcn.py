@@ -98,21 +98,23 @@ class LightGCNEncoder(nn.Module):
             out.append(h)
         return out
 
-    def forward(self, adj: Adjacency | Sequence[Adjacency]) -> tuple[Tensor, Tensor]:
-        """Final (user, item) embeddings: the mean over layers 0..K."""
-        return self.mean(adj)
+    def forward(self, adj: Adjacency | Sequence[Adjacency], rows: Tensor | None = None
+                ) -> tuple[Tensor, Tensor]:
+        """Final (user, item) embeddings: the mean over layers 0..K (needed at ``rows``
+        only when given, see :meth:`encode`)."""
+        return self.mean(adj, rows=rows)
 
-    def mean(self, adj: Adjacency | Sequence[Adjacency], skip_ego: bool = False
-             ) -> tuple[Tensor, Tensor]:
+    def mean(self, adj: Adjacency | Sequence[Adjacency], skip_ego: bool = False,
+             rows: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``readout(layers(adj), skip_ego)`` (no perturbation) in one pass that saves no
         layer for the backward pass (:func:`~ssgraphrec.sparse.propagate_mean`): the same
         embeddings, and the same gradients up to the order of the sums."""
-        return self.split(self.encode(adj, skip_ego))
+        return self.split(self.encode(adj, skip_ego, rows=rows))
 
     def encode(self, adj: Adjacency | Sequence[Adjacency], skip_ego: bool = False, *,
                num_layers: int | None = None, mean_layers: int | None = None,
                taps: tuple[int, ...] = (), perturb: Callable[[Tensor], Tensor] | None = None,
-               keep_layers: bool = False):
+               keep_layers: bool = False, rows: Tensor | None = None):
         r"""The layer mean of all nodes, ``[N, d]``, users first, from this encoder's
         :math:`\mathbf{E}^{(0)}` by :func:`~ssgraphrec.sparse.propagate_mean`, and the
         layers it returns besides (``taps``, with gradient; ``keep_layers``, detached).
@@ -120,12 +122,20 @@ class LightGCNEncoder(nn.Module):
         ``num_layers`` products are taken (default ``K``), and layers up to
         ``mean_layers`` averaged (default all): NCL contrasts a layer deeper than its
         mean. ``perturb`` adds an offset without gradient after each product (SimGCL's
-        and XSimGCL's noise, Yu et al., SIGIR 2022, Eq. 8).
+        and XSimGCL's noise, Yu et al., SIGIR 2022, Eq. 8). ``rows`` (node ids, users
+        first, from :meth:`batch_rows`) are the rows the caller reads: the mean may be
+        zero elsewhere, and the last product is then taken at those rows only where that
+        saves work (:func:`~ssgraphrec.sparse.propagate_mean`).
         """
         k = self.num_layers if num_layers is None else num_layers
         adjs = tuple(adj)[:k] if isinstance(adj, Sequence) else adj
         return propagate_mean(adjs, self.ego(), k, skip_ego, keep_layers, taps=taps,
-                              perturb=perturb, mean_layers=mean_layers)
+                              perturb=perturb, mean_layers=mean_layers, rows=rows)
+
+    def batch_rows(self, users: Tensor, *items: Tensor) -> Tensor:
+        """The distinct node ids (users first, items after them) of ``users`` and
+        ``items``, sorted: the rows of the final embeddings a batch reads."""
+        return torch.unique(torch.cat([users, *(i + self.num_users for i in items)]))
 
     def readout(self, layers: Sequence[Tensor], skip_ego: bool = False) -> tuple[Tensor, Tensor]:
         r"""(user, item) mean of ``layers``; ``skip_ego`` averages layers 1..K only.

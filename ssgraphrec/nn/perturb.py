@@ -119,6 +119,14 @@ class UniformNoise:
         """``x`` plus the noise of ``draw`` (``self(x)`` with its numbers drawn beforehand)."""
         return x + noise_of_draw(x, draw, self.eps)
 
+    def at_rows(self, x: Tensor, rows: Tensor, num_rows: int) -> Tensor:
+        """``self(whole)[rows]`` for ``x = whole[rows]`` of a ``[num_rows, d]`` tensor: the
+        numbers of the whole tensor are drawn and those of ``rows`` used (the noise of a
+        row depends on that row only), so the generator moves on as ``self(whole)``
+        moves it (:func:`~ssgraphrec.sparse.propagate_mean` with ``rows``)."""
+        draw = self.draw((num_rows, *x.shape[1:]), x.dtype, x.device)
+        return self.with_draw(x, draw[rows])
+
     def __repr__(self) -> str:
         return f"UniformNoise(eps={self.eps})"
 

@@ -44,8 +44,9 @@ from . import RESULTS, write_result
 
 
 def layer_by_layer_propagate_mean(adj, x, num_layers, skip_ego=False, keep_layers=False, *,
-                                   taps=(), perturb=None, mean_layers=None):
-    """``propagate_mean`` computed layer by layer, as the methods did before it."""
+                                   taps=(), perturb=None, mean_layers=None, rows=None):
+    """``propagate_mean`` computed layer by layer, as the methods did before it (every
+    row: ``rows`` is ignored)."""
     layers = [x]
     for _ in range(num_layers):
         h = propagate(adj, layers[-1])
