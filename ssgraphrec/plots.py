@@ -36,6 +36,14 @@ class Curves:
     #: written before the records carried ``elapsed_s``)
     minutes: list[float] = field(default_factory=list)
 
+    def selected(self) -> int | None:
+        """The epoch the run selected: the first best of its validation ``monitor``
+        (None without validation)."""
+        values = self.val.get(self.monitor)
+        if not values:
+            return None
+        return self.val_epochs[max(range(len(values)), key=values.__getitem__)]
+
     def x(self, axis: str, epochs: list[int]) -> list[float]:
         """The x values of ``epochs`` on ``axis`` ("epoch" or "minutes")."""
         if axis == "epoch":
@@ -88,6 +96,10 @@ def read_curves(run_dir: str | Path) -> Curves:
 #: The x axes of :func:`plot_runs`.
 X_AXES = ("epoch", "minutes")
 
+#: The figure's margins and gap, as fractions of its 11 x 4.2 inches: room for the
+#: tick labels, the axis labels and the titles.
+MARGINS = {"left": 0.07, "right": 0.985, "bottom": 0.12, "top": 0.92, "wspace": 0.22}
+
 
 def plot_runs(run_dirs: list[str | Path], out: str | Path, metric: str | None = None,
               x: str = "epoch") -> Path:
@@ -97,16 +109,17 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, metric: str | None = 
     if x not in X_AXES:
         raise SSGraphRecError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # the object-oriented API: no pyplot, so no backend to select, no global figure
+        # registry, and nothing to close
+        from matplotlib import rcParams
+        from matplotlib.figure import Figure
     except ImportError:
         raise SSGraphRecError("plotting needs matplotlib: pip install matplotlib") from None
     runs = [read_curves(d) for d in run_dirs]
     metric = metric or runs[0].monitor
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = Figure(figsize=(11, 4.2))
+    left, right = fig.subplots(1, 2)
+    colors = rcParams["axes.prop_cycle"].by_key()["color"]
     styles = ["-", "--", ":", "-."]
     for r, run in enumerate(runs):
         color = colors[r % len(colors)]
@@ -116,13 +129,17 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, metric: str | None = 
         if metric in run.val:
             values, at = run.val[metric], run.x(x, run.val_epochs)
             right.plot(at, values, "-o", color=color, markersize=3, label=run.name)
-            best = max(range(len(values)), key=values.__getitem__)
+            selected = run.selected()           # the star: the epoch the run selected
+            best = (run.val_epochs.index(selected) if selected is not None
+                    else max(range(len(values)), key=values.__getitem__))
             right.plot([at[best]], [values[best]], "*", color=color, markersize=12)
     xlabel = "epoch" if x == "epoch" else "minutes of training and validation"
     left.set(title="training loss terms (mean per epoch)", xlabel=xlabel, ylabel="loss")
     lowest = min(min(v) for run in runs for v in run.losses.values())
     left.set_yscale("log" if lowest > 0 else "linear")   # terms span decades (reg vs bpr)
-    right.set(title=f"validation {metric} (star: best epoch)", xlabel=xlabel, ylabel=metric)
+    monitors = sorted({run.monitor for run in runs})
+    star = f"the epoch selected on {monitors[0]}" if len(monitors) == 1 else "the epoch selected"
+    right.set(title=f"validation {metric} (star: {star})", xlabel=xlabel, ylabel=metric)
     if not any(metric in run.val for run in runs):
         right.text(0.5, 0.5, f"no validation {metric}\n(--val-ratio 0?)", ha="center",
                    va="center", transform=right.transAxes)
@@ -130,15 +147,14 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, metric: str | None = 
         axis.grid(alpha=0.3)
         if axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=8)
-    fig.tight_layout()
+    # fixed margins: tight_layout would draw the figure once more only to measure it
+    fig.subplots_adjust(**MARGINS)
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=110)
     except OSError as exc:
         raise SSGraphRecError(f"cannot write {out}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
     return out
 
 

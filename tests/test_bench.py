@@ -448,3 +448,41 @@ def test_speed_counts_the_batches_of_a_sequence_method(tmp_path):
     assert "error" not in row, row.get("error")
     assert row["batches_per_epoch"] == 40 // 8 and row["timed_batches"] == 2
     assert row["epoch_s"] > 0
+
+
+def _fake_run(run_dir, minutes: list[float], best: int, recall: float, threads: int = 2):
+    """A run directory as ``ssgraphrec train --max-minutes 60`` leaves it."""
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(
+        f"method: xsimgcl\nthreads: {threads}\nmax_minutes: 60.0\nlr: 0.002\n"
+        "params:\n  lr: 0.002\n  eps: 0.1\n  reg: 0.001\n")
+    (run_dir / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": e, "loss": {"bpr": 0.1}, "val": {"recall@20": 0.2, "ndcg@20": 0.1},
+                    "elapsed_s": m * 60}) + "\n" for e, m in enumerate(minutes, 1)))
+    (run_dir / "results.json").write_text(json.dumps({
+        "config_source": "user", "provenance": {"user_settings": ["eps", "lr", "reg"]},
+        "test": {"recall@20": recall, "ndcg@20": 0.15}, "best_epoch": best,
+        "epochs_trained": len(minutes), "timing": {"train_s_per_epoch": 150.0}}))
+
+
+def test_time_to_quality_reads_each_runs_settings_and_counts_the_target_within_its_budget(
+        tmp_path):
+    """Runs trained apart are summarised with their own threads, budget and settings, and
+    a selected epoch that ended past the budget does not reach the target."""
+    from ssgraphrec.bench.studies.time_to_quality import markdown, summarise
+
+    _fake_run(tmp_path / "in-budget", [20.0, 40.0, 59.0, 61.5], best=3, recall=0.1830)
+    _fake_run(tmp_path / "past-budget", [30.0, 61.2], best=2, recall=0.1830, threads=1)
+    _fake_run(tmp_path / "below", [30.0, 59.0], best=2, recall=0.1823)
+    rows = {name: summarise(name, tmp_path / name, target=0.1824)
+            for name in ("in-budget", "past-budget", "below")}
+    assert rows["in-budget"]["reaches_target"] and rows["in-budget"]["minutes_at_best_epoch"] == 59.0
+    assert not rows["past-budget"]["reaches_target"]          # 0.1830 >= 0.1824, at minute 61.2
+    assert not rows["below"]["reaches_target"]
+    assert rows["in-budget"]["threads"] == 2 and rows["past-budget"]["threads"] == 1
+    assert rows["in-budget"]["max_minutes"] == 60.0
+    assert rows["in-budget"]["user_settings"] == {"eps": 0.1, "lr": 0.002, "reg": 0.001}
+    table = markdown({"dataset": "gowalla", "command": "c", "date": "d", "seed": 2020,
+                      "minutes": 60.0, "threads": 1, "target": 0.1824, "target_source": "s",
+                      "methods": list(rows.values())})
+    assert "| past-budget | eps 0.1, lr 0.002, reg 0.001 | 1 | 60.0 | 2 |" in table

@@ -238,6 +238,12 @@ def test_xsimgcl_propagates_once_per_batch_and_simgcl_as_its_streams_say(small_d
     s = SimGCL(small_data, SimGCLConfig(emb_dim=16), backend="torch", generator=gen())
     assert s.cfg.num_layers == 3
     assert step(s) == [forward] * (3 + 2 * 2) + [backward] * 3
+    # with the batch's rows: the last product of the clean encoder and of each view's
+    # offsets at those rows, and the first backward one
+    monkeypatch.setattr(sparse_kernels, "ROWS_SHARE_LIMIT", 1.0)
+    assert step(s) == sorted([forward] * (2 + 2) + [backward] * 2
+                             + [("rows", 16, False)] * 3 + [("rows", 16, True)], key=str)
+    monkeypatch.setattr(sparse_kernels, "ROWS_SHARE_LIMIT", 0.0)
     s = SimGCL(small_data, SimGCLConfig(emb_dim=16, streams="separate"), backend="torch",
                generator=gen())
     assert step(s) == [forward] * 9 + [backward] * 9   # three encoders with gradients
@@ -291,7 +297,8 @@ def test_methods_on_propagate_mean_equal_the_layer_by_layer_path(small_data, bat
     assert any(float(g.abs().max()) > 0 for g in grads.values())
 
 
-@pytest.mark.parametrize("name", ["lightgcn", "sgl", "xsimgcl", "xsimgcl, last layer contrasted"])
+@pytest.mark.parametrize("name", ["lightgcn", "sgl", "xsimgcl", "xsimgcl, last layer contrasted",
+                                  "simgcl", "simgcl, one layer", "simgcl, two layers and the ego"])
 def test_methods_at_the_batch_rows_equal_the_whole_propagation_to_the_bit(small_data, batch,
                                                                           monkeypatch, name):
     """The last product at the batch's rows only (``propagate_mean(rows=)``) gives every
@@ -305,6 +312,13 @@ def test_methods_at_the_batch_rows_equal_the_whole_propagation_to_the_bit(small_
                                    generator=gen(3)),
         "xsimgcl, last layer contrasted": lambda: XSimGCL(
             small_data, XSimGCLConfig(emb_dim=16, layer_cl=3, num_layers=3), backend="torch",
+            generator=gen(3)),
+        "simgcl": lambda: SimGCL(small_data, SimGCLConfig(emb_dim=16), backend="torch",
+                                 generator=gen(3)),
+        "simgcl, one layer": lambda: SimGCL(small_data, SimGCLConfig(emb_dim=16, num_layers=1),
+                                            backend="torch", generator=gen(3)),
+        "simgcl, two layers and the ego": lambda: SimGCL(
+            small_data, SimGCLConfig(emb_dim=16, num_layers=2, skip_ego=False), backend="torch",
             generator=gen(3)),
     }[name]
     restricted = []

@@ -37,6 +37,10 @@ def test_curves_are_read_from_the_metrics_of_joint_epochs(tmp_path):
     assert curves.losses["bpr"] == pytest.approx([0.7, 0.35, 0.7 / 3, 0.175])
     assert "mask" not in curves.losses                     # pre-training records left out
     assert curves.val["ndcg@20"] == pytest.approx([0.1, 0.2, 0.32, 0.31])
+    assert curves.selected() == 3                          # the best ndcg@20, the monitor
+    curves.val["recall@20"] = [0.4, 0.1, 0.1, 0.1]          # another metric does not select
+    assert curves.selected() == 3
+    assert read_curves(fake_run(tmp_path / "b", val=False)).selected() is None
     with pytest.raises(SSGraphRecError, match="no metrics.jsonl"):
         read_curves(tmp_path)
 

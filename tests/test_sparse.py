@@ -331,5 +331,31 @@ def test_propagate_mean_at_rows_is_whole_past_its_limits_and_checks_rows(monkeyp
     for unsorted in ([4, 2], [2, 2]):            # a repeated row would count twice backward
         with pytest.raises(ValueError, match="rows must be sorted and distinct"):
             propagate_mean(adj, x, 2, rows=torch.tensor(unsorted))
-    with pytest.raises(ValueError, match="rows and keep_layers do not combine"):
-        propagate_mean(adj, x, 2, keep_layers=True, rows=rows)
+    with pytest.raises(ValueError, match=r"made without its transpose"):
+        adj.restrict(rows, backward=False).matmul(x, transpose=True)
+
+
+@pytest.mark.parametrize("blocked", [False, True])
+def test_propagate_mean_at_rows_keeps_the_last_layer_at_those_rows_only(blocked, monkeypatch):
+    """``keep_layers`` with ``rows`` (SimGCL's clean encoder): layers 1..K-1 whole, layer
+    K equal to the whole one at ``rows`` and zero elsewhere, the mean as without ``keep_layers``."""
+    import ssgraphrec.sparse.kernels as kernels
+    from ssgraphrec.sparse.blocks import block_bytes
+
+    monkeypatch.setattr(kernels, "ROWS_SHARE_LIMIT", 1.0)
+    monkeypatch.setattr(kernels, "ROWS_MIN_NNZ", 0)
+    n, d = 200, 32
+    adj = _random_adjacency(n, 900, symmetric=True, seed=1)
+    x = torch.randn(n, d, generator=torch.Generator().manual_seed(9))
+    rows = torch.tensor([0, 3, 4, 50, 51, 120, 199])
+    outside = torch.ones(n, dtype=torch.bool)
+    outside[rows] = False
+    with block_bytes(16 * n * 4 if blocked else 0):
+        mean, *layers = propagate_mean(adj, x, 3, keep_layers=True, rows=rows)
+        ref_mean, *ref_layers = propagate_mean(adj, x, 3, keep_layers=True)
+        assert torch.equal(mean, propagate_mean(adj, x, 3, rows=rows))
+    assert torch.equal(layers[0], ref_layers[0]) and torch.equal(layers[1], ref_layers[1])
+    assert torch.equal(layers[2][rows], ref_layers[2][rows])
+    assert torch.equal(mean[rows], ref_mean[rows])
+    assert not layers[2][outside].any()                  # not computed there
+    assert ref_layers[2][outside].abs().sum() > 0         # the whole layer is not zero there

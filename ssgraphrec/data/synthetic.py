@@ -11,12 +11,15 @@ margin, which the tests check. Generated in about a second, no download.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 import torch
 
 from .readers.base import Interactions, RawDataset
+
+if TYPE_CHECKING:  # networkx is imported where the social links are drawn (0.1 to 0.25 s)
+    import networkx as nx
 
 
 @dataclass
@@ -68,6 +71,8 @@ def make_synthetic(cfg: SyntheticConfig | None = None, seed: int = 0) -> RawData
         integer_ids=True,
     )
     if cfg.social:
+        import networkx as nx
+
         sizes = torch.bincount(user_comm, minlength=C).tolist()
         p_in = [[cfg.social_degree_out / U] * C for _ in range(C)]
         for c in range(C):

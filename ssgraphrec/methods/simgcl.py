@@ -11,7 +11,9 @@ from torch_geometric.data import HeteroData
 from ..errors import ConfigError
 from ..losses import info_nce
 from ..nn.perturb import UniformNoise, check_eps, noise_of_draw
-from ..sparse import propagate
+from ..sparse import propagate, restricts_rows
+from ..sparse.kernels import RowRestriction
+from ..sparse.restrict import zeros_with_rows
 from ..tuning.space import Choice, Float
 from .base import BPRBatch, register_method
 from .lightgcn import LightGCN, LightGCNConfig
@@ -122,47 +124,79 @@ class SimGCL(LightGCN):
             return enc.mean(self.adj, skip_ego=self.cfg.skip_ego)
         return enc.readout(enc.layers(self.adj, perturb=self.noise), skip_ego=self.cfg.skip_ego)
 
-    def final_streams(self) -> list[tuple[Tensor, Tensor]]:
+    def final_streams(self, rows: Tensor | None = None) -> list[tuple[Tensor, Tensor]]:
         """The clean and the two noised (user, item) final embeddings of one batch,
         computed as ``cfg.streams`` says (:class:`SimGCLConfig`). Every path draws the
-        noise in the same order (stream 1's layers, then stream 2's)."""
+        noise in the same order (stream 1's layers, then stream 2's). ``rows`` (node ids
+        from :meth:`~ssgraphrec.nn.LightGCNEncoder.batch_rows`) are the rows the batch
+        reads: the shared streams may be zero elsewhere."""
         if self.cfg.streams == "separate":
             return [self.final(), self.final(perturbed=True), self.final(perturbed=True)]
         if self.cfg.streams == "fused":
             return self._fused_streams()
-        return self._shared_streams()
+        return self._shared_streams(rows)
 
-    def _shared_streams(self) -> list[tuple[Tensor, Tensor]]:
+    def _shared_streams(self, rows: Tensor | None = None) -> list[tuple[Tensor, Tensor]]:
         """One clean propagation with gradients; each noised encoder is the clean one
-        plus offsets propagated without autograd (``streams="shared"``)."""
+        plus offsets propagated without autograd (``streams="shared"``). Where
+        :func:`~ssgraphrec.sparse.restricts_rows` holds, the last layer of each, clean
+        and offsets, is taken at ``rows`` only, every entry there the same sum."""
         enc = self.encoder
-        mean, *propagated = enc.encode(self.adj, self.cfg.skip_ego, keep_layers=True)
+        if rows is not None and not restricts_rows(self.adj, rows):
+            rows = None
+        mean, *propagated = enc.encode(self.adj, self.cfg.skip_ego, keep_layers=True, rows=rows)
         layers = [enc.ego().detach(), *propagated]       # no gradient flows through these
         clean = enc.split(mean)
         streams = [clean]
         averaged = len(layers) - 1 if self.cfg.skip_ego else len(layers)  # D(0) = 0
+        last_rows = self.adj.restrict(rows, backward=False) if rows is not None else None
         for _ in range(2):
             with torch.no_grad():
-                shift = self._noise_offsets(layers).div_(averaged)
+                shift = self._noise_offsets(layers, rows, last_rows).div_(averaged)
             shift_u, shift_i = enc.split(shift)
             streams.append((clean[0] + shift_u, clean[1] + shift_i))
         return streams
 
-    def _noise_offsets(self, clean: list[Tensor]) -> Tensor:
+    def _noise_offsets(self, clean: list[Tensor], rows: Tensor | None = None,
+                       last_rows: RowRestriction | None = None) -> Tensor:
         r""":math:`\sum_{k=1}^{K} \mathbf{D}^{(k)}` of one noised encoder for the clean
         layers ``clean``: :math:`\Delta^{(k)}` is drawn for :math:`\mathbf{E}^{(k)} +
         \hat{\mathbf{A}}\mathbf{D}^{(k-1)}`, the noised encoder's layer before its noise
-        (Eq. 8)."""
+        (Eq. 8).
+
+        With ``rows``, :math:`\mathbf{D}^{(K)}` and the sum are taken at those rows only
+        (the sum is zero elsewhere): the last product is
+        :math:`\hat{\mathbf{A}}_{R,:}\mathbf{D}^{(K-1)}` (``last_rows``, the
+        adjacency's ``restrict(rows)``; made here if not given), and the noise of the whole
+        layer is drawn and that of ``rows`` used (a row's noise depends on that row
+        only), so the generator moves on as without ``rows``."""
         offset = total = None
-        for k in range(1, len(clean)):
-            spread = propagate(self.adj, offset) if offset is not None else None
-            before_noise = clean[k] if spread is None else clean[k] + spread
-            draw = self.noise.draw(tuple(before_noise.shape), before_noise.dtype,
-                                   before_noise.device)
+        num_nodes = clean[0].size(0)
+        last = len(clean) - 1
+        for k in range(1, last + 1):
+            at_rows = rows is not None and k == last
+            layer = clean[k].index_select(0, rows) if at_rows else clean[k]
+            if offset is None:
+                spread = None
+            elif at_rows:
+                if last_rows is None:
+                    last_rows = self.adj.restrict(rows, backward=False)
+                spread = last_rows.matmul(offset)
+            else:
+                spread = propagate(self.adj, offset)
+            before_noise = layer if spread is None else layer + spread
+            draw = self.noise.draw((num_nodes, *layer.shape[1:]), layer.dtype, layer.device)
+            if at_rows:
+                draw = draw.index_select(0, rows)
             offset = noise_of_draw(before_noise, draw, self.noise.eps)
             if spread is not None:
                 offset += spread
-            total = offset.clone() if total is None else total.add_(offset)
+            if at_rows:                        # the sum so far at rows, then D(K)
+                total = offset.clone() if total is None else total.index_select(0, rows).add_(offset)
+            else:
+                total = offset.clone() if total is None else total.add_(offset)
+        if rows is not None:
+            total = zeros_with_rows(total, rows, num_nodes)
         return total
 
     def _fused_streams(self) -> list[tuple[Tensor, Tensor]]:
@@ -184,7 +218,8 @@ class SimGCL(LightGCN):
         return list(zip(users.split(d, dim=1), items.split(d, dim=1), strict=True))
 
     def loss(self, batch: BPRBatch) -> dict[str, Tensor]:
-        (users, items), (u1, i1), (u2, i2) = self.final_streams()
+        rows = self.encoder.batch_rows(*batch)
+        (users, items), (u1, i1), (u2, i2) = self.final_streams(rows)
         terms = self.rec_loss(batch, users, items)
         u = torch.unique(batch.users)
         i = torch.unique(batch.pos_items)

@@ -31,9 +31,11 @@ from .kernels import (
     propagate,
     propagate_mean,
     resolve_backend,
+    restricts_rows,
     segment_pointer,
 )
 
 __all__ = ["BACKENDS", "Adjacency", "BipartiteGraph", "adjacency_from_edges",
            "bipartite_adjacency", "blocks", "bipartite_row_normalized", "has_torch_sparse", "propagate",
-           "propagate_mean", "resolve_backend", "segment_pointer", "sparse_product", "view_adjacency"]
+           "propagate_mean", "resolve_backend", "restricts_rows", "segment_pointer", "sparse_product",
+           "view_adjacency"]

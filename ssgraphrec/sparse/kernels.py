@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from .blocks import block_width, blocked_product, from_blocks, to_blocks
-from .restrict import csr_rows, csr_transpose, row_nnz_share
+from .restrict import csr_rows, csr_transpose, row_nnz_share, zeros_with_rows
 
 BACKENDS = ("torch", "torch_sparse")
 
@@ -119,15 +119,17 @@ class Adjacency:
         """The share of the non-zeros that lie in ``rows`` (distinct)."""
         return row_nnz_share(self.crow, rows)
 
-    def restrict(self, rows: Tensor) -> RowRestriction:
-        """The rows ``rows`` (distinct) of this matrix for a product, and the same columns
-        of its transpose for that product's backward pass (:class:`RowRestriction`): for
-        sorted ``rows``, every entry of either product is the same sum as in the whole one."""
+    def restrict(self, rows: Tensor, backward: bool = True) -> RowRestriction:
+        """The rows ``rows`` (distinct) of this matrix for a product, and, with
+        ``backward``, the same columns of its transpose for that product's backward pass
+        (:class:`RowRestriction`): for sorted ``rows``, every entry of either product is
+        the same sum as in the whole one."""
         if self.backend != "torch":
             raise ValueError("Adjacency.restrict: PyTorch's kernel only")
         sub = csr_rows(self.crow, self.col, self.value, rows)
-        return RowRestriction(_make_kernel(*sub, self.size, "torch"),
-                              _make_kernel(*csr_transpose(*sub, self.size), rows.numel(), "torch"))
+        columns_t = (_make_kernel(*csr_transpose(*sub, self.size), rows.numel(), "torch")
+                     if backward else None)
+        return RowRestriction(_make_kernel(*sub, self.size, "torch"), columns_t)
 
 
 @dataclass
@@ -139,11 +141,17 @@ class RowRestriction:
     (:mod:`~ssgraphrec.sparse.restrict`). PyTorch's kernel only."""
 
     rows_kernel: Tensor
-    columns_kernel_t: Tensor
+    #: ``None`` where the restriction was made for a forward product only
+    columns_kernel_t: Tensor | None
     backend: str = "torch"
 
     def _pick(self, transpose: bool) -> Tensor:
-        return self.columns_kernel_t if transpose else self.rows_kernel
+        if not transpose:
+            return self.rows_kernel
+        if self.columns_kernel_t is None:
+            raise ValueError("RowRestriction: made without its transpose "
+                             "(Adjacency.restrict(rows, backward=False))")
+        return self.columns_kernel_t
 
     def matmul(self, x: Tensor, transpose: bool = False) -> Tensor:
         """``A[R, :] @ x``, or ``A^T[:, R] @ x``."""
@@ -241,7 +249,10 @@ class _LayerMean(torch.autograd.Function):
             adjs = (*adjs[:-1], adjs[-1].restrict(rows))
         ctx.adjs, ctx.first, ctx.last, ctx.taps, ctx.rows = adjs, first, last, taps, rows
         ctx.count = last - first + 1
-        ctx.layout = layout = _Layout(x, adjs, perturb is None)
+        # The backward pass has no perturbation (an offset without gradient), so it may
+        # take column blocks where the forward pass, perturbed, may not (see _Layout).
+        layout = _Layout(x, adjs, perturb is None)
+        ctx.layout = layout if perturb is None else _Layout(x, adjs)
 
         def averaged(h: Tensor, k: int) -> Tensor:
             """Layer ``k`` where the mean reads it: at ``rows`` when given."""
@@ -252,7 +263,7 @@ class _LayerMean(torch.autograd.Function):
         layers = [h]
         for k, adj in enumerate(adjs, 1):
             h = layout.product(adj, h)
-            if perturb is not None:                 # never blocked (see _Layout)
+            if perturb is not None:                 # never blocked forward (see _Layout)
                 h = perturb(h) if rows is None or k < num_layers \
                     else _perturbed_at_rows(perturb, h, rows, x.size(0))
             layers.append(h)
@@ -263,11 +274,13 @@ class _LayerMean(torch.autograd.Function):
         total = layout.exit(total.div_(ctx.count))
         extra = [layout.exit(layers[t]) for t in taps]
         if rows is not None:
-            total = _at_rows(total, rows, x.size(0))
-            extra = [_at_rows(e, rows, x.size(0)) if t == num_layers else e
+            total = zeros_with_rows(total, rows, x.size(0))
+            extra = [zeros_with_rows(e, rows, x.size(0)) if t == num_layers else e
                      for t, e in zip(taps, extra, strict=True)]
         if keep_layers:
             extra = [layout.exit(layer) for layer in layers[1:]]
+            if rows is not None:                    # layer K was taken at rows only
+                extra[-1] = zeros_with_rows(extra[-1], rows, x.size(0))
             ctx.mark_non_differentiable(*extra)
         return (total, *extra) if extra else total
 
@@ -276,7 +289,7 @@ class _LayerMean(torch.autograd.Function):
         layout: _Layout = ctx.layout
         rows, num_layers = ctx.rows, len(ctx.adjs)
         if rows is not None and grad is not None:
-            grad = _at_rows(grad[rows], rows, grad.size(0))   # zero outside rows
+            grad = zeros_with_rows(grad[rows], rows, grad.size(0))   # zero outside rows
         mean_grad = layout.enter_divided(grad, ctx.count) if grad is not None else None
         tap_grads = dict.fromkeys(ctx.taps)
         for t, g in zip(ctx.taps, grads, strict=False):
@@ -311,22 +324,16 @@ def _perturbed_at_rows(perturb: Callable[[Tensor], Tensor], h: Tensor, rows: Ten
     return at_rows(h, rows, num_nodes) if at_rows is not None else perturb(h)
 
 
-def _at_rows(values: Tensor, rows: Tensor, num_nodes: int) -> Tensor:
-    """``[num_nodes, d]`` zeros with ``values`` (``[len(rows), d]``) at ``rows``."""
-    out = values.new_zeros(num_nodes, values.size(1))
-    out[rows] = values
-    return out
-
-
 class _Layout:
     """How :class:`_LayerMean` holds its layers: ``[N, d]`` as given, or in column
     blocks (:mod:`~ssgraphrec.sparse.blocks`) where ``x`` outgrows the cache on
     PyTorch's CPU kernel and ``may_block``. Blocked or not, every entry is the same sum.
 
     A perturbation works on whole rows (SimGCL's noise normalises each row), so a
-    perturbed propagation is not blocked: turning each layer into rows and back cost
+    perturbed forward pass is not blocked: turning each layer into rows and back cost
     more than the blocks saved (XSimGCL's step on Gowalla took 1.08x as long in a first
-    run of ``benchmarks/spmm_blocks.py``).
+    run of ``benchmarks/spmm_blocks.py``). Its backward pass, a chain of products with
+    no perturbation, is blocked as an unperturbed one.
     """
 
     def __init__(self, x: Tensor, adjs: tuple[Adjacency, ...], may_block: bool = True):
@@ -370,9 +377,10 @@ def propagate_mean(adj: Adjacency | tuple[Adjacency, ...], x: Tensor, num_layers
 
     No layer is saved for the backward pass (:class:`_LayerMean`), which is about a
     fifth faster per LightGCN step than :func:`propagate` per layer plus the mean
-    (``python benchmarks/layer_mean.py``). On PyTorch's CPU kernel, unperturbed layers
-    that outgrow the cache are held in column blocks (:mod:`~ssgraphrec.sparse.blocks`),
-    with the same result to the bit.
+    (``python benchmarks/layer_mean.py``). On PyTorch's CPU kernel, layers that outgrow
+    the cache are held in column blocks (:mod:`~ssgraphrec.sparse.blocks`), with the
+    same result to the bit: those of the backward pass always, those of the forward
+    pass where it is not perturbed.
 
     Args:
         adj: the adjacency, or one per layer.
@@ -391,14 +399,15 @@ def propagate_mean(adj: Adjacency | tuple[Adjacency, ...], x: Tensor, num_layers
             of the whole layer), else ``perturb`` on those rows.
         mean_layers: average layers up to this one only (default ``K``; NCL
             propagates past its mean to reach its contrasted hop).
-        rows: sorted distinct node ids where the caller reads the mean (and a tap of layer
-            ``K``), such as a batch's users and items; its other rows hold zeros or the
-            mean, and their gradient is not read. Where these rows hold at most
-            :data:`ROWS_SHARE_LIMIT` of the last adjacency's non-zeros, the last product
-            is taken at these rows only and the backward pass's first product from them
-            (:class:`_LayerMean`; PyTorch's kernel, ``mean_layers`` at ``K``, no
-            ``keep_layers``; an adjacency of at least :data:`ROWS_MIN_NNZ` non-zeros):
-            the same values and gradients at a fraction of two products' cost.
+        rows: sorted distinct node ids where the caller reads the mean (and a tap or kept
+            copy of layer ``K``), such as a batch's users and items; its other rows hold
+            zeros or the mean, and their gradient is not read. Where these rows hold at
+            most :data:`ROWS_SHARE_LIMIT` of the last adjacency's non-zeros, the last
+            product is taken at these rows only and the backward pass's first product
+            from them (:class:`_LayerMean`; PyTorch's kernel, ``mean_layers`` at ``K``,
+            an adjacency of at least :data:`ROWS_MIN_NNZ` non-zeros;
+            :func:`restricts_rows`): the same values and gradients at a fraction of two
+            products' cost.
     """
     adjs = tuple(adj) if isinstance(adj, (tuple, list)) else (adj,) * num_layers
     if len(adjs) != num_layers:
@@ -416,8 +425,6 @@ def propagate_mean(adj: Adjacency | tuple[Adjacency, ...], x: Tensor, num_layers
         raise ValueError("propagate_mean: taps and keep_layers do not combine")
     if rows is not None:
         _check_rows(rows, x.size(0))
-        if keep_layers:
-            raise ValueError("propagate_mean: rows and keep_layers do not combine")
         if not _restrict_rows(adjs, rows, last):
             rows = None
     args = (x, adjs, 1 if skip_ego else 0, last, taps, perturb, keep_layers, rows)
@@ -452,11 +459,20 @@ def _check_rows(rows: Tensor, num_nodes: int) -> None:
         raise ValueError(f"propagate_mean: rows must lie in 0..{num_nodes - 1}")
 
 
+def restricts_rows(adj: Adjacency, rows: Tensor) -> bool:
+    """Whether a product with ``adj`` is worth taking at ``rows`` (sorted distinct node
+    ids) only: PyTorch's kernel, at least :data:`ROWS_MIN_NNZ` non-zeros, at most
+    :data:`ROWS_SHARE_LIMIT` of them in ``rows``. :func:`propagate_mean` averaging all
+    its layers takes its last product so where this holds for the last adjacency."""
+    return (adj.backend == "torch" and adj.nnz >= ROWS_MIN_NNZ
+            and adj.rows_share(rows) <= ROWS_SHARE_LIMIT)
+
+
 def _restrict_rows(adjs: tuple[Adjacency, ...], rows: Tensor, last: int) -> bool:
     """Whether :func:`propagate_mean` takes its last product at ``rows`` only."""
     if not adjs or last != len(adjs) or any(a.backend != "torch" for a in adjs):
         return False
-    return adjs[-1].nnz >= ROWS_MIN_NNZ and adjs[-1].rows_share(rows) <= ROWS_SHARE_LIMIT
+    return restricts_rows(adjs[-1], rows)
 
 
 class _NoCtx:

@@ -51,3 +51,11 @@ def row_nnz_share(crow: Tensor, rows: Tensor) -> float:
     if total == 0:
         return 1.0
     return float((crow[rows + 1] - crow[rows]).sum()) / total
+
+
+def zeros_with_rows(values: Tensor, rows: Tensor, num_rows: int) -> Tensor:
+    """``[num_rows, d]`` zeros with ``values`` (``[len(rows), d]``) at ``rows``: a
+    quantity taken at some rows only, in the shape of the whole."""
+    out = values.new_zeros(num_rows, values.size(1))
+    out[rows] = values
+    return out

@@ -1,8 +1,9 @@
 """The last product at the batch's rows (``propagate_mean(rows=)``): training steps with and without it.
 
-A training step of LightGCN, SGL or XSimGCL reads its final embeddings at the
-batch's users and items only, so :func:`~ssgraphrec.sparse.propagate_mean` takes
-the last product at those rows and the backward pass's first product from them,
+A training step of LightGCN, SGL, SimGCL or XSimGCL reads its final embeddings at
+the batch's users and items only, so :func:`~ssgraphrec.sparse.propagate_mean` takes
+the last product at those rows and the backward pass's first product from them (and
+SimGCL the last product of its noised views' offsets),
 when they hold at most :data:`~ssgraphrec.sparse.kernels.ROWS_SHARE_LIMIT` of the
 adjacency's non-zeros and it has at least ``ROWS_MIN_NNZ``. This study times
 training steps with the restriction (``rows``, the default) and without it

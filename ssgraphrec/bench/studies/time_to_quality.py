@@ -29,6 +29,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from ssgraphrec.plots import plot_runs, read_curves
 
 from . import RESULTS
@@ -53,6 +55,17 @@ def launch(method: str, args: argparse.Namespace, run_dir: Path) -> subprocess.P
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
 
 
+def run_settings(run_dir: Path, results: dict) -> dict:
+    """How a run was trained, from its own directory (runs summarised here may have been
+    trained apart, with other threads or budgets): threads, budget, and the settings
+    the user gave."""
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    params = config.get("params") or {}
+    given = results.get("provenance", {}).get("user_settings", [])
+    return {"threads": config.get("threads"), "max_minutes": config.get("max_minutes"),
+            "user_settings": {k: params.get(k, config.get(k)) for k in given}}
+
+
 def summarise(method: str, run_dir: Path, target: float) -> dict:
     """The validation curve against minutes and the selected epoch's test metrics."""
     results = json.loads((run_dir / "results.json").read_text())
@@ -61,14 +74,18 @@ def summarise(method: str, run_dir: Path, target: float) -> dict:
     minutes = curves.x("minutes", curves.val_epochs)
     test = results["test"]
     best = results["best_epoch"]
+    settings = run_settings(run_dir, results)
+    at_best = curves.x("minutes", [best])[0]
+    budget = settings["max_minutes"]
     return {
-        "method": method, "settings": results.get("config_source"),
+        "method": method, "settings": results.get("config_source"), **settings,
         "epochs_trained": results["epochs_trained"], "best_epoch": best,
-        "minutes_at_best_epoch": round(curves.x("minutes", [best])[0], 2),
+        "minutes_at_best_epoch": round(at_best, 2),
         "minutes_total": round(curves.minutes[-1], 2),
         "train_s_per_epoch": round(results["timing"]["train_s_per_epoch"], 1),
         "test_recall@20": round(test["recall@20"], 4), "test_ndcg@20": round(test["ndcg@20"], 4),
-        "reaches_target": test["recall@20"] >= target,
+        # the target counts where the selected epoch ended within the run's budget
+        "reaches_target": test["recall@20"] >= target and (budget is None or at_best <= budget),
         "val_curve": [{"epoch": e, "minutes": round(m, 2), "val_recall@20": round(r, 4)}
                       for e, m, r in zip(curves.val_epochs, minutes, recall, strict=True)],
     }
@@ -77,17 +94,20 @@ def summarise(method: str, run_dir: Path, target: float) -> dict:
 def markdown(out: dict) -> str:
     lines = [f"# Time to quality on {out['dataset']}", "",
              f"Command: `{out['command']}`", "",
-             f"{out['date']}. Each method ran once (seed {out['seed']}) with "
-             f"`--max-minutes {out['minutes']}` and `--threads {out['threads']}`, all at the same "
-             "time, each in its own process; minutes count training and validation. The model "
-             "is selected on the validation split carved from training (best NDCG@20); the "
-             "test split is read once, at the end. Target: test Recall@20 "
-             f"{out['target']} ({out['target_source']}).", "",
-             "| method | epochs | s/epoch (train) | best epoch | at minute | test Recall@20 "
-             "| test NDCG@20 | reaches target |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"{out['date']}. Each method ran once (seed {out['seed']}), each in its own "
+             "process, with the budget and threads of its row (runs this study launches run "
+             f"at the same time, with `--max-minutes {out['minutes']}` and `--threads "
+             f"{out['threads']}`; runs trained apart are summarised as they ran); minutes "
+             "count training and validation. The model is selected on the validation split "
+             "carved from training (best NDCG@20); the test split is read once, at the end. "
+             f"Target: test Recall@20 {out['target']} ({out['target_source']}).", "",
+             "| method | settings given | threads | budget (min) | epochs | s/epoch (train) "
+             "| best epoch | at minute | test Recall@20 | test NDCG@20 | reaches target |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in out["methods"]:
-        lines.append(f"| {r['method']} | {r['epochs_trained']} | {r['train_s_per_epoch']} | "
+        given = ", ".join(f"{k} {v}" for k, v in r["user_settings"].items()) or "none"
+        lines.append(f"| {r['method']} | {given} | {r['threads']} | {r['max_minutes']} | "
+                     f"{r['epochs_trained']} | {r['train_s_per_epoch']} | "
                      f"{r['best_epoch']} | {r['minutes_at_best_epoch']} | {r['test_recall@20']} | "
                      f"{r['test_ndcg@20']} | {'yes' if r['reaches_target'] else 'no'} |")
     return "\n".join(lines) + "\n"
