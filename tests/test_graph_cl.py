@@ -388,6 +388,14 @@ def test_simgcl_shared_streams_differ_from_separate_ones_under_other_noise(small
     assert not torch.allclose(ssl("shared", 11), ssl("separate", 12), rtol=1e-5, atol=1e-7)
 
 
+def test_noise_offsets_need_a_propagated_layer(small_data):
+    from ssgraphrec.nn import UniformNoise, noise_offsets
+
+    s = SimGCL(small_data, SimGCLConfig(emb_dim=16), backend="torch", generator=gen())
+    with pytest.raises(ValueError, match="no layers to offset"):
+        noise_offsets(s.adj, [s.encoder.ego().detach()], UniformNoise(0.1, gen()))
+
+
 def test_simgcl_streams_must_be_known(small_data):
     with pytest.raises(ConfigError, match="streams must be one of shared, separate, fused"):
         SimGCL(small_data, SimGCLConfig(emb_dim=16, streams="both"), backend="torch")

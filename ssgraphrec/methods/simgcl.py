@@ -10,10 +10,9 @@ from torch_geometric.data import HeteroData
 
 from ..errors import ConfigError
 from ..losses import info_nce
-from ..nn.perturb import UniformNoise, check_eps, noise_of_draw
-from ..sparse import propagate, restricts_rows
-from ..sparse.kernels import RowRestriction
-from ..sparse.restrict import zeros_with_rows
+from ..nn.noise_offsets import noise_offsets
+from ..nn.perturb import UniformNoise, check_eps
+from ..sparse import restricts_rows
 from ..tuning.space import Choice, Float
 from .base import BPRBatch, register_method
 from .lightgcn import LightGCN, LightGCNConfig
@@ -152,52 +151,11 @@ class SimGCL(LightGCN):
         last_rows = self.adj.restrict(rows, backward=False) if rows is not None else None
         for _ in range(2):
             with torch.no_grad():
-                shift = self._noise_offsets(layers, rows, last_rows).div_(averaged)
+                shift = noise_offsets(self.adj, layers, self.noise, rows,
+                                      last_rows).div_(averaged)
             shift_u, shift_i = enc.split(shift)
             streams.append((clean[0] + shift_u, clean[1] + shift_i))
         return streams
-
-    def _noise_offsets(self, clean: list[Tensor], rows: Tensor | None = None,
-                       last_rows: RowRestriction | None = None) -> Tensor:
-        r""":math:`\sum_{k=1}^{K} \mathbf{D}^{(k)}` of one noised encoder for the clean
-        layers ``clean``: :math:`\Delta^{(k)}` is drawn for :math:`\mathbf{E}^{(k)} +
-        \hat{\mathbf{A}}\mathbf{D}^{(k-1)}`, the noised encoder's layer before its noise
-        (Eq. 8).
-
-        With ``rows``, :math:`\mathbf{D}^{(K)}` and the sum are taken at those rows only
-        (the sum is zero elsewhere): the last product is
-        :math:`\hat{\mathbf{A}}_{R,:}\mathbf{D}^{(K-1)}` (``last_rows``, the
-        adjacency's ``restrict(rows)``; made here if not given), and the noise of the whole
-        layer is drawn and that of ``rows`` used (a row's noise depends on that row
-        only), so the generator moves on as without ``rows``."""
-        offset = total = None
-        num_nodes = clean[0].size(0)
-        last = len(clean) - 1
-        for k in range(1, last + 1):
-            at_rows = rows is not None and k == last
-            layer = clean[k].index_select(0, rows) if at_rows else clean[k]
-            if offset is None:
-                spread = None
-            elif at_rows:
-                if last_rows is None:
-                    last_rows = self.adj.restrict(rows, backward=False)
-                spread = last_rows.matmul(offset)
-            else:
-                spread = propagate(self.adj, offset)
-            before_noise = layer if spread is None else layer + spread
-            draw = self.noise.draw((num_nodes, *layer.shape[1:]), layer.dtype, layer.device)
-            if at_rows:
-                draw = draw.index_select(0, rows)
-            offset = noise_of_draw(before_noise, draw, self.noise.eps)
-            if spread is not None:
-                offset += spread
-            if at_rows:                        # the sum so far at rows, then D(K)
-                total = offset.clone() if total is None else total.index_select(0, rows).add_(offset)
-            else:
-                total = offset.clone() if total is None else total.add_(offset)
-        if rows is not None:
-            total = zeros_with_rows(total, rows, num_nodes)
-        return total
 
     def _fused_streams(self) -> list[tuple[Tensor, Tensor]]:
         """One propagation of the three streams side by side, ``[E | E | E]`` of shape
