@@ -9,7 +9,7 @@ import torch
 
 from ssgraphrec.eval import pruned
 from ssgraphrec.eval.pruned import NormSortedItems, pruned_topk, row_stable_mm
-from ssgraphrec.eval.ranking import DotScores, evaluate_ranking
+from ssgraphrec.eval.ranking import DotScores, evaluate_ranking, top_k
 
 K = 10
 
@@ -176,27 +176,41 @@ def test_a_bound_without_its_rounding_slack_or_too_low_gives_a_wrong_top_k():
     assert not torch.equal(indices, ref_i)
 
 
-def test_evaluate_ranking_gives_the_same_metrics_pruned_or_not(monkeypatch):
-    u, i = _embeddings(users=400, items=3000, d=32)
-    g = torch.Generator().manual_seed(5)
+def _train_test(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train and test pairs of 400 users and 3,000 items, sorted by user, disjoint."""
+    g = torch.Generator().manual_seed(seed)
     pairs = torch.stack([torch.randint(0, 400, (6000,), generator=g),
                          torch.randint(0, 3000, (6000,), generator=g)])
     pairs = torch.unique(pairs, dim=1)                 # sorted by user, no duplicates
-    train, test = pairs[:, ::2], pairs[:, 1::2]
-    used = []
+    return pairs[:, ::2], pairs[:, 1::2]
+
+
+def _count_pruned_calls(monkeypatch) -> list[int]:
+    """A list that grows by one per call of the norm-bounded top-k."""
+    used: list[int] = []
     real = pruned.pruned_topk
+    monkeypatch.setattr("ssgraphrec.eval.ranking.pruned_topk",
+                        lambda *a, **kw: used.append(1) or real(*a, **kw))
+    return used
 
-    def spy(*args, **kwargs):
-        used.append(1)
-        return real(*args, **kwargs)
 
-    monkeypatch.setattr("ssgraphrec.eval.ranking.pruned_topk", spy)
-    results = {}
+def _metrics_pruned_and_not(u, i, train, test, batch_size: int) -> tuple[dict, DotScores]:
+    """``evaluate_ranking``'s metrics with the bound allowed (``True``) and not; and the
+    score function of the first, as the evaluation left it."""
+    results, allowed = {}, DotScores(u, i)
     for prune in (True, False):
-        scores = DotScores(u, i)
+        scores = allowed if prune else DotScores(u, i)
         scores.prune = prune
         results[prune] = evaluate_ranking(scores, test, [train], 400, 3000, ks=(5, 20),
-                                          batch_size=128)
+                                          batch_size=batch_size)
+    return results, allowed
+
+
+def test_evaluate_ranking_gives_the_same_metrics_pruned_or_not(monkeypatch):
+    u, i = _embeddings(users=400, items=3000, d=32)
+    train, test = _train_test(5)
+    used = _count_pruned_calls(monkeypatch)
+    results, _ = _metrics_pruned_and_not(u, i, train, test, 128)
     assert used                                        # the pruned path ran
     assert results[True] == results[False]
     assert results[True]["recall@20"] > 0
@@ -208,6 +222,40 @@ def test_evaluate_ranking_gives_the_same_metrics_pruned_or_not(monkeypatch):
         finally:
             torch.set_float32_matmul_precision(saved)
         assert DotScores(u, i).can_prune(torch.arange(4), 20)
+
+
+@pytest.mark.parametrize("unprunable", [True, False])
+def test_a_batch_ranked_plainly_turns_the_bound_off_for_the_later_batches(unprunable,
+                                                                          monkeypatch):
+    u, i = _embeddings(users=400, items=3000, d=32)
+    i = i.abs()
+    if unprunable:                  # every score negative: no row can be pruned
+        u = -u.abs() - 0.1
+    train, test = _train_test(6)
+    used = _count_pruned_calls(monkeypatch)
+    results, allowed = _metrics_pruned_and_not(u, i, train, test, 100)
+    assert allowed.prune is not unprunable            # off after a batch ranked plainly
+    # 4 batches: the bound is tried once where it cannot prune, on every batch where it can
+    assert len(used) == (1 if unprunable else 4)
+    assert results[True] == results[False]            # exact either way
+    assert DotScores(u, i).prune                      # a new evaluation tries it again
+
+
+def test_the_score_block_is_reserved_for_the_whole_batch_before_the_plain_rows():
+    u, i = _embeddings(users=64, items=3000, d=32)
+    i = i.abs()
+    u[:40] = -u[:40].abs() - 0.1                       # rows the bound cannot prune
+    scores = DotScores(u, i)
+    with torch.no_grad():                                  # (the bound needs no autograd)
+        first = top_k(scores, torch.arange(10, 50), [], K)     # 30 of 40 rows plainly
+        block = scores.block.data_ptr()
+        assert scores.block.size(0) >= 40 and scores.prune     # the batch's 40, not 30
+        second = top_k(scores, torch.arange(0, 40), [], K)     # 40 of 40: more rows
+    assert scores.block.data_ptr() == block                # ... in the same block
+    assert not scores.prune                                # and the bound is off now
+    for (values, indices), users in ((first, torch.arange(10, 50)), (second, torch.arange(40))):
+        ref = torch.topk(u[users] @ i.t(), K, dim=1)
+        assert torch.equal(indices, ref.indices) and torch.equal(values, ref.values)
 
 
 def test_non_finite_embeddings_take_the_plain_path_and_its_error():

@@ -13,7 +13,10 @@ from ssgraphrec.sparse.blocks import (
     block_budget,
     block_bytes,
     block_width,
+    candidate_widths,
+    fastest_width,
     from_blocks,
+    time_blocked_product,
     to_blocks,
 )
 
@@ -147,3 +150,91 @@ def test_propagate_mean_in_blocks_equals_it_whole_bit_for_bit(case, monkeypatch)
         assert torch.equal(a, b)
     assert torch.equal(grad_blocked, grad_whole)
     assert not torch.equal(grad_whole, up)                 # the products reached the gradient
+
+
+def test_candidate_widths_are_the_divisors_of_at_least_16_columns_and_the_whole():
+    assert candidate_widths(100) == [20, 25, 50, 100]
+    assert candidate_widths(64) == [16, 32, 64]
+    assert candidate_widths(31) == [31]
+    assert candidate_widths(16) == [16]
+
+
+def test_fastest_width_takes_the_least_median_time_with_the_widths_in_turn():
+    order: list[int] = []
+    times = {16: iter([5.0, 0.9, 5.0, 0.8, 5.0]), 32: iter([1.0, 1.0, 1.2, 1.0, 3.0]),
+             64: iter([2.0] * 5)}
+
+    def timer(width: int) -> float:
+        order.append(width)
+        return next(times[width])
+
+    # 16 has the best single times but is slow most of the time: the median counts
+    assert fastest_width(timer, [16, 32, 64]) == 32
+    assert order == [16, 32, 64] * 5                         # in turn, round by round
+    assert fastest_width(lambda w: 1.0, [25, 50]) == 25       # a tie: the first
+    with pytest.raises(ValueError, match="no widths"):
+        fastest_width(lambda w: 1.0, [])
+
+
+def test_time_blocked_product_runs_the_product_in_the_blocks_asked(monkeypatch):
+    adj, x = _nonsymmetric(6), torch.randn(N, D)
+    seen: list[tuple] = []
+    real = blocks.blocked_product
+    monkeypatch.setattr(blocks, "blocked_product",
+                        lambda kernel, xb, add=None: seen.append(tuple(xb.shape)) or real(kernel, xb))
+    assert time_blocked_product(adj._kernel, x, 16) >= 0
+    assert time_blocked_product(adj._kernel, x, D) >= 0
+    assert seen == [(3, N, 16), (1, N, D)]
+
+
+def _small_cache(monkeypatch, cache_bytes: int) -> None:
+    """An automatic budget (no environment variable) of a third of ``cache_bytes``."""
+    monkeypatch.delenv(BLOCK_BYTES_ENV, raising=False)
+    monkeypatch.setattr(blocks, "last_level_cache_bytes", lambda: cache_bytes)
+
+
+def _timed_widths(monkeypatch, fastest: int) -> list[int]:
+    """Timings in which ``fastest`` columns win; returns the widths timed."""
+    timed: list[int] = []
+
+    def fake(kernel, x, width):
+        timed.append(width)
+        return 0.5 if width == fastest else 1.0
+
+    monkeypatch.setattr("ssgraphrec.sparse.kernels.time_blocked_product", fake)
+    return timed
+
+
+def test_adjacency_measures_a_width_past_the_budget_once_and_keeps_it(monkeypatch):
+    adj, x = _nonsymmetric(7), torch.randn(N, D)
+    _small_cache(monkeypatch, 3 * N * 4 * 16)     # the rule would take 16 columns
+    timed = _timed_widths(monkeypatch, fastest=24)
+    assert block_width(x) == 16
+    assert adj.block_width(x) == 24               # the measured width, not the rule's
+    r = blocks.TUNING_ROUNDS
+    assert sorted(set(timed)) == [16, 24, 48] and len(timed) == 3 * r
+    assert adj.block_width(x) == 24 and len(timed) == 3 * r  # kept: not measured again
+    assert _nonsymmetric(7).block_width(x) == 24 and len(timed) == 6 * r   # per matrix
+    assert adj.block_width(torch.randn(N, 32)) == 16 and len(timed) == 8 * r   # per width
+    # within the budget, or with the budget set, the rule decides and nothing is timed
+    _small_cache(monkeypatch, 3 * N * 4 * D)
+    assert _nonsymmetric(8).block_width(x) == D
+    monkeypatch.setenv(BLOCK_BYTES_ENV, str(N * 4 * 16))
+    assert _nonsymmetric(8).block_width(x) == 16
+    assert len(timed) == 8 * r
+
+
+@pytest.mark.parametrize("rows", [False, True])
+def test_propagate_mean_takes_the_measured_width_bit_for_bit(rows, monkeypatch):
+    adj, x, up = _bipartite(9), torch.randn(N, D), torch.randn(N, D)
+    kwargs = {"rows": torch.tensor([1, 4, 17, 30])} if rows else {}
+    monkeypatch.setenv(BLOCK_BYTES_ENV, "0")
+    whole, grad_whole = _run(adj, x, up, [], **kwargs)
+    calls = _force_blocks(monkeypatch, N, 16)     # counts the products in blocks
+    _small_cache(monkeypatch, 3 * N * 4 * 16)     # ... but the budget is automatic
+    timed = _timed_widths(monkeypatch, fastest=24)
+    measured, grad_measured = _run(adj, x, up, [], **kwargs)
+    assert len(timed) == 3 * blocks.TUNING_ROUNDS   # measured once, for both passes
+    assert calls and set(calls) == {2}            # 2 blocks of the measured 24 columns
+    assert torch.equal(measured[0], whole[0]) and torch.equal(grad_measured, grad_whole)
+    assert not torch.equal(grad_whole, up)

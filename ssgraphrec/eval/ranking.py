@@ -35,6 +35,12 @@ class DotScores:
     #: Whether :func:`evaluate_ranking` may take the norm-bounded top-k
     #: (:mod:`ssgraphrec.eval.pruned`), which equals the plain one.
     prune: bool = True
+    #: A batch that sends at least this share of its rows to the plain path (rows the
+    #: bound cannot prune, or tied) turns the bound off for this object's later
+    #: batches: its slices then cost without saving. XSimGCL's users on LastFM need 85 %
+    #: of the catalogue at the median, and the bound made its evaluation 1.25x to
+    #: 1.38x as long as scoring every item (docs/benchmarks.md, "Evaluation").
+    plain_share_off: float = 0.9
 
     def __init__(self, user_emb: Tensor, item_emb: Tensor):
         self.user_emb, self.item_emb = user_emb, item_emb
@@ -46,6 +52,13 @@ class DotScores:
         if self._sorted is None:
             self._sorted = NormSortedItems(self.item_emb)
         return self._sorted
+
+    def ranked_plainly(self, plain_rows: int, rows: int) -> None:
+        """Record that a pruned batch of ``rows`` rows ranked ``plain_rows`` of them by
+        the plain path; at :attr:`plain_share_off` or more, the bound is off from now on
+        (this object serves one evaluation of one set of embeddings)."""
+        if rows and plain_rows >= self.plain_share_off * rows:
+            self.prune = False
 
     def can_prune(self, users: Tensor, k: int) -> bool:
         """Whether the norm-bounded top-k applies to these users: no autograd, float32
@@ -72,12 +85,19 @@ class DotScores:
         queries, items = self.user_emb[users], self.item_emb
         if torch.is_grad_enabled() and (queries.requires_grad or items.requires_grad):
             return queries @ items.t()
-        rows, dtype = padded_rows(queries.size(0)), torch.result_type(queries, items)
-        block = self.block
-        if block is None or block.size(0) < rows or block.dtype != dtype:
-            block = self.block = torch.empty(rows, items.size(0), dtype=dtype,
-                                             device=queries.device)
-        return row_stable_mm(queries, items, out=block)
+        return row_stable_mm(queries, items, out=self.reserve(queries.size(0)))
+
+    def reserve(self, rows: int) -> Tensor:
+        """The score block, grown to hold ``rows`` users (padded) if it is smaller. The
+        norm-bounded path scores a subset of a batch's rows by the plain path, so it
+        reserves the whole batch first: a later, larger subset would otherwise allocate
+        (and page-fault) a new block."""
+        dtype = torch.result_type(self.user_emb, self.item_emb)
+        padded, block = padded_rows(rows), self.block
+        if block is None or block.size(0) < padded or block.dtype != dtype:
+            block = self.block = torch.empty(padded, self.item_emb.size(0), dtype=dtype,
+                                             device=self.item_emb.device)
+        return block
 
 
 def dot_scores(user_emb: Tensor, item_emb: Tensor) -> ScoreFn:
@@ -156,8 +176,16 @@ def top_k(score: ScoreFn, users: Tensor, exclude: list[tuple[Tensor, Tensor]], k
         pairs = [gather_rows(e, ptr, users) for e, ptr in exclude]
         excluded = (torch.cat([r for r, _ in pairs]) if pairs else users[:0],
                     torch.cat([c for _, c in pairs]) if pairs else users[:0])
-        return pruned_topk(score.user_emb[users], score.sorted_items(), excluded, k,
-                           lambda rows: every_item(users[rows]))
+        plain_rows = [0]
+        score.reserve(users.numel())
+
+        def plainly(rows: Tensor) -> tuple[Tensor, Tensor]:
+            plain_rows[0] += rows.numel()
+            return every_item(users[rows])
+
+        top = pruned_topk(score.user_emb[users], score.sorted_items(), excluded, k, plainly)
+        score.ranked_plainly(plain_rows[0], users.numel())
+        return top
     return every_item(users)
 
 

@@ -12,6 +12,14 @@ Diginetica's DHCN operator (43,097 items, 1.83 M non-zeros) with 100 columns too
 (70,839 nodes) with 64 columns took 32.4 ms whole and 25.4 ms in blocks of 32
 (``python benchmarks/spmm_blocks.py``, ``benchmarks/results/spmm-blocks.json``).
 
+Which width serves a matrix best depends on it and on what else uses the cache: in
+one study (``benchmarks/results/spmm-widths.json``, medians of 9) the DHCN operator
+took 82.4 ms in blocks of 25 and 109.4 ms in blocks of 50, the widest that fits the
+budget, while Gowalla's adjacency took 28.2 ms in blocks of 32, the widest, and 36.2 ms
+in blocks of 16. So the width of a product past the budget is measured once per matrix
+(:func:`fastest_width`, through :meth:`~ssgraphrec.sparse.Adjacency.block_width`):
+every width gives the same product to the bit, so measuring changes the speed only.
+
 The blocked layout is a ``[num_blocks, N, b]`` tensor (:func:`to_blocks`); a
 multi-layer propagation (:func:`~ssgraphrec.sparse.kernels.propagate_mean`) stays in
 it from the first layer to the last, so the layout changes twice per pass, not per
@@ -21,7 +29,9 @@ product.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -46,6 +56,10 @@ DEFAULT_BLOCK_BYTES = 10 * 2**20
 MIN_BLOCK_COLUMNS = 16
 
 
+#: Timings per candidate width when a width is measured (:func:`fastest_width`).
+TUNING_ROUNDS = 5
+
+
 @lru_cache(maxsize=1)
 def last_level_cache_bytes() -> int | None:
     """The size of CPU 0's highest cache level from Linux's sysfs, else ``None``."""
@@ -62,6 +76,12 @@ def last_level_cache_bytes() -> int | None:
     except (OSError, ValueError):
         return None
     return best[1] if best else None
+
+
+def budget_is_set() -> bool:
+    """Whether ``$SSGRAPHREC_SPMM_BLOCK_BYTES`` fixes the budget (then widths follow
+    :func:`block_width`'s rule, without measuring)."""
+    return bool(os.environ.get(BLOCK_BYTES_ENV, "").strip())
 
 
 def block_budget() -> int:
@@ -118,6 +138,41 @@ def block_width(x: Tensor, budget: int | None = None) -> int:
         return d
     fitting = [b for b in divisors if row_bytes * b <= budget]
     return max(fitting) if fitting else min(divisors)
+
+
+def candidate_widths(d: int) -> list[int]:
+    """The widths a product with ``d`` columns may take: each divisor of ``d`` of at
+    least :data:`MIN_BLOCK_COLUMNS` columns, and ``d`` itself (whole)."""
+    return [b for b in range(MIN_BLOCK_COLUMNS, d) if d % b == 0] + [d]
+
+
+def fastest_width(time_product: Callable[[int], float], widths: Sequence[int],
+                  rounds: int = TUNING_ROUNDS) -> int:
+    """The width of ``widths`` whose median of ``rounds`` timings ``time_product(width)``
+    (seconds) is least. The widths take turns within each round, so that a busy spell of
+    the machine falls on all of them alike; ties go to the first width.
+
+    The median, not the best time: a block near the edge of the cache runs fast while
+    nothing else uses the cache and slow otherwise (Diginetica's blocks of 50 columns
+    took 77 to 209 ms, those of 25 64 to 121 ms, in one study), and training runs at
+    the typical speed."""
+    if not widths:
+        raise ValueError("fastest_width: no widths to measure")
+    times: dict[int, list[float]] = {w: [] for w in widths}
+    for _ in range(rounds):
+        for w in widths:
+            times[w].append(time_product(w))
+    return min(widths, key=lambda w: statistics.median(times[w]))
+
+
+def time_blocked_product(kernel, x: Tensor, width: int) -> float:
+    """Seconds of one product of a PyTorch CSR ``kernel`` with ``x`` in blocks of
+    ``width`` columns (``x``'s own width: whole), the conversion to blocks not counted."""
+    with torch.no_grad():
+        x_blocks = to_blocks(x, width)
+        start = time.perf_counter()
+        blocked_product(kernel, x_blocks)
+        return time.perf_counter() - start
 
 
 def to_blocks(x: Tensor, width: int) -> Tensor:

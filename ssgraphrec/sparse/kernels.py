@@ -21,7 +21,16 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from .blocks import block_width, blocked_product, from_blocks, to_blocks
+from .blocks import (
+    block_width,
+    blocked_product,
+    budget_is_set,
+    candidate_widths,
+    fastest_width,
+    from_blocks,
+    time_blocked_product,
+    to_blocks,
+)
 from .restrict import csr_rows, csr_transpose, row_nnz_share, zeros_with_rows
 
 BACKENDS = ("torch", "torch_sparse")
@@ -75,6 +84,8 @@ class Adjacency:
         self._kernel_t = None if self.symmetric else _make_kernel(
             *csr_transpose(self.crow, self.col, self.value, self.size), self.size, self.backend
         )
+        #: measured block widths, by (columns, dtype, threads) (:meth:`block_width`)
+        self._widths: dict[tuple, int] = {}
 
     @property
     def nnz(self) -> int:
@@ -114,6 +125,22 @@ class Adjacency:
             raise ValueError("matmul_blocks: column blocks are for PyTorch's CPU kernel")
         kernel = self._kernel if (not transpose or self._kernel_t is None) else self._kernel_t
         return blocked_product(kernel, x_blocks, add)
+
+    def block_width(self, x: Tensor) -> int:
+        """Columns per block for CPU products of this matrix with ``x`` (``[N, d]``):
+        :func:`~ssgraphrec.sparse.blocks.block_width`'s rule where ``x`` fits the cache
+        budget (whole), blocking does not apply or ``$SSGRAPHREC_SPMM_BLOCK_BYTES`` fixes
+        the budget; else the fastest of the candidate widths, measured on ``x`` with a few
+        products the first time this matrix meets such an ``x``
+        (:func:`~ssgraphrec.sparse.blocks.fastest_width`), and kept."""
+        width = block_width(x)
+        if width == x.size(1) or budget_is_set() or self.backend != "torch":
+            return width
+        key = (x.size(1), x.dtype, torch.get_num_threads())
+        if key not in self._widths:
+            self._widths[key] = fastest_width(
+                lambda w: time_blocked_product(self._kernel, x, w), candidate_widths(x.size(1)))
+        return self._widths[key]
 
     def rows_share(self, rows: Tensor) -> float:
         """The share of the non-zeros that lie in ``rows`` (distinct)."""
@@ -289,13 +316,13 @@ class _LayerMean(torch.autograd.Function):
         layout: _Layout = ctx.layout
         rows, num_layers = ctx.rows, len(ctx.adjs)
         if rows is not None and grad is not None:
-            grad = zeros_with_rows(grad[rows], rows, grad.size(0))   # zero outside rows
+            grad = zeros_with_rows(grad.index_select(0, rows), rows, grad.size(0))  # 0 elsewhere
         mean_grad = layout.enter_divided(grad, ctx.count) if grad is not None else None
         tap_grads = dict.fromkeys(ctx.taps)
         for t, g in zip(ctx.taps, grads, strict=False):
             if g is not None:
                 if rows is not None and t == num_layers:
-                    g = g[rows]
+                    g = g.index_select(0, rows)
                 g = layout.enter(g.contiguous())
                 tap_grads[t] = g if tap_grads[t] is None else tap_grads[t] + g
 
@@ -339,7 +366,12 @@ class _Layout:
     def __init__(self, x: Tensor, adjs: tuple[Adjacency, ...], may_block: bool = True):
         whole = x.size(1)
         torch_kernel = all(a.backend == "torch" for a in adjs)
-        self.width = block_width(x) if may_block and torch_kernel else whole
+        # the first whole matrix measures the width (a lone restricted one takes the rule)
+        measure = next((a for a in adjs if isinstance(a, Adjacency)), None)
+        if not (may_block and torch_kernel):
+            self.width = whole
+        else:
+            self.width = measure.block_width(x) if measure is not None else block_width(x)
         self.blocked = self.width < whole
 
     def enter(self, x: Tensor) -> Tensor:

@@ -38,7 +38,7 @@ import torch
 from ...config import RunConfig, apply
 from ...nn import lightgcn as lightgcn_module
 from ...sparse import propagate
-from ...train.run import build
+from ...train.run import Run, build
 from ...train.trainer import Trainer
 from . import RESULTS, write_result
 
@@ -74,10 +74,12 @@ def layer_by_layer():
 
 
 def time_paths(method: str, dataset: str, steps: int, reps: int, settings: dict,
-               paths: dict[str, Callable[[], AbstractContextManager]]) -> dict[str, list[float]]:
+               paths: dict[str, Callable[[], AbstractContextManager]],
+               after: Callable[[Run], None] | None = None) -> dict[str, list[float]]:
     """Seconds per training step of ``method``, in ``reps`` windows of ``steps`` steps
     per path, the paths alternating window by window in one process: ``paths`` maps a
-    name to a context manager factory under which its windows run."""
+    name to a context manager factory under which its windows run. ``after`` is called
+    with the run once the windows are done (to read what they left on the method)."""
     cfg = RunConfig(method=method, dataset=dataset, val_ratio=0.0, seed=2020)
     apply(cfg, settings)
     run = build(cfg)
@@ -91,6 +93,8 @@ def time_paths(method: str, dataset: str, steps: int, reps: int, settings: dict,
                 t0 = time.perf_counter()
                 trainer.train_epoch(rep + 1, max_steps=steps)
                 times[name].append((time.perf_counter() - t0) / steps)
+    if after is not None:
+        after(run)
     return times
 
 

@@ -5,11 +5,14 @@
    DHCN hypergraph operator with 100), for every block width of at least 16
    columns that divides the width, the whole product included, the widths
    alternating rep by rep; it reports the median milliseconds, the MiB of one
-   block of ``X``, and the width :func:`~ssgraphrec.sparse.blocks.block_width`
-   picks on this machine.
-2. ``steps``: training steps of each method with its propagations in blocks
-   (the default) and whole (``$SSGRAPHREC_SPMM_BLOCK_BYTES=0``), alternating
-   window by window in one process, as ``benchmarks/layer_mean.py`` does.
+   block of ``X``, the width :func:`~ssgraphrec.sparse.blocks.block_width`'s rule
+   picks on this machine and the width the matrix measures for itself
+   (:meth:`~ssgraphrec.sparse.Adjacency.block_width`, the default).
+2. ``steps``: training steps of each method with its propagations whole
+   (``$SSGRAPHREC_SPMM_BLOCK_BYTES=0``), in blocks of the rule's width (the budget
+   set to the automatic one) and in blocks of the measured width (the default),
+   alternating window by window in one process, as ``benchmarks/layer_mean.py`` does
+   (``--paths`` picks among them).
 
 Usage::
 
@@ -79,19 +82,38 @@ def time_products(adj: Adjacency, d: int, reps: int) -> dict:
                 times[b].append(time.perf_counter() - t0)
     row_mib = adj.size * x.element_size() / 2**20
     return {"nodes": adj.size, "nnz": adj.nnz, "columns": d,
-            "picked_width": block_width(x),
+            "picked_width": block_width(x), "measured_width": adj.block_width(x),
             "widths": {str(b): {"block_mib": round(row_mib * b, 1),
                                 "ms_median": round(1e3 * statistics.median(t), 2),
                                 "ms_all": [round(1e3 * v, 2) for v in t]}
                        for b, t in times.items()}}
 
 
-def time_steps(method: str, dataset: str, steps: int, reps: int, settings: dict) -> dict:
-    times = time_paths(method, dataset, steps, reps, settings,
-                       {"whole": lambda: block_bytes(0), "blocks": lambda: block_bytes(None)})
+def measured_widths(method: torch.nn.Module) -> dict[str, dict]:
+    """The block widths each matrix held by ``method`` measured, by attribute name:
+    ``{columns: width}`` (:meth:`~ssgraphrec.sparse.Adjacency.block_width`)."""
+    return {name: {str(key[0]): width for key, width in value._widths.items()}
+            for name, value in vars(method).items()
+            if isinstance(value, Adjacency) and value._widths}
+
+
+#: The paths of the step timings: whole products, blocks of the rule's width (the
+#: automatic budget set explicitly, so nothing is measured), blocks of the measured width.
+PATHS = {"whole": lambda: block_bytes(0), "rule": lambda: block_bytes(block_budget()),
+         "measured": lambda: block_bytes(None)}
+
+
+def time_steps(method: str, dataset: str, steps: int, reps: int, settings: dict,
+               paths: list[str]) -> dict:
+    """Milliseconds per step on each of ``paths`` (:data:`PATHS`), and each path's ratio
+    to the first. The warm-up runs at the automatic budget, so a measured width is
+    measured there, outside the timed windows."""
+    measured: dict[str, dict] = {}
+    times = time_paths(method, dataset, steps, reps, settings, {p: PATHS[p] for p in paths},
+                       after=lambda run: measured.update(measured_widths(run.method)))
     ms = {name: round(1e3 * statistics.median(t), 2) for name, t in times.items()}
-    return {**{f"{name}_ms_per_step": v for name, v in ms.items()},
-            "ratio": round(ms["blocks"] / ms["whole"], 3),
+    return {**{f"{name}_ms_per_step": v for name, v in ms.items()}, "measured_widths": measured,
+            "ratios_to_" + paths[0]: {p: round(ms[p] / ms[paths[0]], 3) for p in paths[1:]},
             "all_ms_per_step": {name: [round(1e3 * x, 2) for x in t] for name, t in times.items()}}
 
 
@@ -107,9 +129,15 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=6, help="windows per path, alternated")
     parser.add_argument("--set", action="append", default=[],
                         help="KEY=VALUE for the graph methods' steps (default: batch 2048, 3 layers)")
+    parser.add_argument("--paths", default="whole,rule,measured",
+                        help=f"paths of the step timings, the first the base of the ratios "
+                             f"(of {', '.join(PATHS)})")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(RESULTS / "spmm-blocks.json"))
     args = parser.parse_args()
+    paths = args.paths.split(",")
+    if len(paths) < 2 or set(paths) - set(PATHS):
+        parser.error(f"--paths: two or more of {', '.join(PATHS)}, got {args.paths!r}")
     torch.set_num_threads(args.threads)
     os.environ.pop(BLOCK_BYTES_ENV, None)
     cache = last_level_cache_bytes()
@@ -126,21 +154,22 @@ def main() -> None:
             row = time_products(propagation_matrix(dataset, root), WIDTHS[dataset], args.reps)
             out["products"][dataset] = row
             print(dataset, {b: w["ms_median"] for b, w in row["widths"].items()},
-                  "picked", row["picked_width"], flush=True)
+                  "rule", row["picked_width"], "measured", row["measured_width"], flush=True)
     if args.only in (None, "steps"):
         graph_settings = {"batch_size": 2048, "num_layers": 3}
         graph_settings.update({k: json.loads(v) if v[:1].isdigit() else v
                                for k, _, v in (s.partition("=") for s in args.set)})
-        out["steps"] = {"steps_per_window": args.steps, "windows": args.windows,
+        out["steps"] = {"steps_per_window": args.steps, "windows": args.windows, "paths": paths,
                         "graph_settings": graph_settings, "rows": {}}
         for part in args.steps_plan.split(";"):
             dataset, _, methods = part.partition(":")
             for method in methods.split(","):
                 settings = {} if dataset == "diginetica" else graph_settings
-                row = time_steps(method, dataset, args.steps, args.windows, settings)
+                row = time_steps(method, dataset, args.steps, args.windows, settings, paths)
                 out["steps"]["rows"][f"{dataset}/{method}"] = row
-                print(f"{dataset} {method}: whole {row['whole_ms_per_step']} -> blocks "
-                      f"{row['blocks_ms_per_step']} ms/step ({row['ratio']}x)", flush=True)
+                print(f"{dataset} {method}:", ", ".join(
+                    f"{p} {row[f'{p}_ms_per_step']}" for p in paths), "ms/step;",
+                    row[f"ratios_to_{paths[0]}"], flush=True)
     out["load_average_end"] = round(os.getloadavg()[0], 2)
     write_result(Path(args.out), out)
     print(f"written: {args.out}")
