@@ -354,7 +354,8 @@ def _perturbed_at_rows(perturb: Callable[[Tensor], Tensor], h: Tensor, rows: Ten
 class _Layout:
     """How :class:`_LayerMean` holds its layers: ``[N, d]`` as given, or in column
     blocks (:mod:`~ssgraphrec.sparse.blocks`) where ``x`` outgrows the cache on
-    PyTorch's CPU kernel and ``may_block``. Blocked or not, every entry is the same sum.
+    PyTorch's CPU kernel and ``may_block``, as wide as the pass's first whole matrix
+    measures (:meth:`Adjacency.block_width`). Blocked or not, every entry is the same sum.
 
     A perturbation works on whole rows (SimGCL's noise normalises each row), so a
     perturbed forward pass is not blocked: turning each layer into rows and back cost
