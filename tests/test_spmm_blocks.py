@@ -216,6 +216,9 @@ def test_adjacency_measures_a_width_past_the_budget_once_and_keeps_it(monkeypatc
     assert adj.block_width(x) == 24 and len(timed) == 3 * r  # kept: not measured again
     assert _nonsymmetric(7).block_width(x) == 24 and len(timed) == 6 * r   # per matrix
     assert adj.block_width(torch.randn(N, 32)) == 16 and len(timed) == 8 * r   # per width
+    threads = torch.get_num_threads()
+    assert adj.measured_widths == {(D, torch.float32, threads): 24,
+                                   (32, torch.float32, threads): 16}
     # within the budget, or with the budget set, the rule decides and nothing is timed
     _small_cache(monkeypatch, 3 * N * 4 * D)
     assert _nonsymmetric(8).block_width(x) == D

@@ -154,8 +154,8 @@ def fastest_width(time_product: Callable[[int], float], widths: Sequence[int],
 
     The median, not the best time: a block near the edge of the cache runs fast while
     nothing else uses the cache and slow otherwise (Diginetica's blocks of 50 columns
-    took 77 to 209 ms, those of 25 64 to 121 ms, in one study), and training runs at
-    the typical speed."""
+    took 77 to 209 ms, those of 25 64 to 121 ms, over nine products each in
+    ``benchmarks/results/spmm-widths.json``), and training runs at the typical speed."""
     if not widths:
         raise ValueError("fastest_width: no widths to measure")
     times: dict[int, list[float]] = {w: [] for w in widths}

@@ -142,6 +142,12 @@ class Adjacency:
                 lambda w: time_blocked_product(self._kernel, x, w), candidate_widths(x.size(1)))
         return self._widths[key]
 
+    @property
+    def measured_widths(self) -> dict[tuple, int]:
+        """The widths :meth:`block_width` has measured so far, by (columns, dtype,
+        threads): a copy, for studies and logs."""
+        return dict(self._widths)
+
     def rows_share(self, rows: Tensor) -> float:
         """The share of the non-zeros that lie in ``rows`` (distinct)."""
         return row_nnz_share(self.crow, rows)

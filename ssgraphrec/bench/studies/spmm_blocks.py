@@ -92,9 +92,9 @@ def time_products(adj: Adjacency, d: int, reps: int) -> dict:
 def measured_widths(method: torch.nn.Module) -> dict[str, dict]:
     """The block widths each matrix held by ``method`` measured, by attribute name:
     ``{columns: width}`` (:meth:`~ssgraphrec.sparse.Adjacency.block_width`)."""
-    return {name: {str(key[0]): width for key, width in value._widths.items()}
+    return {name: {str(key[0]): width for key, width in value.measured_widths.items()}
             for name, value in vars(method).items()
-            if isinstance(value, Adjacency) and value._widths}
+            if isinstance(value, Adjacency) and value.measured_widths}
 
 
 #: The paths of the step timings: whole products, blocks of the rule's width (the
