@@ -10,14 +10,14 @@ from ssgraphrec.errors import ConfigError
 from ssgraphrec.sparse import Adjacency, BipartiteGraph, blocks, propagate_mean
 from ssgraphrec.sparse.blocks import (
     BLOCK_BYTES_ENV,
+    ColumnBlocks,
     block_budget,
     block_bytes,
     block_width,
     candidate_widths,
     fastest_width,
-    from_blocks,
+    split_widths,
     time_blocked_product,
-    to_blocks,
 )
 
 N, D = 40, 48
@@ -39,14 +39,34 @@ def _bipartite(seed: int) -> Adjacency:
 
 def test_blocks_round_trip_and_hold_each_block_contiguously():
     x = torch.arange(N * D, dtype=torch.float32).view(N, D)
-    b = to_blocks(x, 16)
-    assert b.shape == (3, N, 16) and b.is_contiguous()
-    assert torch.equal(b[1], x[:, 16:32])
-    assert torch.equal(from_blocks(b), x)
-    assert not torch.equal(from_blocks(b.flip(0)), x)       # the order of blocks matters
-    assert to_blocks(x, D).shape == (1, N, D)
-    with pytest.raises(ValueError, match="do not divide"):
-        to_blocks(x, 20)
+    equal = ColumnBlocks(D, 16)
+    b = equal.split(x)
+    assert b.shape == (N * D,) and equal.widths == (16, 16, 16)
+    assert torch.equal(b.view(3, N, 16), x.view(N, 3, 16).transpose(0, 1))
+    assert torch.equal(equal.views(b)[1], x[:, 16:32])
+    assert torch.equal(equal.join(b), x)
+    assert not torch.equal(equal.join(b.view(3, N, 16).flip(0).flatten()), x)   # block order
+    ragged = ColumnBlocks(D, 20)                              # 20, 20 and the last 8
+    r = ragged.split(x)
+    views = ragged.views(r)
+    assert [tuple(v.shape) for v in views] == [(N, 20), (N, 20), (N, 8)]
+    assert all(v.is_contiguous() for v in views)
+    assert torch.equal(views[2], x[:, 40:]) and torch.equal(r[:N * 20], x[:, :20].flatten())
+    assert torch.equal(ragged.join(r), x)
+    rows = torch.tensor([3, 0, 17])
+    assert torch.equal(ragged.join(ragged.select(r, rows)), x[rows])
+    assert ColumnBlocks(D, D).widths == (D,) == ColumnBlocks(D, 99).widths
+    with pytest.raises(ValueError, match=r"expected \[N, 48\]"):
+        ragged.split(x[:, :40])
+
+
+def test_split_widths_makes_the_last_block_narrower_where_the_width_does_not_divide():
+    assert split_widths(100, 32) == (32, 32, 32, 4)
+    assert split_widths(100, 25) == (25, 25, 25, 25)
+    assert split_widths(64, 48) == (48, 16)
+    assert split_widths(16, 16) == (16,)
+    with pytest.raises(ValueError, match="at least one column"):
+        split_widths(16, 0)
 
 
 def test_block_width_takes_the_widest_fitting_divisor_of_at_least_16_columns():
@@ -80,29 +100,32 @@ def test_block_budget_reads_the_environment_and_rejects_bad_values(monkeypatch):
     assert BLOCK_BYTES_ENV not in os.environ             # restored on exit
 
 
+@pytest.mark.parametrize("width", [16, 20])
 @pytest.mark.parametrize("transpose", [False, True])
-def test_blocked_product_equals_the_whole_product_bit_for_bit(transpose):
+def test_blocked_product_equals_the_whole_product_bit_for_bit(transpose, width):
     adj = _nonsymmetric(1)
     x, add = torch.randn(N, D), torch.randn(N, D)
+    layout = ColumnBlocks(D, width)
     whole = adj.matmul(x, transpose)
-    assert torch.equal(from_blocks(adj.matmul_blocks(to_blocks(x, 16), transpose=transpose)), whole)
-    with_add = adj.matmul_blocks(to_blocks(x, 16), to_blocks(add, 16), transpose)
-    assert torch.equal(from_blocks(with_add), adj.matmul_add(x, add, transpose))
+    blocked = adj.matmul_blocks(layout, layout.split(x), transpose=transpose)
+    assert torch.equal(layout.join(blocked), whole)
+    with_add = adj.matmul_blocks(layout, layout.split(x), layout.split(add), transpose)
+    assert torch.equal(layout.join(with_add), adj.matmul_add(x, add, transpose))
     assert not torch.equal(whole, adj.matmul(x, not transpose))   # the transpose is used
 
 
-def _force_blocks(monkeypatch, n: int, width: int) -> list[int]:
-    """Blocks of ``width`` columns for ``n`` rows; returns a list that counts the
-    blocked products made."""
+def _force_blocks(monkeypatch, n: int, width: int) -> list[tuple[int, ...]]:
+    """Blocks of ``width`` columns for ``n`` rows; returns a list of the block widths of
+    each blocked product made."""
     monkeypatch.setenv(BLOCK_BYTES_ENV, str(n * 4 * width))
-    calls: list[int] = []
-    real = blocks.blocked_product
+    calls: list[tuple[int, ...]] = []
+    real = ColumnBlocks.product
 
-    def counting(kernel, x_blocks, add=None):
-        calls.append(x_blocks.size(0))
-        return real(kernel, x_blocks, add)
+    def counting(self, kernel, x_blocks, add=None):
+        calls.append(self.widths)
+        return real(self, kernel, x_blocks, add)
 
-    monkeypatch.setattr("ssgraphrec.sparse.kernels.blocked_product", counting)
+    monkeypatch.setattr(ColumnBlocks, "product", counting)
     return calls
 
 
@@ -126,8 +149,9 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("width, widths", [(16, (16, 16, 16)), (32, (32, 16))])
 @pytest.mark.parametrize("case", list(CASES))
-def test_propagate_mean_in_blocks_equals_it_whole_bit_for_bit(case, monkeypatch):
+def test_propagate_mean_in_blocks_equals_it_whole_bit_for_bit(case, width, widths, monkeypatch):
     kwargs = dict(CASES[case])
     adjs = (tuple(_nonsymmetric(s) for s in (2, 3, 4)) if kwargs.pop("graphs", None)
             else _bipartite(5))
@@ -140,11 +164,13 @@ def test_propagate_mean_in_blocks_equals_it_whole_bit_for_bit(case, monkeypatch)
     monkeypatch.setenv(BLOCK_BYTES_ENV, "0")
     whole, grad_whole = _run(adjs, x, up, ups, **kwargs)
     calls = _force_blocks(monkeypatch, n, 16)
+    if width != 16:     # a width that does not divide D, as a measurement may pick
+        monkeypatch.setattr(Adjacency, "block_width", lambda self, x: width)
     blocked, grad_blocked = _run(adjs, x, up, ups, **kwargs)
     if "perturb" in kwargs:        # rows for the noise forward; the backward pass blocked
-        assert calls == [3] * 3                            # its 3 products, in 3 blocks
+        assert calls == [widths] * 3                       # its 3 products, in blocks
     else:
-        assert calls and set(calls) == {3}                 # it did run in 3 blocks of 16
+        assert calls and set(calls) == {widths}            # it did run in these blocks
     assert len(blocked) == len(whole)
     for a, b in zip(blocked, whole, strict=True):
         assert torch.equal(a, b)
@@ -152,11 +178,12 @@ def test_propagate_mean_in_blocks_equals_it_whole_bit_for_bit(case, monkeypatch)
     assert not torch.equal(grad_whole, up)                 # the products reached the gradient
 
 
-def test_candidate_widths_are_the_divisors_of_at_least_16_columns_and_the_whole():
-    assert candidate_widths(100) == [20, 25, 50, 100]
-    assert candidate_widths(64) == [16, 32, 64]
-    assert candidate_widths(31) == [31]
+def test_candidate_widths_are_divisors_and_multiples_of_16_and_the_whole():
+    assert candidate_widths(100) == [16, 20, 25, 32, 48, 50, 64, 80, 96, 100]
+    assert candidate_widths(64) == [16, 32, 48, 64]
+    assert candidate_widths(31) == [16, 31]
     assert candidate_widths(16) == [16]
+    assert candidate_widths(8) == [8]
 
 
 def test_fastest_width_takes_the_least_median_time_with_the_widths_in_turn():
@@ -179,12 +206,13 @@ def test_fastest_width_takes_the_least_median_time_with_the_widths_in_turn():
 def test_time_blocked_product_runs_the_product_in_the_blocks_asked(monkeypatch):
     adj, x = _nonsymmetric(6), torch.randn(N, D)
     seen: list[tuple] = []
-    real = blocks.blocked_product
-    monkeypatch.setattr(blocks, "blocked_product",
-                        lambda kernel, xb, add=None: seen.append(tuple(xb.shape)) or real(kernel, xb))
+    real = ColumnBlocks.product
+    monkeypatch.setattr(ColumnBlocks, "product", lambda self, kernel, xb, add=None:
+                        seen.append(self.widths) or real(self, kernel, xb))
     assert time_blocked_product(adj._kernel, x, 16) >= 0
+    assert time_blocked_product(adj._kernel, x, 20) >= 0
     assert time_blocked_product(adj._kernel, x, D) >= 0
-    assert seen == [(3, N, 16), (1, N, D)]
+    assert seen == [(16, 16, 16), (20, 20, 8), (D,)]
 
 
 def _small_cache(monkeypatch, cache_bytes: int) -> None:
@@ -212,10 +240,10 @@ def test_adjacency_measures_a_width_past_the_budget_once_and_keeps_it(monkeypatc
     assert block_width(x) == 16
     assert adj.block_width(x) == 24               # the measured width, not the rule's
     r = blocks.TUNING_ROUNDS
-    assert sorted(set(timed)) == [16, 24, 48] and len(timed) == 3 * r
-    assert adj.block_width(x) == 24 and len(timed) == 3 * r  # kept: not measured again
-    assert _nonsymmetric(7).block_width(x) == 24 and len(timed) == 6 * r   # per matrix
-    assert adj.block_width(torch.randn(N, 32)) == 16 and len(timed) == 8 * r   # per width
+    assert sorted(set(timed)) == [16, 24, 32, 48] and len(timed) == 4 * r
+    assert adj.block_width(x) == 24 and len(timed) == 4 * r  # kept: not measured again
+    assert _nonsymmetric(7).block_width(x) == 24 and len(timed) == 8 * r   # per matrix
+    assert adj.block_width(torch.randn(N, 32)) == 16 and len(timed) == 10 * r  # per width
     threads = torch.get_num_threads()
     assert adj.measured_widths == {(D, torch.float32, threads): 24,
                                    (32, torch.float32, threads): 16}
@@ -224,20 +252,38 @@ def test_adjacency_measures_a_width_past_the_budget_once_and_keeps_it(monkeypatc
     assert _nonsymmetric(8).block_width(x) == D
     monkeypatch.setenv(BLOCK_BYTES_ENV, str(N * 4 * 16))
     assert _nonsymmetric(8).block_width(x) == 16
-    assert len(timed) == 8 * r
+    assert len(timed) == 10 * r
 
 
+@pytest.mark.parametrize("fastest, blocks_made", [(24, (24, 24)), (32, (32, 16))])
 @pytest.mark.parametrize("rows", [False, True])
-def test_propagate_mean_takes_the_measured_width_bit_for_bit(rows, monkeypatch):
+def test_propagate_mean_takes_the_measured_width_bit_for_bit(rows, fastest, blocks_made,
+                                                            monkeypatch):
     adj, x, up = _bipartite(9), torch.randn(N, D), torch.randn(N, D)
     kwargs = {"rows": torch.tensor([1, 4, 17, 30])} if rows else {}
     monkeypatch.setenv(BLOCK_BYTES_ENV, "0")
     whole, grad_whole = _run(adj, x, up, [], **kwargs)
     calls = _force_blocks(monkeypatch, N, 16)     # counts the products in blocks
     _small_cache(monkeypatch, 3 * N * 4 * 16)     # ... but the budget is automatic
-    timed = _timed_widths(monkeypatch, fastest=24)
+    timed = _timed_widths(monkeypatch, fastest=fastest)
     measured, grad_measured = _run(adj, x, up, [], **kwargs)
-    assert len(timed) == 3 * blocks.TUNING_ROUNDS   # measured once, for both passes
-    assert calls and set(calls) == {2}            # 2 blocks of the measured 24 columns
+    assert len(timed) == 4 * blocks.TUNING_ROUNDS   # measured once, for both passes
+    assert calls and set(calls) == {blocks_made}  # in blocks of the measured width
     assert torch.equal(measured[0], whole[0]) and torch.equal(grad_measured, grad_whole)
     assert not torch.equal(grad_whole, up)
+
+
+def test_the_study_path_of_a_fixed_width_replaces_the_measured_width_where_it_blocks(monkeypatch):
+    from ssgraphrec.bench.studies.spmm_blocks import PATHS, path
+
+    adj, x = _nonsymmetric(10), torch.randn(N, D)
+    _small_cache(monkeypatch, 3 * N * 4 * 16)     # x outgrows the budget
+    _timed_widths(monkeypatch, fastest=24)
+    with path("width:32")():
+        assert adj.block_width(x) == 32
+        assert adj.block_width(torch.randn(N, 16)) == 16     # fits: whole, as measured
+    assert adj.block_width(x) == 24                          # the measured width again
+    assert path("rule") is PATHS["rule"]
+    for bad in ("width:", "width:0", "width:x", "blocks"):
+        with pytest.raises(ValueError, match="unknown path"):
+            path(bad)

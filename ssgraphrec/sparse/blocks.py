@@ -20,10 +20,10 @@ in blocks of 16. So the width of a product past the budget is measured once per 
 (:func:`fastest_width`, through :meth:`~ssgraphrec.sparse.Adjacency.block_width`):
 every width gives the same product to the bit, so measuring changes the speed only.
 
-The blocked layout is a ``[num_blocks, N, b]`` tensor (:func:`to_blocks`); a
-multi-layer propagation (:func:`~ssgraphrec.sparse.kernels.propagate_mean`) stays in
-it from the first layer to the last, so the layout changes twice per pass, not per
-product.
+The blocked layout is a flat tensor of contiguous ``[N, b]`` blocks (:class:`ColumnBlocks`),
+the last one narrower where ``b`` does not divide the width; a multi-layer propagation
+(:func:`~ssgraphrec.sparse.kernels.propagate_mean`) stays in it from the first layer to
+the last, so the layout changes twice per pass, not per product.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ BLOCK_BYTES_ENV = "SSGRAPHREC_SPMM_BLOCK_BYTES"
 DEFAULT_BLOCK_BYTES = 10 * 2**20
 
 #: Narrowest block worth a call: each call re-reads the sparse matrix, and in a one-off
-#: sweep on Gowalla (``blocked_product`` at widths 8 to 64, one thread) 8-column blocks
+#: sweep on Gowalla (blocked products at widths 8 to 64, one thread) 8-column blocks
 #: took 28.5 ms per product against 23.1 ms for 16-column ones.
 MIN_BLOCK_COLUMNS = 16
 
@@ -141,9 +141,28 @@ def block_width(x: Tensor, budget: int | None = None) -> int:
 
 
 def candidate_widths(d: int) -> list[int]:
-    """The widths a product with ``d`` columns may take: each divisor of ``d`` of at
-    least :data:`MIN_BLOCK_COLUMNS` columns, and ``d`` itself (whole)."""
-    return [b for b in range(MIN_BLOCK_COLUMNS, d) if d % b == 0] + [d]
+    """The widths a product with ``d`` columns may take, ascending: each divisor of ``d``
+    and each multiple of 16 of at least :data:`MIN_BLOCK_COLUMNS` columns below ``d``
+    (the last block narrower where it does not divide ``d``, :func:`split_widths`), and
+    ``d`` itself (whole).
+
+    A multiple of 16 starts every block's rows on a 64-byte cache line (float32), so a
+    gathered row touches no line it does not fill. One product of Diginetica's DHCN
+    operator (100 columns, one thread, medians of 9) took 74.3 ms in blocks of 16 (six,
+    and one of 4) and 80.3 ms in blocks of 32 (three, and one of 4), against 96.8 ms in
+    blocks of 20 and 104.5 ms in blocks of 25, whose rows of 80 and 100 bytes straddle
+    lines (``benchmarks/results/spmm-widths-aligned.json``)."""
+    below = {b for b in range(MIN_BLOCK_COLUMNS, d) if d % b == 0 or b % 16 == 0}
+    return sorted(below) + [d]
+
+
+def split_widths(d: int, width: int) -> tuple[int, ...]:
+    """The block widths of ``d`` columns in blocks of ``width``: the last one narrower
+    where ``width`` does not divide ``d`` (``(32, 32, 32, 4)`` for 100 in 32s)."""
+    if width < 1:
+        raise ValueError(f"split_widths: blocks need at least one column, got {width}")
+    full, rest = divmod(d, width)
+    return (width,) * full + ((rest,) if rest else ())
 
 
 def fastest_width(time_product: Callable[[int], float], widths: Sequence[int],
@@ -169,40 +188,74 @@ def time_blocked_product(kernel, x: Tensor, width: int) -> float:
     """Seconds of one product of a PyTorch CSR ``kernel`` with ``x`` in blocks of
     ``width`` columns (``x``'s own width: whole), the conversion to blocks not counted."""
     with torch.no_grad():
-        x_blocks = to_blocks(x, width)
+        layout = ColumnBlocks(x.size(1), width)
+        x_blocks = layout.split(x)
         start = time.perf_counter()
-        blocked_product(kernel, x_blocks)
+        layout.product(kernel, x_blocks)
         return time.perf_counter() - start
 
 
-def to_blocks(x: Tensor, width: int) -> Tensor:
-    """``[N, d]`` → ``[d / width, N, width]``, each block contiguous (a view when
-    ``width == d``)."""
-    n, d = x.shape
-    if width >= d:
-        return x.unsqueeze(0)
-    if d % width:
-        raise ValueError(f"to_blocks: {width} columns per block do not divide {d}")
-    return x.reshape(n, d // width, width).transpose(0, 1).contiguous()
+class ColumnBlocks:
+    """The column blocks of ``[N, d]`` operands: blocks of ``width`` columns, the last one
+    narrower where ``width`` does not divide ``d`` (:func:`split_widths`), each block
+    ``[N, w]`` contiguous and the blocks one after another in a flat tensor of ``N * d``
+    entries. Elementwise arithmetic on two operands in the same blocks is arithmetic on
+    their flat tensors; the number of rows is the flat size over ``d``.
 
+    With equal widths the flat tensor holds what a ``[d / width, N, width]`` contiguous
+    tensor holds; a narrower last block lets a width that does not divide ``d`` align
+    its rows to cache lines (:func:`candidate_widths`).
+    """
 
-def from_blocks(blocks: Tensor) -> Tensor:
-    """The inverse of :func:`to_blocks`: ``[nb, N, b]`` → ``[N, nb * b]`` (a view when
-    ``nb == 1``)."""
-    nb, n, b = blocks.shape
-    if nb == 1:
-        return blocks[0]
-    return blocks.transpose(0, 1).reshape(n, nb * b)
+    def __init__(self, columns: int, width: int):
+        self.columns = columns
+        self.widths = split_widths(columns, min(width, columns))
+        self.starts = tuple(sum(self.widths[:j]) for j in range(len(self.widths)))
 
+    def __repr__(self) -> str:
+        return f"ColumnBlocks(columns={self.columns}, widths={self.widths})"
 
-def blocked_product(kernel, x_blocks: Tensor, add: Tensor | None = None) -> Tensor:
-    """``kernel @ block (+ add's block)`` for every block of ``x_blocks`` (``[nb, N, b]``),
-    into a new ``[nb, N', b]`` tensor, one ``addmm`` per block (PyTorch CSR ``kernel``)."""
-    nb, _, b = x_blocks.shape
-    out = x_blocks.new_empty(nb, kernel.size(0), b)
-    for j in range(nb):
-        if add is None:
-            torch.addmm(out[j], kernel, x_blocks[j], beta=0, out=out[j])
-        else:
-            torch.addmm(add[j], kernel, x_blocks[j], out=out[j])
-    return out
+    def rows(self, blocks: Tensor) -> int:
+        """The rows of the operand held in the flat tensor ``blocks``."""
+        return blocks.numel() // self.columns
+
+    def views(self, blocks: Tensor) -> list[Tensor]:
+        """Each block of the flat tensor ``blocks`` as an ``[N, w]`` view."""
+        n = self.rows(blocks)
+        return [blocks[n * c:n * (c + w)].view(n, w)
+                for c, w in zip(self.starts, self.widths, strict=True)]
+
+    def split(self, x: Tensor) -> Tensor:
+        """``[N, d]`` → the flat tensor of its blocks (a new tensor)."""
+        if x.dim() != 2 or x.size(1) != self.columns:
+            raise ValueError(f"ColumnBlocks: expected [N, {self.columns}], got {tuple(x.shape)}")
+        out = x.new_empty(x.numel())
+        for view, c, w in zip(self.views(out), self.starts, self.widths, strict=True):
+            view.copy_(x[:, c:c + w])
+        return out
+
+    def join(self, blocks: Tensor) -> Tensor:
+        """The inverse of :meth:`split`: the flat tensor → ``[N, d]`` (a new tensor)."""
+        out = blocks.new_empty(self.rows(blocks), self.columns)
+        for view, c, w in zip(self.views(blocks), self.starts, self.widths, strict=True):
+            out[:, c:c + w].copy_(view)
+        return out
+
+    def select(self, blocks: Tensor, rows: Tensor) -> Tensor:
+        """The rows ``rows`` of the operand, in these blocks."""
+        out = blocks.new_empty(rows.numel() * self.columns)
+        for view, into in zip(self.views(blocks), self.views(out), strict=True):
+            torch.index_select(view, 0, rows, out=into)
+        return out
+
+    def product(self, kernel, blocks: Tensor, add: Tensor | None = None) -> Tensor:
+        """``kernel @ block (+ add's block)`` for every block, into a new flat tensor of
+        ``kernel``'s rows, one ``addmm`` per block (PyTorch CSR ``kernel``)."""
+        out = blocks.new_empty(kernel.size(0) * self.columns)
+        adds = self.views(add) if add is not None else [None] * len(self.widths)
+        for x, into, plus in zip(self.views(blocks), self.views(out), adds, strict=True):
+            if plus is None:
+                torch.addmm(into, kernel, x, beta=0, out=into)
+            else:
+                torch.addmm(plus, kernel, x, out=into)
+        return out

@@ -22,14 +22,12 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from .blocks import (
+    ColumnBlocks,
     block_width,
-    blocked_product,
     budget_is_set,
     candidate_widths,
     fastest_width,
-    from_blocks,
     time_blocked_product,
-    to_blocks,
 )
 from .restrict import csr_rows, csr_transpose, row_nnz_share, zeros_with_rows
 
@@ -115,16 +113,16 @@ class Adjacency:
         kernel = self._kernel if (not transpose or self._kernel_t is None) else self._kernel_t
         return torch.addmm(add, kernel, x)
 
-    def matmul_blocks(self, x_blocks: Tensor, add: Tensor | None = None,
+    def matmul_blocks(self, layout: ColumnBlocks, x_blocks: Tensor, add: Tensor | None = None,
                       transpose: bool = False) -> Tensor:
-        """``A @ x`` (``+ add``; or ``A^T``) on column blocks ``[nb, N, b]``
-        (:func:`~ssgraphrec.sparse.blocks.to_blocks`), without autograd: one product
+        """``A @ x`` (``+ add``; or ``A^T``) on ``x`` held in the column blocks ``layout``
+        (:class:`~ssgraphrec.sparse.blocks.ColumnBlocks`), without autograd: one product
         per block, each column bit-for-bit the whole product's. PyTorch's CPU kernel only.
         """
         if self.backend != "torch" or x_blocks.device.type != "cpu":
             raise ValueError("matmul_blocks: column blocks are for PyTorch's CPU kernel")
         kernel = self._kernel if (not transpose or self._kernel_t is None) else self._kernel_t
-        return blocked_product(kernel, x_blocks, add)
+        return layout.product(kernel, x_blocks, add)
 
     def block_width(self, x: Tensor) -> int:
         """Columns per block for CPU products of this matrix with ``x`` (``[N, d]``):
@@ -194,10 +192,10 @@ class RowRestriction:
         """``add + matmul(x, transpose)`` in one ``addmm``."""
         return torch.addmm(add, self._pick(transpose), x)
 
-    def matmul_blocks(self, x_blocks: Tensor, add: Tensor | None = None,
+    def matmul_blocks(self, layout: ColumnBlocks, x_blocks: Tensor, add: Tensor | None = None,
                       transpose: bool = False) -> Tensor:
         """:meth:`matmul` (``+ add``) on column blocks."""
-        return blocked_product(self._pick(transpose), x_blocks, add)
+        return layout.product(self._pick(transpose), x_blocks, add)
 
 
 def _make_kernel(crow: Tensor, col: Tensor, value: Tensor, size: int, backend: str):
@@ -380,28 +378,29 @@ class _Layout:
         else:
             self.width = measure.block_width(x) if measure is not None else block_width(x)
         self.blocked = self.width < whole
+        self.blocks = ColumnBlocks(whole, self.width) if self.blocked else None
 
     def enter(self, x: Tensor) -> Tensor:
-        return to_blocks(x, self.width) if self.blocked else x
+        return self.blocks.split(x) if self.blocked else x
 
     def enter_divided(self, x: Tensor, divisor: int) -> Tensor:
         """``enter(x / divisor)`` in a new tensor, in one pass fewer when blocked."""
         if self.blocked:
-            return to_blocks(x, self.width).div_(divisor)
+            return self.blocks.split(x).div_(divisor)
         return x.contiguous() / divisor
 
     def exit(self, h: Tensor) -> Tensor:
-        return from_blocks(h) if self.blocked else h
+        return self.blocks.join(h) if self.blocked else h
 
     def select(self, h: Tensor, rows: Tensor) -> Tensor:
         """The rows ``rows`` of ``h`` (held in this layout), in this layout."""
-        return h.index_select(1 if self.blocked else 0, rows)
+        return self.blocks.select(h, rows) if self.blocked else h.index_select(0, rows)
 
     def product(self, adj: Adjacency, h: Tensor, add: Tensor | None = None,
                 transpose: bool = False) -> Tensor:
         """``A h (+ add)`` (or ``A^T``) in this layout."""
         if self.blocked:
-            return adj.matmul_blocks(h, add, transpose)
+            return adj.matmul_blocks(self.blocks, h, add, transpose)
         return adj.matmul(h, transpose) if add is None else adj.matmul_add(h, add, transpose)
 
 

@@ -2,17 +2,20 @@
 
 1. ``products``: one CPU product ``A @ X`` of each dataset's propagation matrix
    (lastfm-80-20's and Gowalla's LightGCN adjacency with 64 columns, Diginetica's
-   DHCN hypergraph operator with 100), for every block width of at least 16
-   columns that divides the width, the whole product included, the widths
-   alternating rep by rep; it reports the median milliseconds, the MiB of one
-   block of ``X``, the width :func:`~ssgraphrec.sparse.blocks.block_width`'s rule
-   picks on this machine and the width the matrix measures for itself
-   (:meth:`~ssgraphrec.sparse.Adjacency.block_width`, the default).
+   DHCN hypergraph operator with 100), for every candidate block width
+   (:func:`~ssgraphrec.sparse.blocks.candidate_widths`: the divisors and the multiples
+   of 16 of at least 16 columns, the last block narrower where the width does not
+   divide, and the whole product), the widths alternating rep by rep; it reports
+   the median milliseconds, the MiB of one block of ``X``, the width
+   :func:`~ssgraphrec.sparse.blocks.block_width`'s rule picks on this machine and the
+   width the matrix measures for itself (:meth:`~ssgraphrec.sparse.Adjacency.block_width`,
+   the default).
 2. ``steps``: training steps of each method with its propagations whole
    (``$SSGRAPHREC_SPMM_BLOCK_BYTES=0``), in blocks of the rule's width (the budget
    set to the automatic one) and in blocks of the measured width (the default),
    alternating window by window in one process, as ``benchmarks/layer_mean.py`` does
-   (``--paths`` picks among them).
+   (``--paths`` picks among them; ``width:W`` takes blocks of W columns wherever the
+   measured width would block, to compare widths on the same steps).
 
 Usage::
 
@@ -31,6 +34,8 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import torch
@@ -38,12 +43,12 @@ import torch
 from ...sparse import Adjacency, BipartiteGraph
 from ...sparse.blocks import (
     BLOCK_BYTES_ENV,
+    ColumnBlocks,
     block_budget,
     block_bytes,
     block_width,
-    blocked_product,
+    candidate_widths,
     last_level_cache_bytes,
-    to_blocks,
 )
 from . import RESULTS, cpu_model, shared_data, write_result
 from .layer_mean import time_paths
@@ -71,19 +76,21 @@ def propagation_matrix(dataset: str, root: Path) -> Adjacency:
 
 def time_products(adj: Adjacency, d: int, reps: int) -> dict:
     x = torch.randn(adj.size, d, generator=torch.Generator().manual_seed(0))
-    widths = [b for b in range(16, d + 1) if d % b == 0]
-    blocks = {b: to_blocks(x, b) for b in widths}
+    widths = candidate_widths(d)
+    layouts = {b: ColumnBlocks(d, b) for b in widths}
+    blocks = {b: layouts[b].split(x) for b in widths}
     times: dict[int, list[float]] = {b: [] for b in widths}
     for rep in range(reps + 1):
         for b in widths:
             t0 = time.perf_counter()
-            blocked_product(adj._kernel, blocks[b])
+            layouts[b].product(adj._kernel, blocks[b])
             if rep:                                   # the first round warms up
                 times[b].append(time.perf_counter() - t0)
     row_mib = adj.size * x.element_size() / 2**20
     return {"nodes": adj.size, "nnz": adj.nnz, "columns": d,
             "picked_width": block_width(x), "measured_width": adj.block_width(x),
             "widths": {str(b): {"block_mib": round(row_mib * b, 1),
+                                "blocks": list(layouts[b].widths),
                                 "ms_median": round(1e3 * statistics.median(t), 2),
                                 "ms_all": [round(1e3 * v, 2) for v in t]}
                        for b, t in times.items()}}
@@ -98,9 +105,41 @@ def measured_widths(method: torch.nn.Module) -> dict[str, dict]:
 
 
 #: The paths of the step timings: whole products, blocks of the rule's width (the
-#: automatic budget set explicitly, so nothing is measured), blocks of the measured width.
+#: automatic budget set explicitly, so nothing is measured), blocks of the measured width;
+#: and ``width:W`` (:func:`fixed_width`).
 PATHS = {"whole": lambda: block_bytes(0), "rule": lambda: block_bytes(block_budget()),
          "measured": lambda: block_bytes(None)}
+#: The prefix of a path in blocks of a given width.
+WIDTH_PATH = "width:"
+
+
+@contextmanager
+def fixed_width(width: int) -> Iterator[None]:
+    """Blocks of ``width`` columns (the last one narrower where ``width`` does not divide
+    the columns) wherever the measured width would block a product, in its place: the
+    widths compared in one process, on the same steps."""
+    measured = Adjacency.block_width
+
+    def forced(adj: Adjacency, x: torch.Tensor) -> int:
+        return x.size(1) if measured(adj, x) == x.size(1) else min(width, x.size(1))
+
+    Adjacency.block_width = forced
+    try:
+        with block_bytes(None):
+            yield
+    finally:
+        Adjacency.block_width = measured
+
+
+def path(name: str) -> Callable[[], AbstractContextManager]:
+    """The context manager factory of the path ``name`` (:data:`PATHS`, ``width:W``);
+    ``ValueError`` for an unknown name."""
+    if name in PATHS:
+        return PATHS[name]
+    if name.startswith(WIDTH_PATH) and name[len(WIDTH_PATH):].isdigit() \
+            and int(name[len(WIDTH_PATH):]) > 0:
+        return lambda: fixed_width(int(name[len(WIDTH_PATH):]))
+    raise ValueError(f"unknown path {name!r}: one of {', '.join(PATHS)} or {WIDTH_PATH}W")
 
 
 def time_steps(method: str, dataset: str, steps: int, reps: int, settings: dict,
@@ -109,7 +148,7 @@ def time_steps(method: str, dataset: str, steps: int, reps: int, settings: dict,
     to the first. The warm-up runs at the automatic budget, so a measured width is
     measured there, outside the timed windows."""
     measured: dict[str, dict] = {}
-    times = time_paths(method, dataset, steps, reps, settings, {p: PATHS[p] for p in paths},
+    times = time_paths(method, dataset, steps, reps, settings, {p: path(p) for p in paths},
                        after=lambda run: measured.update(measured_widths(run.method)))
     ms = {name: round(1e3 * statistics.median(t), 2) for name, t in times.items()}
     return {**{f"{name}_ms_per_step": v for name, v in ms.items()}, "measured_widths": measured,
@@ -131,13 +170,19 @@ def main() -> None:
                         help="KEY=VALUE for the graph methods' steps (default: batch 2048, 3 layers)")
     parser.add_argument("--paths", default="whole,rule,measured",
                         help=f"paths of the step timings, the first the base of the ratios "
-                             f"(of {', '.join(PATHS)})")
+                             f"(of {', '.join(PATHS)}, or {WIDTH_PATH}W: blocks of W columns "
+                             f"where the measured width would block)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(RESULTS / "spmm-blocks.json"))
     args = parser.parse_args()
     paths = args.paths.split(",")
-    if len(paths) < 2 or set(paths) - set(PATHS):
-        parser.error(f"--paths: two or more of {', '.join(PATHS)}, got {args.paths!r}")
+    try:
+        for name in paths:
+            path(name)
+    except ValueError as exc:
+        parser.error(f"--paths: {exc}")
+    if len(paths) < 2:
+        parser.error(f"--paths: two or more paths, got {args.paths!r}")
     torch.set_num_threads(args.threads)
     os.environ.pop(BLOCK_BYTES_ENV, None)
     cache = last_level_cache_bytes()
