@@ -492,18 +492,28 @@ def test_weighted_proto_nce_equals_the_repeated_rows_with_gradients(reduction):
     assert not torch.allclose(unweighted, reference, rtol=1e-3)   # the weights matter
 
 
-@pytest.mark.parametrize("block_floats", [7, 64, 2**18])  # many blocks, a ragged last one, one
+# 37 queries, 9 candidates: blocks of one candidate; of 4, 4 and 1; one block (and the
+# benchmark's reference path, in blocks of queries: of 1 query; of 16, 16 and 5; one)
+@pytest.mark.parametrize("block_floats", [7, 4 * 37, 2**18])
 @pytest.mark.parametrize("grads", [(True, True), (True, False)])
+@pytest.mark.parametrize("path", ["candidate blocks", "query blocks"])
 def test_blocked_full_softmax_nce_equals_cross_entropy_with_gradients(monkeypatch, block_floats,
-                                                                      grads):
-    monkeypatch.setattr(proto_nce_module, "BLOCK_FLOATS", block_floats)
+                                                                      grads, path):
+    from ssgraphrec.bench.studies.full_softmax import RowBlockedSoftmaxNCE
+
+    # the same blocks on any number of threads (the candidates' block is per thread)
+    monkeypatch.setattr(proto_nce_module, "BLOCK_FLOATS_PER_THREAD",
+                        max(1, block_floats // torch.get_num_threads()))
+    monkeypatch.setattr("ssgraphrec.bench.studies.full_softmax.ROW_BLOCK_FLOATS", block_floats)
+    loss = (proto_nce_module.FullSoftmaxNCE if path == "candidate blocks"
+            else RowBlockedSoftmaxNCE)
     q0, c0 = torch.randn(37, 8, generator=gen(0)), torch.randn(9, 8, generator=gen(1)) * 3
     t = torch.randint(0, 9, (37,), generator=gen(2))
     g = torch.rand(37, generator=gen(3))  # a weighted sum, so that every row's grad matters
     ref_q, ref_c = q0.clone().requires_grad_(grads[0]), c0.clone().requires_grad_(grads[1])
     (F.cross_entropy(ref_q @ ref_c.t(), t, reduction="none") * g).sum().backward()
     q, c = q0.clone().requires_grad_(grads[0]), c0.clone().requires_grad_(grads[1])
-    per_row = proto_nce_module.FullSoftmaxNCE.apply(q, c, t)
+    per_row = loss.apply(q, c, t)
     assert torch.allclose(per_row, F.cross_entropy(q0 @ c0.t(), t, reduction="none"), atol=1e-5)
     (per_row * g).sum().backward()
     assert torch.allclose(q.grad, ref_q.grad, atol=1e-5)

@@ -6,37 +6,56 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-#: Rows of logits per block of :class:`FullSoftmaxNCE`: about this many floats (4 MiB), so
-#: that a block's logits stay in the cache while they are exponentiated and multiplied,
-#: yet a block has enough rows for an efficient product. With one thread, a loss of 2,048
-#: queries over Gowalla's 40,981 items took 1.6 s forward and backward in blocks of 2**18
-#: floats (6 rows), 1.0 s in blocks of 2**20 (25 rows) and 1.5 s in blocks of 2**24; over
-#: lastfm-80-20's 17,632 items the first three were within 5 % of each other.
-BLOCK_FLOATS = 2**20
+#: Logits per block of :class:`FullSoftmaxNCE`, per thread: 2**17 floats (512 KiB, a
+#: core's L2 cache on the benchmark machine), so that each thread's share of a block
+#: stays in its cache while it is exponentiated and multiplied. Gowalla's structure loss
+#: (1,300 queries against its 40,981 items, forward and backward) took 755 ms in blocks
+#: of 2**17 floats on one thread, against 821 (2**18), 995 (2**19) and 1,028 (2**20); on
+#: two threads 569 (2**17), 540 (2**18, the default there), 528 (2**19) and 565 ms
+#: (2**20) (``benchmarks/results/full-softmax.json``, ``full-softmax-2threads.json``;
+#: docs/benchmarks.md, "NCL's full softmax").
+BLOCK_FLOATS_PER_THREAD = 2**17
+
+
+def _candidates_per_block(queries: int) -> int:
+    """Candidates per block of :class:`FullSoftmaxNCE`: a block of all ``queries`` rows
+    holds about :data:`BLOCK_FLOATS_PER_THREAD` logits per thread."""
+    total = BLOCK_FLOATS_PER_THREAD * torch.get_num_threads()
+    return max(1, total // max(queries, 1))
 
 
 class FullSoftmaxNCE(torch.autograd.Function):
     r"""Per-row :math:`\log \sum_j \exp(\mathbf{q}_b \cdot \mathbf{c}_j) - \mathbf{q}_b
-    \cdot \mathbf{c}_{t_b}`: cross-entropy over all candidates, in blocks of rows.
+    \cdot \mathbf{c}_{t_b}`: cross-entropy over all candidates, in blocks of candidates.
 
     Equal to ``F.cross_entropy(q @ c.t(), t, reduction="none")`` (tested, with
-    gradients), without the ``[B, K]`` logits: the forward keeps only the
-    per-row log-sum-exp, and the backward recomputes each block's logits, turns
-    them into softmax weights in place and multiplies them into the gradients.
-    With all items as candidates (NCL's structure loss on Gowalla: 2048 x 40,981
-    floats, 336 MB per copy) this saves the memory of several such tensors and,
-    measured on lastfm-80-20 with one thread, about 30 % of the time, at the
-    price of one more product per block.
+    gradients, to float rounding), without the ``[B, K]`` logits: the forward keeps a
+    running maximum and sum of exponentials per row over the blocks of candidates (the
+    online softmax of Milakov and Gimelshein, 2018), and the backward recomputes each
+    block's logits, turns them into softmax weights in place and multiplies them into
+    the gradients: the block's rows of ``grad_c`` written once, ``grad_q`` accumulated.
+    With all items as candidates (NCL's structure loss on Gowalla: 2048 x 40,981 floats,
+    336 MB per copy) this saves the memory of several such tensors, at the price of one
+    more product per block.
+
+    Blocks of candidates, not of queries: a block of all queries and some hundreds of
+    candidates is a well-shaped product, and the backward pass writes each candidate's
+    gradient once, where blocks of 25 queries against every candidate read and wrote
+    the whole ``[K, d]`` gradient per block (docs/benchmarks.md, "NCL's full softmax").
     """
 
     @staticmethod
     def forward(ctx, q: Tensor, c: Tensor, target: Tensor) -> Tensor:  # type: ignore[override]
-        block = max(1, BLOCK_FLOATS // max(c.size(0), 1))
-        lse = q.new_empty(q.size(0))
-        for s in range(0, q.size(0), block):
-            lse[s:s + block] = torch.logsumexp(q[s:s + block] @ c.t(), dim=1)
+        block = _candidates_per_block(q.size(0))
+        top = q.new_full((q.size(0),), float("-inf"))
+        total = q.new_zeros(q.size(0))
+        for s in range(0, c.size(0), block):
+            logits = q @ c[s:s + block].t()
+            new_top = torch.maximum(top, logits.amax(1))
+            total.mul_((top - new_top).exp_()).add_(logits.sub_(new_top[:, None]).exp_().sum(1))
+            top = new_top
+        lse = top + total.log()
         ctx.save_for_backward(q, c, target, lse)
-        ctx.block = block
         return lse - (q * c[target]).sum(1)
 
     @staticmethod
@@ -44,20 +63,28 @@ class FullSoftmaxNCE(torch.autograd.Function):
         q, c, target, lse = ctx.saved_tensors
         need_q, need_c = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_q = torch.zeros_like(q) if need_q else None
-        grad_c = torch.zeros_like(c) if need_c else None
-        for s in range(0, q.size(0), ctx.block):
-            rows = slice(s, s + ctx.block)
-            weight = (q[rows] @ c.t()).sub_(lse[rows, None]).exp_().mul_(grad[rows, None])
+        grad_c = torch.empty_like(c) if need_c else None
+        block = _candidates_per_block(q.size(0))
+        for s in range(0, c.size(0), block):
+            cols = slice(s, s + block)
+            weight = (q @ c[cols].t()).sub_(lse[:, None]).exp_().mul_(grad[:, None])
             if need_q:
-                grad_q[rows] = weight @ c
+                grad_q.addmm_(weight, c[cols])
             if need_c:
-                grad_c.addmm_(weight.t(), q[rows])
-        # the positive term, -(q_b . c_t_b)
-        if need_q:
-            grad_q -= grad[:, None] * c[target]
-        if need_c:
-            grad_c.index_add_(0, target, -grad[:, None] * q)
+                torch.mm(weight.t(), q, out=grad_c[cols])
+        subtract_positive_term(grad, q, c, target, grad_q, grad_c)
         return grad_q, grad_c, None
+
+
+def subtract_positive_term(grad: Tensor, q: Tensor, c: Tensor, target: Tensor,
+                           grad_q: Tensor | None, grad_c: Tensor | None) -> None:
+    r"""The gradient of the positive term :math:`-\mathbf{q}_b \cdot \mathbf{c}_{t_b}`
+    (weighted by ``grad``), added in place to whichever of ``grad_q`` and ``grad_c`` is
+    asked for (not ``None``)."""
+    if grad_q is not None:
+        grad_q -= grad[:, None] * c[target]
+    if grad_c is not None:
+        grad_c.index_add_(0, target, -grad[:, None] * q)
 
 
 def proto_nce(query: Tensor, prototypes: Tensor, target: Tensor, temperature: float = 0.1,
