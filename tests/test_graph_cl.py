@@ -351,6 +351,36 @@ def test_methods_at_the_batch_rows_equal_the_whole_propagation_to_the_bit(small_
     assert all(torch.equal(g, ref_grads[k]) for k, g in grads.items())
 
 
+@pytest.mark.parametrize("name", ["lightgcn", "xsimgcl"])
+def test_step_bookkeeping_study_paths_give_the_same_gradients_and_restore_the_package(
+        small_data, batch, monkeypatch, name):
+    """The step-bookkeeping study's ``before`` path (the mean's gradient as a whole matrix,
+    two slices, the unfused Adam) gives the gradients of the package's path to the bit,
+    the rows path running in both, and leaves the package as it was."""
+    from ssgraphrec.bench.studies import step_bookkeeping as study
+
+    monkeypatch.setattr(sparse_kernels, "ROWS_SHARE_LIMIT", 1.0)
+    monkeypatch.setattr(sparse_kernels, "ROWS_MIN_NNZ", 0)
+    cls = {"lightgcn": (LightGCN, LightGCNConfig), "xsimgcl": (XSimGCL, XSimGCLConfig)}[name]
+    saved = (sparse_kernels._LayerMean.backward, LightGCNEncoder.split, torch.optim.Adam.step)
+
+    def grads(path):
+        torch.manual_seed(7)
+        method = cls[0](small_data, cls[1](emb_dim=16), backend="torch", generator=gen(3))
+        with path():
+            sum(method.loss(batch).values()).backward()
+        return {k: p.grad.clone() for k, p in method.named_parameters() if p.grad is not None}
+
+    now, before = grads(study.now), grads(study.before)
+    assert now and now.keys() == before.keys()
+    assert all(torch.equal(g, before[k]) for k, g in now.items())
+    assert saved == (sparse_kernels._LayerMean.backward, LightGCNEncoder.split,
+                     torch.optim.Adam.step)
+    with study.before():                          # the reference path is in place inside
+        assert sparse_kernels._LayerMean.backward is study.whole_mean_gradient_backward
+        assert torch.optim.Adam.step is not saved[2]
+
+
 @pytest.mark.parametrize("streams", ["shared", "fused"])
 @pytest.mark.parametrize("skip_ego,num_layers", [(True, 3), (False, 2), (True, 1)])
 def test_simgcl_streams_equal_three_propagations_in_loss_and_gradients(

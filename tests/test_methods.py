@@ -103,3 +103,34 @@ def test_init_std_switches_xavier_for_a_normal_initialisation(small_data):
     assert abs(float(normal.std()) - 0.1) < 0.01 and float(normal.abs().max()) > bound
     with pytest.raises(ConfigError, match="init_std"):
         LightGCN(small_data, LightGCNConfig(init_std=-1.0))
+
+
+def test_trainer_takes_the_fused_adam_with_the_update_of_the_unfused_one(small_data, tmp_path):
+    """The trainer's Adam runs PyTorch's fused kernel on dense CPU parameters; its update
+    is Adam's (Kingma and Ba, Algorithm 1), equal to the unfused kernel's to rounding, and
+    far from a wrong update (plain SGD at the same rate)."""
+    from ssgraphrec.train.trainer import adam
+
+    method = METHODS.get("lightgcn")(small_data, METHODS.get("lightgcn").config_class(),
+                                     generator=torch.Generator().manual_seed(0))
+    trainer = Trainer(method, small_data, tmp_path, epochs=1, progress=False,
+                      generator=torch.Generator().manual_seed(0), log=lambda msg: None)
+    assert trainer.optimizer.defaults["fused"] is True
+    g = torch.Generator().manual_seed(3)
+    start = torch.randn(50, 8, generator=g)
+    grads = [torch.randn(50, 8, generator=g) for _ in range(5)]
+
+    def trained(make):
+        p = torch.nn.Parameter(start.clone())
+        opt = make([p])
+        for grad in grads:
+            p.grad = grad.clone()
+            opt.step()
+        return p.detach()
+
+    fused = trained(lambda ps: adam(ps, 0.1))
+    unfused = trained(lambda ps: torch.optim.Adam(ps, lr=0.1, foreach=False))
+    sgd = trained(lambda ps: torch.optim.SGD(ps, lr=0.1))
+    assert torch.allclose(fused, unfused, rtol=0, atol=1e-6)
+    assert not torch.allclose(fused, sgd, rtol=0, atol=1e-2)
+    assert not torch.equal(fused, start)

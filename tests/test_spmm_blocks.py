@@ -60,6 +60,23 @@ def test_blocks_round_trip_and_hold_each_block_contiguously():
         ragged.split(x[:, :40])
 
 
+@pytest.mark.parametrize("width", [16, 20, D])
+def test_add_at_rows_adds_each_block_of_the_values_at_those_rows_in_place(width):
+    """The backward pass adds the mean's gradient at a batch's rows only
+    (``ColumnBlocks.add_at_rows``): in every block, at those rows, nowhere else."""
+    layout = ColumnBlocks(D, width)
+    x = torch.randn(N, D, generator=torch.Generator().manual_seed(1))
+    rows = torch.tensor([0, 7, 8, 39])
+    values = torch.randn(rows.numel(), D, generator=torch.Generator().manual_seed(2))
+    held = layout.split(x)
+    out = layout.add_at_rows(held, rows, layout.split(values))
+    assert out is held                                          # in place
+    expected = x.clone()
+    expected[rows] += values
+    assert torch.equal(layout.join(out), expected)
+    assert torch.equal(layout.join(out)[1:7], x[1:7])          # other rows untouched
+
+
 def test_split_widths_makes_the_last_block_narrower_where_the_width_does_not_divide():
     assert split_widths(100, 32) == (32, 32, 32, 4)
     assert split_widths(100, 25) == (25, 25, 25, 25)

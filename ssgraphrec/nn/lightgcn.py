@@ -153,4 +153,8 @@ class LightGCNEncoder(nn.Module):
         return self.split(total / len(layers))
 
     def split(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return x[: self.num_users], x[self.num_users:]
+        """(user rows, item rows) of ``x``, as views. One ``split`` rather than two slices:
+        its backward pass joins the two gradients, where each slice's would write a whole
+        ``[N, d]`` matrix of zeros and the two would then be added."""
+        users, items = x.split([self.num_users, x.size(0) - self.num_users])
+        return users, items

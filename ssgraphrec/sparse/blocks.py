@@ -248,6 +248,13 @@ class ColumnBlocks:
             torch.index_select(view, 0, rows, out=into)
         return out
 
+    def add_at_rows(self, blocks: Tensor, rows: Tensor, values: Tensor) -> Tensor:
+        """``blocks`` with ``values`` (the operand's rows ``rows``, in these blocks) added
+        at the distinct ``rows``, in place; returns ``blocks``."""
+        for view, plus in zip(self.views(blocks), self.views(values), strict=True):
+            view.index_add_(0, rows, plus)
+        return blocks
+
     def product(self, kernel, blocks: Tensor, add: Tensor | None = None) -> Tensor:
         """``kernel @ block (+ add's block)`` for every block, into a new flat tensor of
         ``kernel``'s rows, one ``addmm`` per block (PyTorch CSR ``kernel``)."""

@@ -279,6 +279,7 @@ class _LayerMean(torch.autograd.Function):
         if rows is not None:                      # the last product at these rows only
             adjs = (*adjs[:-1], adjs[-1].restrict(rows))
         ctx.adjs, ctx.first, ctx.last, ctx.taps, ctx.rows = adjs, first, last, taps, rows
+        ctx.num_nodes = x.size(0)
         ctx.count = last - first + 1
         # The backward pass has no perturbation (an offset without gradient), so it may
         # take column blocks where the forward pass, perturbed, may not (see _Layout).
@@ -319,9 +320,10 @@ class _LayerMean(torch.autograd.Function):
     def backward(ctx, grad: Tensor, *grads: Tensor | None):  # type: ignore[override]
         layout: _Layout = ctx.layout
         rows, num_layers = ctx.rows, len(ctx.adjs)
-        if rows is not None and grad is not None:
-            grad = zeros_with_rows(grad.index_select(0, rows), rows, grad.size(0))  # 0 elsewhere
-        mean_grad = layout.enter_divided(grad, ctx.count) if grad is not None else None
+        mean_grad = None
+        if grad is not None:               # with rows: read there only, [|R|, d]
+            mean_grad = layout.enter_divided(
+                grad.index_select(0, rows) if rows is not None else grad, ctx.count)
         tap_grads = dict.fromkeys(ctx.taps)
         for t, g in zip(ctx.taps, grads, strict=False):
             if g is not None:
@@ -329,21 +331,43 @@ class _LayerMean(torch.autograd.Function):
                     g = g.index_select(0, rows)
                 g = layout.enter(g.contiguous())
                 tap_grads[t] = g if tap_grads[t] is None else tap_grads[t] + g
+        averaged = range(ctx.first, ctx.last + 1)
+
+        def at_rows_only(k: int) -> bool:
+            """Whether the mean's gradient enters layer ``k`` at ``rows`` only, added after
+            the product (:func:`added_at_rows`) instead of as a whole matrix of zeros
+            elsewhere: a layer below K, with ``rows``, without a tap's gradient."""
+            return (rows is not None and mean_grad is not None and k in averaged
+                    and k < num_layers and tap_grads.get(k) is None)
 
         def added_at(k: int) -> Tensor | None:
-            mean_term = mean_grad if ctx.first <= k <= ctx.last else None
-            if mean_term is not None and rows is not None and k == num_layers:
-                mean_term = layout.select(mean_term, rows)
-            terms = [t for t in (mean_term, tap_grads.get(k)) if t is not None]
+            """The gradient entering layer ``k`` besides its product's."""
+            mean_term = mean_grad if k in averaged else None
+            tap = tap_grads.get(k)
+            if rows is not None and k < num_layers and mean_term is not None:
+                if tap is None:
+                    return None                     # at_rows_only(k)
+                return layout.add_at_rows(tap.clone(), rows, mean_term)
+            terms = [t for t in (mean_term, tap) if t is not None]
             return terms[0] if len(terms) == 1 else (terms[0] + terms[1] if terms else None)
+
+        def added_at_rows(v: Tensor | None, k: int, owned: bool) -> Tensor | None:
+            """``v`` plus the mean's gradient of layer ``k`` where :func:`at_rows_only`
+            (in place where ``owned``: ``v`` is a product of this pass)."""
+            if not at_rows_only(k):
+                return v
+            if v is None:
+                v = layout.zeros(ctx.num_nodes, mean_grad)
+            elif not owned:
+                v = v.clone()
+            return layout.add_at_rows(v, rows, mean_grad)
 
         v = added_at(num_layers)
         for k in range(num_layers, 0, -1):     # adjs[k - 1] made layer k
             v_add = added_at(k - 1)
-            if v is None:
-                v = v_add
-            else:
-                v = layout.product(ctx.adjs[k - 1], v, v_add, transpose=True)
+            owned = v is not None
+            v = layout.product(ctx.adjs[k - 1], v, v_add, transpose=True) if owned else v_add
+            v = added_at_rows(v, k - 1, owned)
         return (layout.exit(v) if v is not None else None), None, None, None, None, None, None, None
 
 
@@ -395,6 +419,19 @@ class _Layout:
     def select(self, h: Tensor, rows: Tensor) -> Tensor:
         """The rows ``rows`` of ``h`` (held in this layout), in this layout."""
         return self.blocks.select(h, rows) if self.blocked else h.index_select(0, rows)
+
+    def zeros(self, num_rows: int, like: Tensor) -> Tensor:
+        """Zeros of ``num_rows`` rows in this layout, of ``like``'s type and device."""
+        if self.blocked:
+            return like.new_zeros(num_rows * self.blocks.columns)
+        return like.new_zeros(num_rows, like.size(1))
+
+    def add_at_rows(self, h: Tensor, rows: Tensor, values: Tensor) -> Tensor:
+        """``h`` with ``values`` (``[len(rows), d]``, this layout) added at the distinct
+        ``rows``, in place."""
+        if self.blocked:
+            return self.blocks.add_at_rows(h, rows, values)
+        return h.index_add_(0, rows, values)
 
     def product(self, adj: Adjacency, h: Tensor, add: Tensor | None = None,
                 transpose: bool = False) -> Tensor:

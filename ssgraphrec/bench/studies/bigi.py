@@ -99,11 +99,12 @@ def probe_seconds_per_batch(dataset: str, root: Path, batch_size: int, batches: 
     from ssgraphrec.data.schema import INTERACTS
     from ssgraphrec.methods import BiGI, BiGIConfig
     from ssgraphrec.methods.base import BPRBatch
+    from ssgraphrec.train.trainer import adam
 
     data = load_dataset(dataset, root=root, seed=SEED)
     gen = torch.Generator().manual_seed(SEED)
     method = BiGI(data, BiGIConfig(batch_size=batch_size), generator=gen).train()
-    opt = torch.optim.Adam(method.parameters(), lr=method.cfg.lr)
+    opt = adam(list(method.parameters()), method.cfg.lr)   # the trainer's Adam
     edges = data[INTERACTS].edge_index
     it = bpr_batches(edges, NegativeSampler(edges, int(data["item"].num_nodes)), batch_size, gen)
     times = []

@@ -97,12 +97,13 @@ def profile(dataset: str, root: Path, batch_sizes: list[int], repeats: int) -> d
     from ssgraphrec.methods import BiGI, BiGIConfig
     from ssgraphrec.nn.dropout import dropout
     from ssgraphrec.nn.perturb import row_shuffle
+    from ssgraphrec.train.trainer import adam
 
     data = load_dataset(dataset, root=root, seed=SEED)
     gen = torch.Generator().manual_seed(SEED)
     torch.manual_seed(SEED)
     method = BiGI(data, BiGIConfig(), generator=gen).train()
-    opt = torch.optim.Adam(method.parameters(), lr=method.cfg.lr)
+    opt = adam(list(method.parameters()), method.cfg.lr)   # the trainer's Adam
     edges = data[INTERACTS].edge_index
     nu, ni = method.num_users, method.num_items
     enc, cfg = method.encoder, method.cfg

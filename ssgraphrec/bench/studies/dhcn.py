@@ -118,6 +118,7 @@ def stage_line_graph(dataset: str, root: str) -> dict:
 def stage_train(dataset: str, root: str, batches: int) -> dict:
     from ssgraphrec.config import RunConfig
     from ssgraphrec.train.run import build
+    from ssgraphrec.train.trainer import adam
 
     cfg = RunConfig(method="dhcn", dataset=dataset, data_root=root, device="cpu", seed=SEED,
                     sparse_backend="torch")
@@ -125,7 +126,7 @@ def stage_train(dataset: str, root: str, batches: int) -> dict:
     run = build(cfg)
     build_s = time.perf_counter() - t0
     method = run.method
-    optimizer = torch.optim.Adam(method.parameters(), lr=method.cfg.lr)
+    optimizer = adam(list(method.parameters()), method.cfg.lr)   # the trainer's Adam
     batch_iter = method.train_batches(run.generator)
     method.train()
     times, losses = [], {}

@@ -98,6 +98,16 @@ def time_paths(method: str, dataset: str, steps: int, reps: int, settings: dict,
     return times
 
 
+def path_summary(times: dict[str, list[float]]) -> dict:
+    """Of :func:`time_paths`'s seconds: each path's median milliseconds per step, its
+    ratio to the first path's, and every window's milliseconds."""
+    ms = {name: round(1e3 * statistics.median(t), 2) for name, t in times.items()}
+    first, *others = ms
+    return {**{f"{name}_ms_per_step": v for name, v in ms.items()},
+            "ratios_to_" + first: {p: round(ms[p] / ms[first], 3) for p in others},
+            "all_ms_per_step": {name: [round(1e3 * x, 2) for x in t] for name, t in times.items()}}
+
+
 def time_method(method: str, dataset: str, steps: int, reps: int, settings: dict) -> dict:
     times = time_paths(method, dataset, steps, reps, settings,
                        {"layer_by_layer": layer_by_layer, "propagate_mean": _nothing})

@@ -99,12 +99,13 @@ def step_seconds(method: str, settings: dict, root: Path, threads: int, steps: i
     from ssgraphrec.data.schema import INTERACTS
     from ssgraphrec.methods.base import BPRBatch
     from ssgraphrec.train.run import build
+    from ssgraphrec.train.trainer import adam
 
     run = build(run_config(method, settings, 1, root, threads))
     edges = run.data[INTERACTS].edge_index
     sampler = NegativeSampler(edges, int(run.data["item"].num_nodes))
     batches = bpr_batches(edges, sampler, run.method.cfg.batch_size, run.generator)
-    opt = torch.optim.Adam(run.method.parameters(), lr=run.method.cfg.lr)
+    opt = adam(list(run.method.parameters()), run.method.cfg.lr)   # the trainer's Adam
     run.method.train()
     times = []
     for i, triple in enumerate(batches):

@@ -51,7 +51,7 @@ from ...sparse.blocks import (
     last_level_cache_bytes,
 )
 from . import RESULTS, cpu_model, shared_data, write_result
-from .layer_mean import time_paths
+from .layer_mean import path_summary, time_paths
 
 #: The propagation width of each dataset's methods: LightGCN's 64, DHCN's 100.
 WIDTHS = {"lastfm-80-20": 64, "gowalla": 64, "diginetica": 100}
@@ -150,10 +150,7 @@ def time_steps(method: str, dataset: str, steps: int, reps: int, settings: dict,
     measured: dict[str, dict] = {}
     times = time_paths(method, dataset, steps, reps, settings, {p: path(p) for p in paths},
                        after=lambda run: measured.update(measured_widths(run.method)))
-    ms = {name: round(1e3 * statistics.median(t), 2) for name, t in times.items()}
-    return {**{f"{name}_ms_per_step": v for name, v in ms.items()}, "measured_widths": measured,
-            "ratios_to_" + paths[0]: {p: round(ms[p] / ms[paths[0]], 3) for p in paths[1:]},
-            "all_ms_per_step": {name: [round(1e3 * x, 2) for x in t] for name, t in times.items()}}
+    return {**path_summary(times), "measured_widths": measured}
 
 
 def main() -> None:

@@ -1,0 +1,185 @@
+"""A training step's bookkeeping besides its products: the mean's gradient at the rows, the split, Adam.
+
+Three changes to what a LightGCN-style step does besides its sparse products, each
+exact:
+
+1. ``whole_mean_gradient``: with ``rows`` (the last product at a batch's rows,
+   :func:`~ssgraphrec.sparse.propagate_mean`), the backward pass of the layer mean
+   used to spread the mean's gradient, known at those rows only, into a whole ``[N, d]``
+   matrix of zeros elsewhere, and added it to every layer's product through
+   ``addmm``, which first copies it into the output. It is now added at those rows
+   only, after each product (:meth:`~ssgraphrec.sparse.blocks.ColumnBlocks.add_at_rows`),
+   with every entry the same sum (``tests/test_sparse.py``, to the bit).
+2. ``sliced_split``: the users and items of the final embeddings were two slices,
+   whose backward passes each wrote a whole ``[N, d]`` matrix of zeros, then added.
+   They are one ``split`` now, whose backward pass joins the two gradients.
+3. ``unfused_adam``: the trainer's Adam ran one pass per operation of its update;
+   it now runs PyTorch's fused kernel (:func:`ssgraphrec.train.trainer.adam`).
+
+For each method this builds one model and times windows of ``--steps`` training
+steps, the paths alternating window by window in one process: ``before`` (all
+three as they were), ``now``, and each of the three alone as it was (``--paths``).
+
+Usage::
+
+    SSGRAPHREC_DATA=../shared/data python benchmarks/step_bookkeeping.py \\
+        --methods lightgcn,sgl,simgcl,xsimgcl,ncl --dataset gowalla --threads 1
+
+Results go to ``benchmarks/results/step-bookkeeping.json`` (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ...nn.lightgcn import LightGCNEncoder
+from ...sparse import kernels
+from ...sparse.restrict import zeros_with_rows
+from . import RESULTS, write_result
+from .layer_mean import path_summary, time_paths
+
+
+def whole_mean_gradient_backward(ctx, grad: Tensor, *grads: Tensor | None):
+    """``_LayerMean``'s backward pass as it was: with ``rows``, the mean's gradient as a
+    whole matrix, zero outside them, added to each product by ``addmm``."""
+    layout = ctx.layout
+    rows, num_layers = ctx.rows, len(ctx.adjs)
+    if rows is not None and grad is not None:
+        grad = zeros_with_rows(grad.index_select(0, rows), rows, grad.size(0))
+    mean_grad = layout.enter_divided(grad, ctx.count) if grad is not None else None
+    tap_grads = dict.fromkeys(ctx.taps)
+    for t, g in zip(ctx.taps, grads, strict=False):
+        if g is not None:
+            if rows is not None and t == num_layers:
+                g = g.index_select(0, rows)
+            g = layout.enter(g.contiguous())
+            tap_grads[t] = g if tap_grads[t] is None else tap_grads[t] + g
+
+    def added_at(k: int) -> Tensor | None:
+        mean_term = mean_grad if ctx.first <= k <= ctx.last else None
+        if mean_term is not None and rows is not None and k == num_layers:
+            mean_term = layout.select(mean_term, rows)
+        terms = [t for t in (mean_term, tap_grads.get(k)) if t is not None]
+        return terms[0] if len(terms) == 1 else (terms[0] + terms[1] if terms else None)
+
+    v = added_at(num_layers)
+    for k in range(num_layers, 0, -1):
+        v_add = added_at(k - 1)
+        v = v_add if v is None else layout.product(ctx.adjs[k - 1], v, v_add, transpose=True)
+    return (layout.exit(v) if v is not None else None), None, None, None, None, None, None, None
+
+
+@contextmanager
+def whole_mean_gradient() -> Iterator[None]:
+    saved = kernels._LayerMean.backward
+    kernels._LayerMean.backward = staticmethod(whole_mean_gradient_backward)
+    try:
+        yield
+    finally:
+        kernels._LayerMean.backward = saved
+
+
+@contextmanager
+def sliced_split() -> Iterator[None]:
+    saved = LightGCNEncoder.split
+    LightGCNEncoder.split = lambda self, x: (x[: self.num_users], x[self.num_users:])
+    try:
+        yield
+    finally:
+        LightGCNEncoder.split = saved
+
+
+@contextmanager
+def unfused_adam() -> Iterator[None]:
+    """Every Adam step on PyTorch's default (unfused) kernel: the state is the same."""
+    step = torch.optim.Adam.step
+
+    def unfused(self, *args, **kwargs):
+        fused = [group["fused"] for group in self.param_groups]
+        for group in self.param_groups:
+            group["fused"] = None
+        try:
+            return step(self, *args, **kwargs)
+        finally:
+            for group, was in zip(self.param_groups, fused, strict=True):
+                group["fused"] = was
+
+    torch.optim.Adam.step = unfused
+    try:
+        yield
+    finally:
+        torch.optim.Adam.step = step
+
+
+CHANGES: dict[str, Callable[[], AbstractContextManager]] = {
+    "whole_mean_gradient": whole_mean_gradient, "sliced_split": sliced_split,
+    "unfused_adam": unfused_adam}
+
+
+@contextmanager
+def before() -> Iterator[None]:
+    """All three changes undone."""
+    with ExitStack() as stack:
+        for change in CHANGES.values():
+            stack.enter_context(change())
+        yield
+
+
+@contextmanager
+def now() -> Iterator[None]:
+    yield
+
+
+PATHS: dict[str, Callable[[], AbstractContextManager]] = {"before": before, "now": now,
+                                                          **CHANGES}
+
+
+def time_method(method: str, dataset: str, steps: int, reps: int, settings: dict,
+                paths: list[str]) -> dict:
+    return path_summary(time_paths(method, dataset, steps, reps, settings,
+                                   {p: PATHS[p] for p in paths}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="lightgcn,sgl,simgcl,xsimgcl,ncl")
+    parser.add_argument("--dataset", default="gowalla")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=6, help="training steps per timed window")
+    parser.add_argument("--reps", type=int, default=6, help="windows per path, alternated")
+    parser.add_argument("--paths", default="before,now",
+                        help=f"paths, the first the base of the ratios, of {', '.join(PATHS)}")
+    parser.add_argument("--set", action="append", default=["batch_size=2048", "num_layers=3"],
+                        help="KEY=VALUE for every method (default: batch 2048, 3 layers)")
+    parser.add_argument("--out", default=str(RESULTS / "step-bookkeeping.json"))
+    args = parser.parse_args()
+    paths = args.paths.split(",")
+    unknown = [p for p in paths if p not in PATHS]
+    if unknown or len(paths) < 2:
+        parser.error(f"--paths: two or more of {', '.join(PATHS)}, got {args.paths!r}")
+    torch.set_num_threads(args.threads)
+    settings = {k: json.loads(v) if v[:1].isdigit() else v
+                for k, _, v in (s.partition("=") for s in args.set)}
+    out = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+           "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "dataset": args.dataset, "settings": settings, "steps": args.steps, "reps": args.reps,
+           "paths": paths, "methods": {}}
+    for method in args.methods.split(","):
+        row = time_method(method, args.dataset, args.steps, args.reps, settings, paths)
+        out["methods"][method] = row
+        print(f"{method}:", ", ".join(f"{p} {row[f'{p}_ms_per_step']}" for p in paths),
+              "ms/step;", row[f"ratios_to_{paths[0]}"], flush=True)
+    write_result(Path(args.out), out)
+    print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
