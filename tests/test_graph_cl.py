@@ -381,6 +381,44 @@ def test_step_bookkeeping_study_paths_give_the_same_gradients_and_restore_the_pa
         assert torch.optim.Adam.step is not saved[2]
 
 
+@pytest.mark.parametrize("name", ["xsimgcl", "ncl"])
+def test_contrastive_floor_records_each_steps_loss_sizes_and_restores_the_module(
+        small_data, tmp_path, name):
+    """The floor study reads a method's contrastive loss calls through its module: the
+    InfoNCE of the batch's distinct users and items against each other, NCL's structure
+    loss of them against every user and every item; the module is restored after."""
+    import ssgraphrec.methods.ncl as ncl_module
+    import ssgraphrec.methods.xsimgcl as xsimgcl_module
+    from ssgraphrec.bench.studies import contrastive_floor as study
+
+    module = {"xsimgcl": xsimgcl_module, "ncl": ncl_module}[name]
+    loss_name = {"xsimgcl": "info_nce", "ncl": "proto_nce"}[name]
+    original = getattr(module, loss_name)
+    cls = METHODS.get(name)
+    cfg = dataclasses.replace(cls.config_class(), emb_dim=16, batch_size=64)
+    method = cls(small_data, cfg, backend="torch", generator=gen(3))
+    trainer = Trainer(method, small_data, tmp_path, epochs=1, generator=gen(4), progress=False,
+                      log=lambda msg: None)
+    seen = []
+    method_rec_loss = trainer.method.rec_loss
+
+    def rec_loss(batch, *args):                  # the batches the steps draw
+        seen.append((batch.users.unique().numel(), batch.pos_items.unique().numel()))
+        return method_rec_loss(batch, *args)
+
+    trainer.method.rec_loss = rec_loss
+    calls = study.recorded_calls(trainer, steps=2)
+    assert getattr(module, loss_name) is original
+    assert len(calls) == len(seen) == 2
+    users, items = small_data["user"].num_nodes, small_data["item"].num_nodes
+    for step, (n_users, n_items) in zip(calls, seen, strict=True):
+        candidates = (n_users, n_items) if name == "xsimgcl" else (users, items)
+        assert [c[:4] for c in step[:2]] == [(loss_name, n_users, candidates[0], 16),
+                                            (loss_name, n_items, candidates[1], 16)]
+        assert step[0][4] == cfg.temperature
+    assert study.loss_seconds(calls[0], reps=1) > 0
+
+
 @pytest.mark.parametrize("streams", ["shared", "fused"])
 @pytest.mark.parametrize("skip_ego,num_layers", [(True, 3), (False, 2), (True, 1)])
 def test_simgcl_streams_equal_three_propagations_in_loss_and_gradients(

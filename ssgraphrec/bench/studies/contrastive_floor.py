@@ -1,30 +1,33 @@
-"""The least a contrastive step can cost here: LightGCN's step plus its InfoNCE at the batch's sizes.
+"""The least a contrastive step can cost here: LightGCN's step plus its contrastive loss at the batch's sizes.
 
 SGL, SimGCL and XSimGCL train LightGCN's BPR objective on LightGCN's propagation and
 add an InfoNCE (SGL Eq. 10-11, SimGCL Eq. 2) over the distinct users and, apart, the
 distinct positive items of each batch, every row of one view against every row of
-the other. Computed exactly, that loss is three dense products per term, forward
-:math:`\\mathbf{Z}_1 \\mathbf{Z}_2^\\top` and backward :math:`\\mathbf{G}\\mathbf{Z}_2`,
-:math:`\\mathbf{G}^\\top \\mathbf{Z}_1`, each :math:`2 n^2 d` floating-point operations
-for ``n`` distinct nodes, plus a softmax over the ``[n, n]`` logits. So no exact
-implementation of these methods takes less than LightGCN's step plus that loss, and
-the ratio of the two is a floor under the epoch ratios of ``ssgraphrec bench speed``.
+the other; NCL adds its structure loss (Eq. 8-9), each of the batch's distinct users
+(items) against every user (item) of the graph, and its prototype loss. Computed
+exactly, such a loss of ``n`` rows against ``m`` candidates is three dense products,
+forward :math:`\\mathbf{Z}_1 \\mathbf{Z}_2^\\top` and backward
+:math:`\\mathbf{G}\\mathbf{Z}_2`, :math:`\\mathbf{G}^\\top \\mathbf{Z}_1`, each
+:math:`2 n m d` floating-point operations, plus a softmax over the ``[n, m]`` logits.
+So no exact implementation of these methods takes less than LightGCN's step plus that
+loss, and the ratio of the two is a floor under the epoch ratios of
+``ssgraphrec bench speed``.
 
 For each method this
 
-1. trains ``--steps`` steps and records the sizes of every InfoNCE call (the
-   distinct users and items of each batch);
-2. times the InfoNCE (``ssgraphrec.losses.info_nce``, forward and backward) at each
-   step's sizes, on random rows of the method's width;
+1. trains ``--steps`` steps and records the sizes of every contrastive loss call
+   (``info_nce``; NCL's ``proto_nce``);
+2. times those calls (forward and backward) at each step's sizes, on random rows of
+   the method's width;
 3. times windows of training steps of LightGCN and of each method, one model each
    in this process, the models alternating window by window;
 4. times a square dense product (``2048 x 2048``) for this core's dense rate, and
-   the InfoNCE's products at that rate.
+   the losses' three products per call at that rate.
 
 Usage::
 
     SSGRAPHREC_DATA=../shared/data python benchmarks/contrastive_floor.py \\
-        --methods xsimgcl,simgcl,sgl --dataset gowalla --threads 1
+        --methods xsimgcl,simgcl,sgl,ncl --dataset gowalla --threads 1
 
 Results go to ``benchmarks/results/contrastive-floor.json`` (``--out``).
 """
@@ -43,7 +46,7 @@ from pathlib import Path
 import torch
 
 from ...config import RunConfig, apply
-from ...losses import info_nce
+from ...losses import info_nce, proto_nce
 from ...train.run import build
 from ...train.trainer import Trainer
 from . import RESULTS, cpu_model, write_result
@@ -60,39 +63,63 @@ def trainer_of(method: str, dataset: str, settings: dict, windows: int) -> Train
                    generator=run.generator, progress=False, log=lambda msg: None)
 
 
-def recorded_sizes(trainer: Trainer, steps: int) -> list[list[tuple[int, int, float]]]:
-    """``(rows, width, temperature)`` of each InfoNCE call in each of ``steps`` steps (one
-    epoch's first steps), read through the method module's own ``info_nce``."""
-    module = sys.modules[type(trainer.method).__module__]
-    calls: list[tuple[int, int, float]] = []
-    original = module.info_nce
+#: The contrastive losses a method module may call, recorded by :func:`recorded_calls`.
+LOSSES = ("info_nce", "proto_nce")
 
-    def recording(anchor, positive, temperature=0.2, **kwargs):
-        calls.append((anchor.size(0), anchor.size(1), float(temperature)))
-        return original(anchor, positive, temperature, **kwargs)
+#: ``(loss, rows, candidates, width, temperature)`` of one recorded call.
+Call = tuple[str, int, int, int, float]
+
+
+def recorded_calls(trainer: Trainer, steps: int) -> list[list[Call]]:
+    """The contrastive loss calls (:data:`Call`) of each of ``steps`` steps (one epoch's
+    first steps), read through the method module's own ``info_nce`` / ``proto_nce``."""
+    module = sys.modules[type(trainer.method).__module__]
+    calls: list[Call] = []
+    originals = {name: getattr(module, name) for name in LOSSES if hasattr(module, name)}
+
+    def recording(name):
+        def call(query, candidates, *args, **kwargs):
+            if name == "proto_nce":           # (query, prototypes, target, temperature)
+                temperature = args[1] if len(args) > 1 else kwargs.get("temperature", 0.1)
+            else:                               # (anchor, positive, temperature)
+                temperature = args[0] if args else kwargs.get("temperature", 0.2)
+            calls.append((name, query.size(0), candidates.size(0), query.size(1),
+                          float(temperature)))
+            return originals[name](query, candidates, *args, **kwargs)
+        return call
 
     per_step = []
-    module.info_nce = recording
+    for name in originals:
+        setattr(module, name, recording(name))
     try:
         for _ in range(steps):
             calls.clear()
             trainer.train_epoch(0, max_steps=1)
             per_step.append(list(calls))
     finally:
-        module.info_nce = original
+        for name, original in originals.items():
+            setattr(module, name, original)
     return per_step
 
 
-def info_nce_seconds(calls: list[tuple[int, int, float]], reps: int) -> float:
-    """Median seconds of one step's InfoNCE calls, forward and backward, on random rows."""
+def loss_seconds(calls: list[Call], reps: int) -> float:
+    """Median seconds of one step's contrastive loss calls, forward and backward, on
+    random rows (the candidates with a gradient, as NCL's layer-0 embeddings)."""
     gen = torch.Generator().manual_seed(0)
-    inputs = [(torch.randn(n, d, generator=gen).requires_grad_(),
-               torch.randn(n, d, generator=gen).requires_grad_(), tau) for n, d, tau in calls]
+    inputs = []
+    for name, n, m, d, tau in calls:
+        query = torch.randn(n, d, generator=gen).requires_grad_()
+        candidates = torch.randn(m, d, generator=gen).requires_grad_()
+        target = torch.randint(0, m, (n,), generator=gen)
+        inputs.append((name, query, candidates, target, tau))
     times = []
     for _ in range(reps):
         start = time.perf_counter()
-        for anchor, positive, tau in inputs:
-            info_nce(anchor, positive, tau).backward()
+        for name, query, candidates, target, tau in inputs:
+            if name == "info_nce":
+                info_nce(query, candidates, tau).backward()
+            else:
+                proto_nce(query, candidates, target, tau, reduction="sum").backward()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -111,7 +138,7 @@ def dense_gflops(reps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default="xsimgcl,simgcl,sgl")
+    parser.add_argument("--methods", default="xsimgcl,simgcl,sgl,ncl")
     parser.add_argument("--dataset", default="gowalla")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=5, help="training steps per timed window")
@@ -126,7 +153,7 @@ def main() -> None:
     methods = args.methods.split(",")
     trainers = {m: trainer_of(m, args.dataset, settings, args.windows)
                 for m in ["lightgcn", *methods]}
-    sizes = {m: recorded_sizes(trainers[m], args.steps) for m in methods}
+    calls = {m: recorded_calls(trainers[m], args.steps) for m in methods}
     for trainer in trainers.values():                                   # warm-up
         trainer.train_epoch(0, max_steps=args.steps)
     steps: dict[str, list[float]] = {m: [] for m in trainers}
@@ -144,20 +171,20 @@ def main() -> None:
            "lightgcn_ms_per_step": round(lightgcn_ms, 2),
            "lightgcn_all_ms": [round(1e3 * t, 2) for t in steps["lightgcn"]], "methods": {}}
     for m in methods:
-        nce_ms = 1e3 * statistics.median(info_nce_seconds(calls, reps=5) for calls in sizes[m])
-        flops = statistics.median(sum(3 * 2 * n * n * d for n, d, _ in calls)
-                                  for calls in sizes[m])
+        loss_ms = 1e3 * statistics.median(loss_seconds(c, reps=5) for c in calls[m])
+        flops = statistics.median(sum(3 * 2 * n * k * d for _, n, k, d, _ in c)
+                                  for c in calls[m])
         step_ms = 1e3 * statistics.median(steps[m])
         row = {"ms_per_step": round(step_ms, 2), "x_lightgcn": round(step_ms / lightgcn_ms, 3),
-               "info_nce_rows": [[n for n, _, _ in calls] for calls in sizes[m]],
-               "info_nce_ms": round(nce_ms, 2),
-               "info_nce_products_ms_at_dense_rate": round(1e3 * flops / (gflops * 1e9), 2),
-               "floor_x_lightgcn": round((lightgcn_ms + nce_ms) / lightgcn_ms, 3),
+               "loss_calls": [[list(call[:3]) for call in c] for c in calls[m]],
+               "loss_ms": round(loss_ms, 2),
+               "loss_products_ms_at_dense_rate": round(1e3 * flops / (gflops * 1e9), 2),
+               "floor_x_lightgcn": round((lightgcn_ms + loss_ms) / lightgcn_ms, 3),
                "all_ms": [round(1e3 * t, 2) for t in steps[m]]}
         out["methods"][m] = row
         print(f"{m}: {row['ms_per_step']} ms/step ({row['x_lightgcn']}x LightGCN's "
-              f"{out['lightgcn_ms_per_step']}); InfoNCE {row['info_nce_ms']} ms "
-              f"({row['info_nce_products_ms_at_dense_rate']} ms of products at "
+              f"{out['lightgcn_ms_per_step']}); contrastive loss {row['loss_ms']} ms "
+              f"({row['loss_products_ms_at_dense_rate']} ms of products at "
               f"{out['dense_gflops']} GFLOP/s): floor {row['floor_x_lightgcn']}x", flush=True)
     write_result(Path(args.out), out)
     print(f"written: {args.out}")
