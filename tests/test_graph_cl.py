@@ -381,6 +381,15 @@ def test_step_bookkeeping_study_paths_give_the_same_gradients_and_restore_the_pa
         assert torch.optim.Adam.step is not saved[2]
 
 
+def test_step_bookkeeping_times_adam_fused_and_unfused_from_the_same_start():
+    from ssgraphrec.bench.studies import step_bookkeeping as study
+
+    row = study.adam_steps([(30, 8), (20, 8)], steps=4)
+    assert row["shapes"] == [[30, 8], [20, 8]] and row["steps"] == 4
+    assert row["fused_ms_per_step"] > 0 and row["unfused_ms_per_step"] > 0
+    assert 0 <= row["max_abs_difference"] < 1e-5            # the same update, to rounding
+
+
 @pytest.mark.parametrize("name", ["xsimgcl", "ncl"])
 def test_contrastive_floor_records_each_steps_loss_sizes_and_restores_the_module(
         small_data, tmp_path, name):

@@ -57,9 +57,10 @@ def adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
     """Adam (Kingma and Ba, ICLR 2015, Algorithm 1) over ``params``, in PyTorch's fused
     kernel where every parameter is a dense floating-point tensor on a device that has
     it: one pass over each parameter and its moments instead of one per operation of the
-    update. On Gowalla's LightGCN embeddings (70,839 x 64) a step took 2.5 ms against
-    8.2 ms, one thread (docs/benchmarks.md, "The step's bookkeeping"). The update is the
-    same; its rounding may differ in the last bit from the unfused one's."""
+    update. On tables of Gowalla's LightGCN shapes (70,839 x 64 in all) a step took 3.3
+    ms against 9.3 ms, one thread (``benchmarks/step_bookkeeping.py --only adam``;
+    docs/benchmarks.md, "The step's bookkeeping"). The update is the same; its rounding
+    may differ in the last bit from the unfused one's."""
     fused = bool(params) and all(
         p.is_floating_point() and p.layout == torch.strided
         and p.device.type in FUSED_ADAM_DEVICES for p in params)

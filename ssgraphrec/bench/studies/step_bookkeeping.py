@@ -19,6 +19,9 @@ exact:
 For each method this builds one model and times windows of ``--steps`` training
 steps, the paths alternating window by window in one process: ``before`` (all
 three as they were), ``now``, and each of the three alone as it was (``--paths``).
+Apart (``--only adam``), it times Adam's step alone on tables of Gowalla's LightGCN
+shapes (``--adam-shapes``), fused and unfused alternated, and reports how far the two
+updates' parameters lie apart after the same steps.
 
 Usage::
 
@@ -33,6 +36,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import statistics
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
@@ -43,6 +48,7 @@ from torch import Tensor
 from ...nn.lightgcn import LightGCNEncoder
 from ...sparse import kernels
 from ...sparse.restrict import zeros_with_rows
+from ...train.trainer import adam
 from . import RESULTS, write_result
 from .layer_mean import path_summary, time_paths
 
@@ -148,6 +154,35 @@ def time_method(method: str, dataset: str, steps: int, reps: int, settings: dict
                                    {p: PATHS[p] for p in paths}))
 
 
+def adam_steps(shapes: list[tuple[int, ...]], steps: int) -> dict:
+    """Adam's step on tables of ``shapes`` from the same start and gradients: the median
+    milliseconds of ``steps`` steps (the first left out), fused (the trainer's
+    :func:`~ssgraphrec.train.trainer.adam`) and unfused (PyTorch's default), alternated
+    step by step, and the largest difference between their parameters at the end."""
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(*shape, generator=gen) for shape in shapes]
+    grads = [torch.randn(*shape, generator=gen) for shape in shapes]
+    runs = {}
+    for name in ("fused", "unfused"):
+        params = [torch.nn.Parameter(t.clone()) for t in start]
+        runs[name] = (params, adam(params, 1e-3) if name == "fused"
+                      else torch.optim.Adam(params, lr=1e-3))
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for step in range(steps):
+        for name, (params, optimizer) in runs.items():
+            for param, grad in zip(params, grads, strict=True):
+                param.grad = torch.roll(grad, step, 0)        # a new gradient each step
+            begin = time.perf_counter()
+            optimizer.step()
+            times[name].append(time.perf_counter() - begin)
+    apart = max(float((a - b).abs().max())
+                for a, b in zip(runs["fused"][0], runs["unfused"][0], strict=True))
+    return {"shapes": [list(shape) for shape in shapes], "steps": steps,
+            **{f"{name}_ms_per_step": round(1e3 * statistics.median(t[1:]), 3)
+               for name, t in times.items()},
+            "max_abs_difference": apart}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default="lightgcn,sgl,simgcl,xsimgcl,ncl")
@@ -159,6 +194,10 @@ def main() -> None:
                         help=f"paths, the first the base of the ratios, of {', '.join(PATHS)}")
     parser.add_argument("--set", action="append", default=["batch_size=2048", "num_layers=3"],
                         help="KEY=VALUE for every method (default: batch 2048, 3 layers)")
+    parser.add_argument("--only", choices=["steps", "adam"], default=None)
+    parser.add_argument("--adam-shapes", default="29858x64,40981x64",
+                        help="the tables of Adam's step alone (default: Gowalla's LightGCN)")
+    parser.add_argument("--adam-steps", type=int, default=20)
     parser.add_argument("--out", default=str(RESULTS / "step-bookkeeping.json"))
     args = parser.parse_args()
     paths = args.paths.split(",")
@@ -172,7 +211,11 @@ def main() -> None:
            "torch": torch.__version__, "threads": torch.get_num_threads(),
            "dataset": args.dataset, "settings": settings, "steps": args.steps, "reps": args.reps,
            "paths": paths, "methods": {}}
-    for method in args.methods.split(","):
+    if args.only in (None, "adam"):
+        shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.adam_shapes.split(",")]
+        out["adam"] = adam_steps(shapes, args.adam_steps)
+        print("adam:", out["adam"], flush=True)
+    for method in args.methods.split(",") if args.only in (None, "steps") else []:
         row = time_method(method, args.dataset, args.steps, args.reps, settings, paths)
         out["methods"][method] = row
         print(f"{method}:", ", ".join(f"{p} {row[f'{p}_ms_per_step']}" for p in paths),
