@@ -438,6 +438,21 @@ def test_bench_study_lists_runs_and_refuses_an_unknown_study():
     assert unknown.exit_code == 1 and "unknown study 'nope'; studies: batch_rows, bigi," in unknown.output
 
 
+def test_a_study_script_ends_a_bad_setting_with_one_message(capsys):
+    """``benchmarks/NAME.py`` runs ``run_study``: an unknown method ends the study with
+    the package's message and exit status 1, not a traceback; a malformed option with
+    argparse's."""
+    from ssgraphrec.bench.studies import run_study
+
+    with pytest.raises(SystemExit) as bad_method:
+        run_study("contrastive_floor", ["--methods", "nope", "--dataset", "synthetic"])
+    assert str(bad_method.value).startswith("Error: unknown method 'nope'; known: bigi,")
+    with pytest.raises(SystemExit) as bad_shapes:
+        run_study("step_bookkeeping", ["--only", "adam", "--adam-shapes", "12y"])
+    assert bad_shapes.value.code == 2
+    assert "--adam-shapes: ROWSxCOLUMNS,..., got '12y'" in capsys.readouterr().err
+
+
 def test_speed_counts_the_batches_of_a_sequence_method(tmp_path):
     """Sequence data has no user-item edges to count: the epoch's batches are the
     method's own (one sample per user here), and the window scales by them."""

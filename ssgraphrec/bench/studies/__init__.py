@@ -78,7 +78,10 @@ def describe(name: str) -> str:
 
 
 def run_study(name: str, argv: list[str]) -> None:
-    """Run study ``name`` with command-line arguments ``argv`` (its ``main()``)."""
+    """Run study ``name`` with command-line arguments ``argv`` (its ``main()``). A bad
+    setting the package names (an unknown method, a setting the method lacks) ends the
+    study with that one message and exit status 1, from ``benchmarks/NAME.py`` as from
+    ``ssgraphrec bench study``."""
     names = study_names()
     if name not in names:
         raise SSGraphRecError(f"unknown study {name!r}; studies: {', '.join(names)}")
@@ -87,5 +90,7 @@ def run_study(name: str, argv: list[str]) -> None:
     sys.argv = [f"ssgraphrec bench study {name}", *argv]
     try:
         module.main()
+    except SSGraphRecError as exc:
+        raise SystemExit(f"Error: {exc}") from exc
     finally:
         sys.argv = saved

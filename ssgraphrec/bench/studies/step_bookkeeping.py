@@ -212,7 +212,11 @@ def main() -> None:
            "dataset": args.dataset, "settings": settings, "steps": args.steps, "reps": args.reps,
            "paths": paths, "methods": {}}
     if args.only in (None, "adam"):
-        shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.adam_shapes.split(",")]
+        try:
+            shapes = [tuple(int(n) for n in shape.split("x"))
+                      for shape in args.adam_shapes.split(",")]
+        except ValueError:
+            parser.error(f"--adam-shapes: ROWSxCOLUMNS,..., got {args.adam_shapes!r}")
         out["adam"] = adam_steps(shapes, args.adam_steps)
         print("adam:", out["adam"], flush=True)
     for method in args.methods.split(",") if args.only in (None, "steps") else []:
