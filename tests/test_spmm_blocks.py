@@ -5,6 +5,7 @@ import os
 
 import pytest
 import torch
+from torch import Tensor
 
 from ssgraphrec.errors import ConfigError
 from ssgraphrec.sparse import Adjacency, BipartiteGraph, blocks, propagate_mean
@@ -15,10 +16,12 @@ from ssgraphrec.sparse.blocks import (
     block_bytes,
     block_width,
     candidate_widths,
+    exact_candidate_widths,
     fastest_width,
     split_widths,
-    time_blocked_product,
+    time_blocked_pass,
 )
+from ssgraphrec.sparse.exactness import blocks_exact
 
 N, D = 40, 48
 
@@ -35,6 +38,22 @@ def _bipartite(seed: int) -> Adjacency:
     edges = torch.stack([torch.randint(0, 15, (120,), generator=g),
                          torch.randint(0, 25, (120,), generator=g)])
     return BipartiteGraph(edges, 15, 25).normalized_adjacency()
+
+
+def _all_exact(monkeypatch) -> None:
+    """Every width's blocks exact, as on a machine whose kernel sums in order: for the
+    tests of how a width is chosen (which widths are exact here is the probe's, tested
+    in tests/test_exactness.py)."""
+    monkeypatch.setattr(blocks, "blocks_exact", lambda *args, **kwargs: True)
+
+
+def _exact_width(d: int, candidates: list[int]) -> int:
+    """The first of ``candidates`` whose blocks give the whole product's bits on this
+    machine (16 or 32 where every width does; 6 or 33 where the kernel for 4 to 24
+    columns in steps of 4 sums in another order)."""
+    exact = [w for w in candidates if blocks_exact(d, split_widths(d, w))]
+    assert exact, f"no width of {candidates} gives the whole product's bits for {d} columns"
+    return exact[0]
 
 
 def test_blocks_round_trip_and_hold_each_block_contiguously():
@@ -86,7 +105,8 @@ def test_split_widths_makes_the_last_block_narrower_where_the_width_does_not_div
         split_widths(16, 0)
 
 
-def test_block_width_takes_the_widest_fitting_divisor_of_at_least_16_columns():
+def test_block_width_takes_the_widest_fitting_divisor_of_at_least_16_columns(monkeypatch):
+    _all_exact(monkeypatch)
     x = torch.zeros(1000, 100)                               # 4,000 bytes per column
     assert block_width(x, budget=400_000) == 100             # fits whole: no blocking
     assert block_width(x, budget=399_999) == 50
@@ -96,6 +116,11 @@ def test_block_width_takes_the_widest_fitting_divisor_of_at_least_16_columns():
     assert block_width(x, budget=0) == 100                   # blocking off
     assert block_width(torch.zeros(1000, 31), budget=1) == 31   # no divisor >= 16 below 31
     assert block_width(torch.zeros(1000, 64, device="meta"), budget=1) == 64   # CPU only
+    # a divisor whose blocks would change the product's bits is never taken
+    monkeypatch.setattr(blocks, "blocks_exact", lambda d, widths, device: widths[0] != 25)
+    assert block_width(x, budget=100_000) == 20
+    monkeypatch.setattr(blocks, "blocks_exact", lambda d, widths, device: False)
+    assert block_width(x, budget=100_000) == 100
 
 
 def test_block_budget_reads_the_environment_and_rejects_bad_values(monkeypatch):
@@ -117,17 +142,22 @@ def test_block_budget_reads_the_environment_and_rejects_bad_values(monkeypatch):
     assert BLOCK_BYTES_ENV not in os.environ             # restored on exit
 
 
-@pytest.mark.parametrize("width", [16, 20])
+@pytest.mark.parametrize("width", [16, 20, 17, 25])
 @pytest.mark.parametrize("transpose", [False, True])
-def test_blocked_product_equals_the_whole_product_bit_for_bit(transpose, width):
+def test_blocked_product_has_the_whole_products_bits_where_the_probe_finds_them(transpose, width):
+    """On this test's matrix, blocks give the whole product's bits exactly where the
+    probe of :mod:`ssgraphrec.sparse.exactness` says they do (everywhere on a kernel that
+    sums in order; not in blocks of 16 or 20 on one that sums 4 to 24 columns otherwise)."""
     adj = _nonsymmetric(1)
     x, add = torch.randn(N, D), torch.randn(N, D)
     layout = ColumnBlocks(D, width)
+    exact = blocks_exact(D, layout.widths)
     whole = adj.matmul(x, transpose)
     blocked = adj.matmul_blocks(layout, layout.split(x), transpose=transpose)
-    assert torch.equal(layout.join(blocked), whole)
+    assert torch.equal(layout.join(blocked), whole) == exact
+    assert torch.allclose(layout.join(blocked), whole, rtol=1e-5, atol=1e-6)
     with_add = adj.matmul_blocks(layout, layout.split(x), layout.split(add), transpose)
-    assert torch.equal(layout.join(with_add), adj.matmul_add(x, add, transpose))
+    assert torch.equal(layout.join(with_add), adj.matmul_add(x, add, transpose)) == exact
     assert not torch.equal(whole, adj.matmul(x, not transpose))   # the transpose is used
 
 
@@ -166,9 +196,9 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("width, widths", [(16, (16, 16, 16)), (32, (32, 16))])
+@pytest.mark.parametrize("candidates", [[16, 6, 3], [32, 33, 25]], ids=["dividing", "ragged"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_propagate_mean_in_blocks_equals_it_whole_bit_for_bit(case, width, widths, monkeypatch):
+def test_propagate_mean_in_blocks_equals_it_whole_bit_for_bit(case, candidates, monkeypatch):
     kwargs = dict(CASES[case])
     adjs = (tuple(_nonsymmetric(s) for s in (2, 3, 4)) if kwargs.pop("graphs", None)
             else _bipartite(5))
@@ -180,9 +210,10 @@ def test_propagate_mean_in_blocks_equals_it_whole_bit_for_bit(case, width, width
     ups = [torch.randn(n, D) for _ in range(3)]
     monkeypatch.setenv(BLOCK_BYTES_ENV, "0")
     whole, grad_whole = _run(adjs, x, up, ups, **kwargs)
+    width = _exact_width(D, candidates)   # one that divides D, one that may not
+    widths = split_widths(D, width)
     calls = _force_blocks(monkeypatch, n, 16)
-    if width != 16:     # a width that does not divide D, as a measurement may pick
-        monkeypatch.setattr(Adjacency, "block_width", lambda self, x: width)
+    monkeypatch.setattr(Adjacency, "block_width", lambda self, x, products=1: width)
     blocked, grad_blocked = _run(adjs, x, up, ups, **kwargs)
     if "perturb" in kwargs:        # rows for the noise forward; the backward pass blocked
         assert calls == [widths] * 3                       # its 3 products, in blocks
@@ -220,16 +251,33 @@ def test_fastest_width_takes_the_least_median_time_with_the_widths_in_turn():
         fastest_width(lambda w: 1.0, [])
 
 
-def test_time_blocked_product_runs_the_product_in_the_blocks_asked(monkeypatch):
+def test_time_blocked_pass_chains_the_products_in_the_blocks_asked_and_converts_once(monkeypatch):
     adj, x = _nonsymmetric(6), torch.randn(N, D)
     seen: list[tuple] = []
+    chained: list[Tensor] = []
     real = ColumnBlocks.product
-    monkeypatch.setattr(ColumnBlocks, "product", lambda self, kernel, xb, add=None:
-                        seen.append(self.widths) or real(self, kernel, xb))
-    assert time_blocked_product(adj._kernel, x, 16) >= 0
-    assert time_blocked_product(adj._kernel, x, 20) >= 0
-    assert time_blocked_product(adj._kernel, x, D) >= 0
-    assert seen == [(16, 16, 16), (20, 20, 8), (D,)]
+
+    def product(self, kernel, xb, add=None):
+        seen.append(self.widths)
+        chained.append(xb)
+        out = real(self, kernel, xb)
+        chained.append(out)
+        return out
+
+    monkeypatch.setattr(ColumnBlocks, "product", product)
+    converted: list[str] = []
+    for name in ("split", "join"):
+        real_conversion = getattr(ColumnBlocks, name)
+        monkeypatch.setattr(ColumnBlocks, name, lambda self, t, _f=real_conversion, _n=name:
+                            converted.append(_n) or _f(self, t))
+    assert time_blocked_pass(adj._kernel, x, 16) >= 0
+    assert time_blocked_pass(adj._kernel, x, 20, products=3) >= 0
+    assert time_blocked_pass(adj._kernel, x, D, products=2) >= 0
+    assert seen == [(16, 16, 16)] + [(20, 20, 8)] * 3 + [(D,)] * 2
+    assert converted == ["split", "join"] * 2               # whole: no conversion
+    # each product reads the one before it: three layers of A, not three of the first
+    assert chained[3] is chained[4] and chained[5] is chained[6] and chained[9] is chained[10]
+    assert torch.equal(chained[-1].view(N, D), adj.matmul(adj.matmul(x)))
 
 
 def _small_cache(monkeypatch, cache_bytes: int) -> None:
@@ -242,15 +290,16 @@ def _timed_widths(monkeypatch, fastest: int) -> list[int]:
     """Timings in which ``fastest`` columns win; returns the widths timed."""
     timed: list[int] = []
 
-    def fake(kernel, x, width):
+    def fake(kernel, x, width, products):
         timed.append(width)
         return 0.5 if width == fastest else 1.0
 
-    monkeypatch.setattr("ssgraphrec.sparse.kernels.time_blocked_product", fake)
+    monkeypatch.setattr("ssgraphrec.sparse.kernels.time_blocked_pass", fake)
     return timed
 
 
 def test_adjacency_measures_a_width_past_the_budget_once_and_keeps_it(monkeypatch):
+    _all_exact(monkeypatch)
     adj, x = _nonsymmetric(7), torch.randn(N, D)
     _small_cache(monkeypatch, 3 * N * 4 * 16)     # the rule would take 16 columns
     timed = _timed_widths(monkeypatch, fastest=24)
@@ -270,29 +319,40 @@ def test_adjacency_measures_a_width_past_the_budget_once_and_keeps_it(monkeypatc
     monkeypatch.setenv(BLOCK_BYTES_ENV, str(N * 4 * 16))
     assert _nonsymmetric(8).block_width(x) == 16
     assert len(timed) == 10 * r
+    # widths whose blocks would change the product's bits are not even timed
+    monkeypatch.delenv(BLOCK_BYTES_ENV)
+    _small_cache(monkeypatch, 3 * N * 4 * 16)
+    monkeypatch.setattr(blocks, "blocks_exact", lambda d, widths, device: 24 not in widths)
+    assert _nonsymmetric(8).block_width(x) == 16     # 24 would win, but is not exact
+    assert 24 not in timed[10 * r:] and sorted(set(timed[10 * r:])) == [16, 32, 48]
 
 
-@pytest.mark.parametrize("fastest, blocks_made", [(24, (24, 24)), (32, (32, 16))])
 @pytest.mark.parametrize("rows", [False, True])
-def test_propagate_mean_takes_the_measured_width_bit_for_bit(rows, fastest, blocks_made,
-                                                            monkeypatch):
-    adj, x, up = _bipartite(9), torch.randn(N, D), torch.randn(N, D)
+def test_propagate_mean_takes_the_measured_width_bit_for_bit(rows, monkeypatch):
+    """Each width this machine may measure (those whose blocks are exact) gives the
+    whole propagation's bits, forward and backward, with and without the rows path."""
+    adj, x, up = _bipartite(9), torch.randn(N, 64), torch.randn(N, 64)
     kwargs = {"rows": torch.tensor([1, 4, 17, 30])} if rows else {}
     monkeypatch.setenv(BLOCK_BYTES_ENV, "0")
     whole, grad_whole = _run(adj, x, up, [], **kwargs)
-    calls = _force_blocks(monkeypatch, N, 16)     # counts the products in blocks
-    _small_cache(monkeypatch, 3 * N * 4 * 16)     # ... but the budget is automatic
-    timed = _timed_widths(monkeypatch, fastest=fastest)
-    measured, grad_measured = _run(adj, x, up, [], **kwargs)
-    assert len(timed) == 4 * blocks.TUNING_ROUNDS   # measured once, for both passes
-    assert calls and set(calls) == {blocks_made}  # in blocks of the measured width
-    assert torch.equal(measured[0], whole[0]) and torch.equal(grad_measured, grad_whole)
+    exact = [w for w in exact_candidate_widths(64) if w < 64]
+    assert exact                          # 32 on both machines measured so far
+    for fastest in exact:
+        adj = _bipartite(9)                       # a fresh matrix: measured again
+        calls = _force_blocks(monkeypatch, N, 16)     # counts the products in blocks
+        _small_cache(monkeypatch, 3 * N * 4 * 16)     # ... but the budget is automatic
+        timed = _timed_widths(monkeypatch, fastest=fastest)
+        measured, grad_measured = _run(adj, x, up, [], **kwargs)
+        assert len(timed) == (len(exact) + 1) * blocks.TUNING_ROUNDS   # once, both passes
+        assert calls and set(calls) == {split_widths(64, fastest)}  # the measured width
+        assert torch.equal(measured[0], whole[0]) and torch.equal(grad_measured, grad_whole)
     assert not torch.equal(grad_whole, up)
 
 
 def test_the_study_path_of_a_fixed_width_replaces_the_measured_width_where_it_blocks(monkeypatch):
     from ssgraphrec.bench.studies.spmm_blocks import PATHS, path
 
+    _all_exact(monkeypatch)
     adj, x = _nonsymmetric(10), torch.randn(N, D)
     _small_cache(monkeypatch, 3 * N * 4 * 16)     # x outgrows the budget
     _timed_widths(monkeypatch, fastest=24)

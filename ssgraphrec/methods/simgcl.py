@@ -141,7 +141,7 @@ class SimGCL(LightGCN):
         :func:`~ssgraphrec.sparse.restricts_rows` holds, the last layer of each, clean
         and offsets, is taken at ``rows`` only, every entry there the same sum."""
         enc = self.encoder
-        if rows is not None and not restricts_rows(self.adj, rows):
+        if rows is not None and not restricts_rows(self.adj, rows, enc.user_emb.size(1)):
             rows = None
         mean, *propagated = enc.encode(self.adj, self.cfg.skip_ego, keep_layers=True, rows=rows)
         layers = [enc.ego().detach(), *propagated]       # no gradient flows through these

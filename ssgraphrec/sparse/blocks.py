@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from .exactness import blocks_exact
 
 #: Environment variable overriding the bytes of one column block
 #: (:func:`block_budget`); ``0`` turns blocking off.
@@ -87,8 +88,16 @@ def budget_is_set() -> bool:
 def block_budget() -> int:
     """Bytes of one column block: ``$SSGRAPHREC_SPMM_BLOCK_BYTES`` if set (``0``: no
     blocking), else a third of the last-level cache (the gathered block shares it with
-    the block written, the sparse matrix's stream and other processes), else
-    :data:`DEFAULT_BLOCK_BYTES`."""
+    the block written, the sparse matrix's stream and other processes) but at most
+    :data:`DEFAULT_BLOCK_BYTES`, which is also the budget where the cache's size is
+    unknown.
+
+    The cap is for virtual machines: their sysfs reports the host's whole last-level
+    cache, which every tenant shares (480 MiB on a 2-vCPU cloud machine), so a third of
+    it would keep every operand whole and never measure a width. Past the budget the
+    width is measured, whole included (:meth:`~ssgraphrec.sparse.Adjacency.block_width`),
+    so a budget below the true cache costs a measurement (a few products, once per
+    matrix), and the whole product stays one of the candidates."""
     text = os.environ.get(BLOCK_BYTES_ENV, "").strip()
     if text:
         try:
@@ -101,7 +110,7 @@ def block_budget() -> int:
                               f"got {value}")
         return value
     cache = last_level_cache_bytes()
-    return cache // 3 if cache else DEFAULT_BLOCK_BYTES
+    return min(cache // 3, DEFAULT_BLOCK_BYTES) if cache else DEFAULT_BLOCK_BYTES
 
 
 @contextmanager
@@ -127,13 +136,16 @@ def block_width(x: Tensor, budget: int | None = None) -> int:
     """Columns per block for a CPU product with ``x`` (``[N, d]``): ``d`` (no blocking)
     when ``x`` fits ``budget`` bytes, is not on the CPU, or blocking is off; else the
     widest divisor of ``d`` of at least :data:`MIN_BLOCK_COLUMNS` columns whose block
-    fits, or the narrowest such divisor when none fits."""
+    fits, or the narrowest such divisor when none fits, among the divisors whose blocks
+    give the whole product's bits on this machine
+    (:func:`~ssgraphrec.sparse.exactness.blocks_exact`; ``d`` where none does)."""
     n, d = x.shape
     budget = block_budget() if budget is None else budget
     row_bytes = n * x.element_size()
     if x.device.type != "cpu" or budget <= 0 or row_bytes * d <= budget:
         return d
-    divisors = [b for b in range(MIN_BLOCK_COLUMNS, d) if d % b == 0]
+    divisors = [b for b in range(MIN_BLOCK_COLUMNS, d)
+                if d % b == 0 and blocks_exact(d, split_widths(d, b), x.device)]
     if not divisors:
         return d
     fitting = [b for b in divisors if row_bytes * b <= budget]
@@ -146,6 +158,9 @@ def candidate_widths(d: int) -> list[int]:
     (the last block narrower where it does not divide ``d``, :func:`split_widths`), and
     ``d`` itself (whole).
 
+    Which of them give the whole product's bits depends on the machine's kernel
+    (:func:`exact_candidate_widths`).
+
     A multiple of 16 starts every block's rows on a 64-byte cache line (float32), so a
     gathered row touches no line it does not fill. One product of Diginetica's DHCN
     operator (100 columns, one thread, medians of 9) took 74.3 ms in blocks of 16 (six,
@@ -154,6 +169,12 @@ def candidate_widths(d: int) -> list[int]:
     lines (``benchmarks/results/spmm-widths-aligned.json``)."""
     below = {b for b in range(MIN_BLOCK_COLUMNS, d) if d % b == 0 or b % 16 == 0}
     return sorted(below) + [d]
+
+
+def exact_candidate_widths(d: int, device: torch.device | str = "cpu") -> list[int]:
+    """:func:`candidate_widths` of ``d`` whose blocks give the whole product's bits on this
+    machine (:func:`~ssgraphrec.sparse.exactness.blocks_exact`), the whole included."""
+    return [w for w in candidate_widths(d) if blocks_exact(d, split_widths(d, w), device)]
 
 
 def split_widths(d: int, width: int) -> tuple[int, ...]:
@@ -184,14 +205,28 @@ def fastest_width(time_product: Callable[[int], float], widths: Sequence[int],
     return min(widths, key=lambda w: statistics.median(times[w]))
 
 
-def time_blocked_product(kernel, x: Tensor, width: int) -> float:
-    """Seconds of one product of a PyTorch CSR ``kernel`` with ``x`` in blocks of
-    ``width`` columns (``x``'s own width: whole), the conversion to blocks not counted."""
+def time_blocked_pass(kernel, x: Tensor, width: int, products: int = 1) -> float:
+    """Seconds of a pass of ``products`` chained products ``h <- kernel @ h`` of a square
+    PyTorch CSR ``kernel``, from ``x`` in blocks of ``width`` columns (``x``'s own width:
+    whole), the conversion into blocks and back counted, as a pass of
+    :func:`~ssgraphrec.sparse.propagate_mean` makes it once each way.
+
+    Counting the conversion matters where the blocks gain little per product: on a
+    2-vCPU machine with 2 MiB of L2 per core, Gowalla's adjacency (64 columns) measured
+    faster per product in blocks of 32, yet a LightGCN step took 1.05x as long in them as
+    whole (``benchmarks/results/spmm-blocks-product-measured-vm-2threads.json``); measured
+    as passes, it stays whole there, and a DHCN step on Diginetica takes 0.945x in blocks
+    of 64 and 36 (``benchmarks/results/spmm-blocks-measured-vm-2threads.json``)."""
+    whole = width >= x.size(1)
+    layout = ColumnBlocks(x.size(1), width)       # whole: one block, x's own rows
     with torch.no_grad():
-        layout = ColumnBlocks(x.size(1), width)
-        x_blocks = layout.split(x)
+        x = x.contiguous()
         start = time.perf_counter()
-        layout.product(kernel, x_blocks)
+        h = x.view(-1) if whole else layout.split(x)
+        for _ in range(products):
+            h = layout.product(kernel, h)
+        if not whole:
+            layout.join(h)
         return time.perf_counter() - start
 
 

@@ -25,10 +25,11 @@ from .blocks import (
     ColumnBlocks,
     block_width,
     budget_is_set,
-    candidate_widths,
+    exact_candidate_widths,
     fastest_width,
-    time_blocked_product,
+    time_blocked_pass,
 )
+from .exactness import dropped_terms_exact
 from .restrict import csr_rows, csr_transpose, row_nnz_share, zeros_with_rows
 
 BACKENDS = ("torch", "torch_sparse")
@@ -124,20 +125,24 @@ class Adjacency:
         kernel = self._kernel if (not transpose or self._kernel_t is None) else self._kernel_t
         return layout.product(kernel, x_blocks, add)
 
-    def block_width(self, x: Tensor) -> int:
+    def block_width(self, x: Tensor, products: int = 1) -> int:
         """Columns per block for CPU products of this matrix with ``x`` (``[N, d]``):
         :func:`~ssgraphrec.sparse.blocks.block_width`'s rule where ``x`` fits the cache
         budget (whole), blocking does not apply or ``$SSGRAPHREC_SPMM_BLOCK_BYTES`` fixes
-        the budget; else the fastest of the candidate widths, measured on ``x`` with a few
-        products the first time this matrix meets such an ``x``
-        (:func:`~ssgraphrec.sparse.blocks.fastest_width`), and kept."""
+        the budget; else the fastest of the candidate widths that give the whole product's
+        bits on this machine (:func:`~ssgraphrec.sparse.blocks.exact_candidate_widths`),
+        measured on ``x`` the first time this matrix meets such an ``x``, each as a pass
+        of ``products`` products with its conversion into blocks and back
+        (:func:`~ssgraphrec.sparse.blocks.fastest_width`,
+        :func:`~ssgraphrec.sparse.blocks.time_blocked_pass`), and kept."""
         width = block_width(x)
         if width == x.size(1) or budget_is_set() or self.backend != "torch":
             return width
         key = (x.size(1), x.dtype, torch.get_num_threads())
         if key not in self._widths:
             self._widths[key] = fastest_width(
-                lambda w: time_blocked_product(self._kernel, x, w), candidate_widths(x.size(1)))
+                lambda w: time_blocked_pass(self._kernel, x, w, products),
+                exact_candidate_widths(x.size(1), x.device))
         return self._widths[key]
 
     @property
@@ -400,7 +405,8 @@ class _Layout:
         if not (may_block and torch_kernel):
             self.width = whole
         else:
-            self.width = measure.block_width(x) if measure is not None else block_width(x)
+            self.width = (measure.block_width(x, len(adjs)) if measure is not None
+                          else block_width(x))
         self.blocked = self.width < whole
         self.blocks = ColumnBlocks(whole, self.width) if self.blocked else None
 
@@ -500,7 +506,7 @@ def propagate_mean(adj: Adjacency | tuple[Adjacency, ...], x: Tensor, num_layers
         raise ValueError("propagate_mean: taps and keep_layers do not combine")
     if rows is not None:
         _check_rows(rows, x.size(0))
-        if not _restrict_rows(adjs, rows, last):
+        if not _restrict_rows(adjs, rows, last, x.size(1)):
             rows = None
     args = (x, adjs, 1 if skip_ego else 0, last, taps, perturb, keep_layers, rows)
     if torch.is_grad_enabled() and x.requires_grad:
@@ -534,20 +540,24 @@ def _check_rows(rows: Tensor, num_nodes: int) -> None:
         raise ValueError(f"propagate_mean: rows must lie in 0..{num_nodes - 1}")
 
 
-def restricts_rows(adj: Adjacency, rows: Tensor) -> bool:
-    """Whether a product with ``adj`` is worth taking at ``rows`` (sorted distinct node
-    ids) only: PyTorch's kernel, at least :data:`ROWS_MIN_NNZ` non-zeros, at most
-    :data:`ROWS_SHARE_LIMIT` of them in ``rows``. :func:`propagate_mean` averaging all
-    its layers takes its last product so where this holds for the last adjacency."""
+def restricts_rows(adj: Adjacency, rows: Tensor, columns: int) -> bool:
+    """Whether a product with ``adj`` and ``columns`` columns is worth taking at ``rows``
+    (sorted distinct node ids) only: PyTorch's kernel, at least :data:`ROWS_MIN_NNZ`
+    non-zeros, at most :data:`ROWS_SHARE_LIMIT` of them in ``rows``, and a kernel whose
+    sums keep their bits when the terms of zero rows are dropped, as the backward pass
+    drops them (:func:`~ssgraphrec.sparse.exactness.dropped_terms_exact`).
+    :func:`propagate_mean` averaging all its layers takes its last product so where this
+    holds for the last adjacency."""
     return (adj.backend == "torch" and adj.nnz >= ROWS_MIN_NNZ
-            and adj.rows_share(rows) <= ROWS_SHARE_LIMIT)
+            and adj.rows_share(rows) <= ROWS_SHARE_LIMIT
+            and dropped_terms_exact(columns, adj.device))
 
 
-def _restrict_rows(adjs: tuple[Adjacency, ...], rows: Tensor, last: int) -> bool:
+def _restrict_rows(adjs: tuple[Adjacency, ...], rows: Tensor, last: int, columns: int) -> bool:
     """Whether :func:`propagate_mean` takes its last product at ``rows`` only."""
     if not adjs or last != len(adjs) or any(a.backend != "torch" for a in adjs):
         return False
-    return restricts_rows(adjs[-1], rows)
+    return restricts_rows(adjs[-1], rows, columns)
 
 
 class _NoCtx:

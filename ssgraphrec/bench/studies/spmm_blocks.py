@@ -120,8 +120,8 @@ def fixed_width(width: int) -> Iterator[None]:
     widths compared in one process, on the same steps."""
     measured = Adjacency.block_width
 
-    def forced(adj: Adjacency, x: torch.Tensor) -> int:
-        return x.size(1) if measured(adj, x) == x.size(1) else min(width, x.size(1))
+    def forced(adj: Adjacency, x: torch.Tensor, products: int = 1) -> int:
+        return x.size(1) if measured(adj, x, products) == x.size(1) else min(width, x.size(1))
 
     Adjacency.block_width = forced
     try:
