@@ -7,7 +7,7 @@ import torch
 import ssgraphrec.sparse.kernels as kernels
 from ssgraphrec.sparse import Adjacency, propagate_mean
 from ssgraphrec.sparse.blocks import split_widths
-from ssgraphrec.sparse.exactness import blocks_exact, dropped_terms_exact
+from ssgraphrec.sparse.exactness import blocks_exact, rows_path_exact
 
 
 def _matrix(n: int, nnz: int, seed: int) -> torch.Tensor:
@@ -45,9 +45,10 @@ def test_the_probe_predicts_which_blocks_keep_the_bits_of_another_matrix():
     assert answers[1] and answers[48 // 2 + 1]          # one column, and 25 + 23
 
 
-def test_the_probe_predicts_which_widths_keep_the_bits_when_terms_are_dropped():
-    """For 1 to 40 columns: a product without the terms of the zero rows of ``x`` (the
-    rows path's backward pass) keeps the whole product's bits where the probe says so."""
+def test_the_probe_predicts_which_widths_keep_the_bits_of_the_rows_path():
+    """For 1 to 40 columns: some rows of a matrix multiplied alone (the rows path's
+    forward product) and a product without the terms of the zero rows of ``x`` (its
+    backward one) keep the whole product's bits where the probe says so."""
     n = 700
     kernel = _matrix(n, 20_000, seed=5)
     zero = torch.rand(n, generator=torch.Generator().manual_seed(6)) < 0.4
@@ -57,11 +58,18 @@ def test_the_probe_predicts_which_widths_keep_the_bits_when_terms_are_dropped():
     kept_crow = torch.zeros(n + 1, dtype=torch.long)
     kept_crow[1:] = torch.bincount(rows[keep], minlength=n).cumsum(0)
     without = torch.sparse_csr_tensor(kept_crow.int(), col[keep].int(), val[keep], (n, n))
+    taken = ~zero[rows]                      # the rows outside ``zero``, multiplied alone
+    alone_crow = torch.zeros(int((~zero).sum()) + 1, dtype=torch.long)
+    alone_crow[1:] = torch.bincount(rows[taken], minlength=n)[~zero].cumsum(0)
+    alone = torch.sparse_csr_tensor(alone_crow.int(), col[taken].int(), val[taken],
+                                    (alone_crow.numel() - 1, n))
     for d in range(1, 41):
         x = torch.randn(n, d, generator=torch.Generator().manual_seed(d))
+        kept = torch.equal(_product(alone, x), _product(kernel, x)[~zero])
         x[zero] = 0
-        assert torch.equal(_product(kernel, x), _product(without, x)) == dropped_terms_exact(d), d
-    assert dropped_terms_exact(1) and dropped_terms_exact(64)
+        kept = kept and torch.equal(_product(kernel, x), _product(without, x))
+        assert kept == rows_path_exact(d), d
+    assert rows_path_exact(1) and rows_path_exact(64)
 
 
 def test_the_rows_path_is_refused_where_dropped_terms_would_change_the_bits(monkeypatch):
@@ -79,7 +87,7 @@ def test_the_rows_path_is_refused_where_dropped_terms_would_change_the_bits(monk
     real = Adjacency.restrict
     monkeypatch.setattr(Adjacency, "restrict",
                         lambda self, *a, **k: restricted.append(1) or real(self, *a, **k))
-    monkeypatch.setattr(kernels, "dropped_terms_exact", lambda columns, device: columns != d)
+    monkeypatch.setattr(kernels, "rows_path_exact", lambda columns, device: columns != d)
     assert not kernels.restricts_rows(adj, rows, d) and kernels.restricts_rows(adj, rows, d + 1)
     whole = propagate_mean(adj, x, 2)
     assert torch.equal(propagate_mean(adj, x, 2, rows=rows), whole) and not restricted
@@ -95,13 +103,13 @@ def test_the_checks_are_kept_per_width_and_thread_count(device, monkeypatch):
     real = exactness._product
     monkeypatch.setattr(exactness, "_product", lambda k, x: calls.append(x.size(1)) or real(k, x))
     exactness._blocks_exact.cache_clear()
-    exactness._dropped_terms_exact.cache_clear()
+    exactness._rows_path_exact.cache_clear()
     blocks_exact(30, (15, 15), device)
-    dropped_terms_exact(30, device)
+    rows_path_exact(30, device)
     made = len(calls)
-    assert made == 3 + 2                             # two blocks and the whole; two products
+    assert made == 3 + 4              # two blocks and the whole; the rows path's two pairs
     blocks_exact(30, (15, 15), device)
-    dropped_terms_exact(30, device)
+    rows_path_exact(30, device)
     assert len(calls) == made                        # kept
     threads = torch.get_num_threads()
     try:

@@ -59,7 +59,7 @@ from ssgraphrec.sparse import (
     bipartite_adjacency,
     view_adjacency,
 )
-from ssgraphrec.sparse.exactness import dropped_terms_exact
+from ssgraphrec.sparse.exactness import rows_path_exact
 from ssgraphrec.sparse.kernels import RowRestriction
 from ssgraphrec.train import Trainer
 from ssgraphrec.transforms import AUGMENTATIONS, EdgeDrop, GraphDiffusion, RandomWalk, make_augmentation
@@ -74,7 +74,7 @@ SMALL = SyntheticConfig(num_users=600, num_items=400, num_communities=6, mean_in
 #: The embedding size of the tests of the rows path: 16 where the machine's CSR kernel
 #: keeps its sums' bits when terms are dropped (the condition of the path), else 18 (the
 #: kernel of one Intel machine for 4 to 24 columns in steps of 4 does not keep them).
-ROWS_DIM = next(d for d in (16, 18, 17) if dropped_terms_exact(d))
+ROWS_DIM = next(d for d in (16, 18, 17) if rows_path_exact(d))
 
 
 def gen(seed=0):

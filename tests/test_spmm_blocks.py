@@ -331,10 +331,15 @@ def test_adjacency_measures_a_width_past_the_budget_once_and_keeps_it(monkeypatc
 def test_propagate_mean_takes_the_measured_width_bit_for_bit(rows, monkeypatch):
     """Each width this machine may measure (those whose blocks are exact) gives the
     whole propagation's bits, forward and backward, with and without the rows path."""
+    import ssgraphrec.sparse.kernels as kernels
+
     adj, x, up = _bipartite(9), torch.randn(N, 64), torch.randn(N, 64)
     kwargs = {"rows": torch.tensor([1, 4, 17, 30])} if rows else {}
+    monkeypatch.setattr(kernels, "ROWS_SHARE_LIMIT", 1.0)   # the rows path on this small graph
+    monkeypatch.setattr(kernels, "ROWS_MIN_NNZ", 0)
     monkeypatch.setenv(BLOCK_BYTES_ENV, "0")
     whole, grad_whole = _run(adj, x, up, [], **kwargs)
+    assert (whole[0][0] == 0).all() == rows          # row 0 is not among the rows: not computed
     exact = [w for w in exact_candidate_widths(64) if w < 64]
     assert exact                          # 32 on both machines measured so far
     for fastest in exact:

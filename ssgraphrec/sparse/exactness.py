@@ -4,9 +4,10 @@ Column blocks (:mod:`~ssgraphrec.sparse.blocks`) and the last product at a batch
 (:func:`~ssgraphrec.sparse.restricts_rows`) rest on one property of PyTorch's CSR
 product: each entry is its row's terms summed in the order of the row's non-zeros,
 whatever the number of columns multiplied and whatever other non-zeros the matrix
-holds. Then a product in column blocks equals the whole product to the bit, and so does
-a product from which the terms that multiply zero rows were dropped (the rows path's
-backward pass, :math:`\mathbf{A}^\top_{:,R}\mathbf{V}_R` for
+holds. Then a product in column blocks equals the whole product to the bit, and so do
+a product of some rows alone (the rows path's forward pass, :math:`\mathbf{A}_{R,:}
+\mathbf{E}`) and a product from which the terms that multiply zero rows were dropped
+(its backward pass, :math:`\mathbf{A}^\top_{:,R}\mathbf{V}_R` for
 :math:`\mathbf{A}^\top\mathbf{V}` with :math:`\mathbf{V}` zero outside :math:`R`).
 
 The property belongs to the kernel PyTorch calls, not to the product: on the AMD EPYC
@@ -33,11 +34,11 @@ PROBE_NODES = 512
 
 
 @lru_cache(maxsize=4)
-def _probe(device: str) -> tuple[Tensor, Tensor, Tensor]:
+def _probe(device: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The probe: a CSR matrix whose row lengths spread from 0 to about 300 (as a
     power-law graph's do), its copy without the non-zeros of the columns in a random
-    half, and that half as a mask. 32-bit indices, as :class:`~ssgraphrec.sparse.Adjacency`
-    makes them."""
+    half, the rows of the other half alone, and the first half as a mask. 32-bit
+    indices, as :class:`~ssgraphrec.sparse.Adjacency` makes them."""
     g = torch.Generator().manual_seed(2020)
     n = PROBE_NODES
     lengths = (torch.rand(n, generator=g) ** 4 * 300).long()
@@ -48,13 +49,17 @@ def _probe(device: str) -> tuple[Tensor, Tensor, Tensor]:
     values = torch.rand(keys.numel(), generator=g)
     dropped = torch.rand(n, generator=g) < 0.5
     keep = ~dropped[cols]
+    taken = ~dropped[rows]                                  # the other half's rows, alone
+    renumbered = torch.cumsum(~dropped, 0) - 1
 
-    def csr(r: Tensor, c: Tensor, v: Tensor) -> Tensor:
-        crow = torch.zeros(n + 1, dtype=torch.long)
-        crow[1:] = torch.bincount(r, minlength=n).cumsum(0)
-        return torch.sparse_csr_tensor(crow.int(), c.int(), v, (n, n)).to(device)
+    def csr(r: Tensor, c: Tensor, v: Tensor, m: int = n) -> Tensor:
+        crow = torch.zeros(m + 1, dtype=torch.long)
+        crow[1:] = torch.bincount(r, minlength=m).cumsum(0)
+        return torch.sparse_csr_tensor(crow.int(), c.int(), v, (m, n)).to(device)
 
-    return csr(rows, cols, values), csr(rows[keep], cols[keep], values[keep]), dropped.to(device)
+    return (csr(rows, cols, values), csr(rows[keep], cols[keep], values[keep]),
+            csr(renumbered[rows[taken]], cols[taken], values[taken], int((~dropped).sum())),
+            dropped.to(device))
 
 
 def _product(kernel: Tensor, x: Tensor) -> Tensor:
@@ -88,16 +93,20 @@ def blocks_exact(columns: int, widths: tuple[int, ...], device: torch.device | s
 
 
 @cache
-def _dropped_terms_exact(columns: int, device: str, threads: int) -> bool:
-    kernel, without, dropped = _probe(device)
+def _rows_path_exact(columns: int, device: str, threads: int) -> bool:
+    kernel, without, alone, dropped = _probe(device)
     x = _x(columns, device)
+    whole = _product(kernel, x)
+    if not torch.equal(_product(alone, x), whole[~dropped]):
+        return False
     x[dropped] = 0
     return bool(torch.equal(_product(kernel, x), _product(without, x)))
 
 
-def dropped_terms_exact(columns: int, device: torch.device | str = "cpu") -> bool:
-    """Whether dropping a CSR product's terms that multiply zero rows of its ``columns``-
-    column operand leaves every entry's bits unchanged on this machine, with this many
-    threads (checked once on the probe): the condition of the rows path's backward pass
-    (:func:`~ssgraphrec.sparse.restricts_rows`)."""
-    return _dropped_terms_exact(int(columns), torch.device(device).type, torch.get_num_threads())
+def rows_path_exact(columns: int, device: torch.device | str = "cpu") -> bool:
+    """Whether the two rearrangements of the rows path (:func:`~ssgraphrec.sparse.restricts_rows`)
+    keep every entry's bits for products with ``columns`` columns on this machine, with
+    this many threads (checked once on the probe): some rows of a CSR matrix multiplied
+    alone (its forward product), and a product without the terms that multiply zero rows
+    of the operand (its backward one)."""
+    return _rows_path_exact(int(columns), torch.device(device).type, torch.get_num_threads())

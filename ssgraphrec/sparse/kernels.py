@@ -29,7 +29,7 @@ from .blocks import (
     fastest_width,
     time_blocked_pass,
 )
-from .exactness import dropped_terms_exact
+from .exactness import rows_path_exact
 from .restrict import csr_rows, csr_transpose, row_nnz_share, zeros_with_rows
 
 BACKENDS = ("torch", "torch_sparse")
@@ -544,13 +544,14 @@ def restricts_rows(adj: Adjacency, rows: Tensor, columns: int) -> bool:
     """Whether a product with ``adj`` and ``columns`` columns is worth taking at ``rows``
     (sorted distinct node ids) only: PyTorch's kernel, at least :data:`ROWS_MIN_NNZ`
     non-zeros, at most :data:`ROWS_SHARE_LIMIT` of them in ``rows``, and a kernel whose
-    sums keep their bits when the terms of zero rows are dropped, as the backward pass
-    drops them (:func:`~ssgraphrec.sparse.exactness.dropped_terms_exact`).
+    sums keep their bits when some rows are multiplied alone and when the terms of zero
+    rows are dropped, as the path's forward and backward products do
+    (:func:`~ssgraphrec.sparse.exactness.rows_path_exact`).
     :func:`propagate_mean` averaging all its layers takes its last product so where this
     holds for the last adjacency."""
     return (adj.backend == "torch" and adj.nnz >= ROWS_MIN_NNZ
             and adj.rows_share(rows) <= ROWS_SHARE_LIMIT
-            and dropped_terms_exact(columns, adj.device))
+            and rows_path_exact(columns, adj.device))
 
 
 def _restrict_rows(adjs: tuple[Adjacency, ...], rows: Tensor, last: int, columns: int) -> bool:
