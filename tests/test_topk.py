@@ -118,3 +118,50 @@ def test_finite_check_survives_a_float32_overflow_of_finite_scores():
     big[2, 3] = float("nan")
     with pytest.raises(SSGraphRecError, match="not finite"):
         check_finite_scores(big)
+
+
+def _tied_block(rows: int, num_items: int, seed: int) -> torch.Tensor:
+    """Scores on a few levels: nearly every row ties among its best items."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 6, (rows, num_items), generator=g).float()
+
+
+def test_block_top_k_turns_the_candidates_off_after_a_tied_block_and_stays_exact(monkeypatch):
+    import ssgraphrec.eval.topk as topk_module
+
+    candidate_calls = []
+    real = topk_module._topk_rows
+    monkeypatch.setattr(topk_module, "_topk_rows",
+                        lambda s, k: candidate_calls.append(s.size(0)) or real(s, k))
+    g = torch.Generator().manual_seed(3)
+    plain = [torch.randn(40, 3_000, generator=g) for _ in range(2)]
+    tied = _tied_block(40, 3_000, seed=4)
+    top = topk_module.BlockTopK()
+    for block in [*plain, tied, plain[0], tied]:
+        values, indices = top(block, 10)
+        reference = torch.topk(block, 10, dim=1)
+        assert torch.equal(values, reference.values) and torch.equal(indices, reference.indices)
+    assert candidate_calls == [40, 40, 40]        # the tied block turned them off
+    assert not top.candidates
+    fresh = topk_module.BlockTopK()
+    for block in plain:                           # blocks without ties keep them
+        fresh(block, 10)
+    assert fresh.candidates and len(candidate_calls) == 5
+
+
+def test_an_evaluation_with_tied_scores_switches_to_torch_topk_with_the_same_metrics():
+    """Dot-product scores on a few levels (users and items of integer entries) tie in
+    most rows: the evaluation's top-k switches after the first block, and its metrics
+    equal those of a score function that always ranks with the candidates."""
+    g = torch.Generator().manual_seed(5)
+    users = torch.randint(0, 2, (300, 4), generator=g).float()
+    items = torch.randint(0, 2, (3_000, 4), generator=g).float()
+    target = torch.stack([torch.arange(300), torch.randint(0, 3_000, (300,), generator=g)])
+    exclude = [torch.stack([torch.arange(300), torch.randint(0, 3_000, (300,), generator=g)])]
+    score = dot_scores(users, items)
+    score.prune = False                           # every item scored, as XSimGCL's often are
+    metrics = evaluate_ranking(score, target, exclude, 300, 3_000, batch_size=100)
+    assert not score.topk.candidates
+    reference = evaluate_ranking(lambda u: users[u] @ items.t(), target, exclude, 300, 3_000,
+                                 batch_size=100)
+    assert metrics == reference

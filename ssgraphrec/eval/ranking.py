@@ -12,7 +12,7 @@ from ..distributed import SINGLE, DistContext, all_gather_rows, any_rank, shard_
 from ..errors import SSGraphRecError
 from .metrics import ranking_metrics
 from .pruned import MIN_ITEMS_PER_K, NormSortedItems, padded_rows, pruned_topk, row_stable_mm
-from .topk import topk_rows
+from .topk import BlockTopK, topk_rows
 
 ScoreFn = Callable[[Tensor], Tensor]
 
@@ -46,6 +46,8 @@ class DotScores:
         self.user_emb, self.item_emb = user_emb, item_emb
         self.block: Tensor | None = None
         self._sorted: NormSortedItems | None = None
+        #: the top-k of this evaluation's blocks scored over every item (:class:`BlockTopK`)
+        self.topk = BlockTopK()
 
     def sorted_items(self) -> NormSortedItems:
         """The items in order of decreasing norm, built on first use."""
@@ -170,7 +172,7 @@ def top_k(score: ScoreFn, users: Tensor, exclude: list[tuple[Tensor, Tensor]], k
         for e, ptr in exclude:
             rows, cols = gather_rows(e, ptr, rows_of)
             scores[rows, cols] = -float("inf")
-        return topk_rows(scores, k)
+        return score.topk(scores, k) if isinstance(score, DotScores) else topk_rows(scores, k)
 
     if isinstance(score, DotScores) and score.can_prune(users, k):
         pairs = [gather_rows(e, ptr, users) for e, ptr in exclude]
