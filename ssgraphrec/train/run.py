@@ -28,7 +28,7 @@ from .checkpoint import load_checkpoint
 from .device import resolve_device
 from .pretrained import init_encoder, init_phase
 from .schemes import check_run, resolve_scheme
-from .seed import seed_everything
+from .seed import deterministic_cpu_kernels, seed_everything
 from .tasks import DEFAULT_CUTOFFS, LinkPredictionTask, RankingTask, task_class
 from .trainer import Trainer
 
@@ -68,6 +68,8 @@ def build(cfg: RunConfig) -> Run:
     mcfg = method_config(cls.config_class, cfg, cfg.method)
     _check_run_settings(cfg, mcfg)
     seed_everything(cfg.seed)
+    if device.type == "cpu":
+        deterministic_cpu_kernels()
     data = _load_data(cfg, cls)
     if device.type != "cpu":  # the readers build CPU tensors; PyG's ``to`` would walk
         data = data.to(device)  # every element of the node-name lists (0.1 to 1 s)
