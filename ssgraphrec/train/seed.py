@@ -28,6 +28,8 @@ def deterministic_cpu_kernels() -> None:
     of new tensors with NaN, a debugging aid that would cost a pass over every output,
     is turned off; ops without a deterministic kernel warn instead of failing. CUDA runs
     are left as they are (their deterministic mode needs cuBLAS settings of its own).
+    The mode is the process's: it stays on for what the process does after the run
+    (a CUDA run later in the same process would warn on its nondeterministic ops).
     """
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.utils.deterministic.fill_uninitialized_memory = False
