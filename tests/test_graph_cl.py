@@ -258,6 +258,44 @@ def test_xsimgcl_propagates_once_per_batch_and_simgcl_as_its_streams_say(small_d
     assert step(s) == [(3 * ROWS_DIM, False)] * 3 + [(3 * ROWS_DIM, True)] * 3   # side by side
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_bpr_losss_gathers_give_the_bits_of_advanced_indexing(small_data, batch, threads):
+    """``LightGCN.rec_loss`` gathers with ``index_select`` (a faster backward pass): its
+    terms and every gradient equal those of ``x[idx]`` gathers to the bit, under the
+    run's deterministic kernels, on one thread and on two."""
+    from ssgraphrec.losses import l2_regularization
+    from ssgraphrec.train.seed import deterministic_cpu_kernels
+
+    def indexed(method, batch, users, items):
+        u, i, j = batch
+        enc = method.encoder
+        return {"bpr": bpr_loss(users[u], items[i], items[j]),
+                "reg": method.cfg.reg * l2_regularization(enc.user_emb[u], enc.item_emb[i],
+                                                          enc.item_emb[j])}
+
+    def step(loss_of):
+        torch.manual_seed(7)
+        method = LightGCN(small_data, LightGCNConfig(emb_dim=64, reg=0.1), backend="torch",
+                          generator=gen(3))
+        users, items = method.encoder(method.adj)
+        terms = loss_of(method, batch, users, items)
+        sum(terms.values()).backward()
+        return ({k: float(v) for k, v in terms.items()},
+                {k: p.grad.clone() for k, p in method.named_parameters()})
+
+    deterministic_cpu_kernels()
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        terms, grads = step(lambda m, *a: m.rec_loss(*a))
+        ref_terms, ref_grads = step(indexed)
+    finally:
+        torch.set_num_threads(saved)
+    assert terms == ref_terms and grads.keys() == ref_grads.keys()
+    assert all(torch.equal(g, ref_grads[k]) for k, g in grads.items())
+    assert bool(torch.unique(batch[1]).numel() < batch[1].numel())   # items repeat: sums
+
+
 @pytest.mark.parametrize("name", ["xsimgcl", "ncl", "ncl, neighbour layer inside the mean",
                                   "simgcl", "sgl", "lightgcn"])
 def test_methods_on_propagate_mean_equal_the_layer_by_layer_path(small_data, batch, monkeypatch,
