@@ -5,10 +5,11 @@ import os
 
 import pytest
 import torch
+from propagation_runs import run_propagate_mean
 from torch import Tensor
 
 from ssgraphrec.errors import ConfigError
-from ssgraphrec.sparse import Adjacency, BipartiteGraph, blocks, propagate_mean
+from ssgraphrec.sparse import Adjacency, BipartiteGraph, blocks
 from ssgraphrec.sparse.blocks import (
     BLOCK_BYTES_ENV,
     ColumnBlocks,
@@ -176,16 +177,6 @@ def _force_blocks(monkeypatch, n: int, width: int) -> list[tuple[int, ...]]:
     return calls
 
 
-def _run(adjs, x, up, ups, **kwargs):
-    x = x.detach().clone().requires_grad_()
-    out = propagate_mean(adjs, x, len(adjs) if isinstance(adjs, tuple) else 3, **kwargs)
-    outs = out if isinstance(out, tuple) else (out,)
-    loss = (outs[0] * up).sum() + sum((o * u).sum() for o, u in zip(outs[1:], ups, strict=False)
-                                      if o.requires_grad)
-    loss.backward()
-    return [o.detach() for o in outs], x.grad
-
-
 CASES = {
     "mean": {},
     "skip ego": {"skip_ego": True},
@@ -209,12 +200,12 @@ def test_propagate_mean_in_blocks_equals_it_whole_bit_for_bit(case, candidates, 
     x, up = torch.randn(n, D), torch.randn(n, D)
     ups = [torch.randn(n, D) for _ in range(3)]
     monkeypatch.setenv(BLOCK_BYTES_ENV, "0")
-    whole, grad_whole = _run(adjs, x, up, ups, **kwargs)
+    whole, grad_whole = run_propagate_mean(adjs, x, up, ups, **kwargs)
     width = _exact_width(D, candidates)   # one that divides D, one that may not
     widths = split_widths(D, width)
     calls = _force_blocks(monkeypatch, n, 16)
     monkeypatch.setattr(Adjacency, "block_width", lambda self, x, products=1: width)
-    blocked, grad_blocked = _run(adjs, x, up, ups, **kwargs)
+    blocked, grad_blocked = run_propagate_mean(adjs, x, up, ups, **kwargs)
     if "perturb" in kwargs:        # rows for the noise forward; the backward pass blocked
         assert calls == [widths] * 3                       # its 3 products, in blocks
     else:
@@ -338,7 +329,7 @@ def test_propagate_mean_takes_the_measured_width_bit_for_bit(rows, monkeypatch):
     monkeypatch.setattr(kernels, "ROWS_SHARE_LIMIT", 1.0)   # the rows path on this small graph
     monkeypatch.setattr(kernels, "ROWS_MIN_NNZ", 0)
     monkeypatch.setenv(BLOCK_BYTES_ENV, "0")
-    whole, grad_whole = _run(adj, x, up, [], **kwargs)
+    whole, grad_whole = run_propagate_mean(adj, x, up, [], **kwargs)
     assert (whole[0][0] == 0).all() == rows          # row 0 is not among the rows: not computed
     exact = [w for w in exact_candidate_widths(64) if w < 64]
     assert exact                          # 32 on both machines measured so far
@@ -347,7 +338,7 @@ def test_propagate_mean_takes_the_measured_width_bit_for_bit(rows, monkeypatch):
         calls = _force_blocks(monkeypatch, N, 16)     # counts the products in blocks
         _small_cache(monkeypatch, 3 * N * 4 * 16)     # ... but the budget is automatic
         timed = _timed_widths(monkeypatch, fastest=fastest)
-        measured, grad_measured = _run(adj, x, up, [], **kwargs)
+        measured, grad_measured = run_propagate_mean(adj, x, up, [], **kwargs)
         assert len(timed) == (len(exact) + 1) * blocks.TUNING_ROUNDS   # once, both passes
         assert calls and set(calls) == {split_widths(64, fastest)}  # the measured width
         assert torch.equal(measured[0], whole[0]) and torch.equal(grad_measured, grad_whole)

@@ -31,14 +31,15 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from ..environment import environment_variable
 from ..errors import ConfigError
 from .exactness import blocks_exact
 
@@ -109,27 +110,21 @@ def block_budget() -> int:
             raise ConfigError(f"${BLOCK_BYTES_ENV} must be >= 0 (0: no column blocks), "
                               f"got {value}")
         return value
+    return cache_budget()
+
+
+def cache_budget() -> int:
+    """The automatic :func:`block_budget`: a third of the last-level cache, at most
+    :data:`DEFAULT_BLOCK_BYTES` (also the budget where the cache's size is unknown)."""
     cache = last_level_cache_bytes()
     return min(cache // 3, DEFAULT_BLOCK_BYTES) if cache else DEFAULT_BLOCK_BYTES
 
 
-@contextmanager
-def block_bytes(value: int | None) -> Iterator[None]:
+def block_bytes(value: int | None) -> AbstractContextManager[None]:
     """Run the code inside ``with`` at a block budget of ``value`` bytes (``0``: whole
     products; ``None``: the automatic budget), by setting :data:`BLOCK_BYTES_ENV`;
     restores it on exit."""
-    saved = os.environ.get(BLOCK_BYTES_ENV)
-    if value is None:
-        os.environ.pop(BLOCK_BYTES_ENV, None)
-    else:
-        os.environ[BLOCK_BYTES_ENV] = str(int(value))
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(BLOCK_BYTES_ENV, None)
-        else:
-            os.environ[BLOCK_BYTES_ENV] = saved
+    return environment_variable(BLOCK_BYTES_ENV, None if value is None else str(int(value)))
 
 
 def block_width(x: Tensor, budget: int | None = None) -> int:
@@ -260,20 +255,34 @@ class ColumnBlocks:
         return [blocks[n * c:n * (c + w)].view(n, w)
                 for c, w in zip(self.starts, self.widths, strict=True)]
 
-    def split(self, x: Tensor) -> Tensor:
-        """``[N, d]`` → the flat tensor of its blocks (a new tensor)."""
+    def split(self, x: Tensor, rows: Tensor | None = None) -> Tensor:
+        """``[N, d]`` → the flat tensor of its blocks (a new tensor); with ``rows`` (a
+        permutation), row ``k`` of the blocks is row ``rows[k]`` of ``x``, gathered in the
+        same copy (:class:`~ssgraphrec.sparse.reorder.Reordering`)."""
         if x.dim() != 2 or x.size(1) != self.columns:
             raise ValueError(f"ColumnBlocks: expected [N, {self.columns}], got {tuple(x.shape)}")
         out = x.new_empty(x.numel())
         for view, c, w in zip(self.views(out), self.starts, self.widths, strict=True):
-            view.copy_(x[:, c:c + w])
+            if rows is None:
+                view.copy_(x[:, c:c + w])
+            else:
+                torch.index_select(x[:, c:c + w], 0, rows, out=view)
         return out
 
-    def join(self, blocks: Tensor) -> Tensor:
-        """The inverse of :meth:`split`: the flat tensor → ``[N, d]`` (a new tensor)."""
+    def join(self, blocks: Tensor, rows: Tensor | None = None) -> Tensor:
+        """The inverse of :meth:`split`: the flat tensor → ``[N, d]`` (a new tensor); with
+        ``rows`` (a permutation), row ``j`` of the result is row ``rows[j]`` of the blocks.
+
+        A gather, not a scatter: under PyTorch's deterministic algorithms (on for CPU
+        runs, :func:`~ssgraphrec.train.seed.deterministic_cpu_kernels`) ``index_copy_``
+        takes a slower path, 5.9 against 1.6 ms for Diginetica's ``[43097, 100]`` on two
+        threads."""
         out = blocks.new_empty(self.rows(blocks), self.columns)
         for view, c, w in zip(self.views(blocks), self.starts, self.widths, strict=True):
-            out[:, c:c + w].copy_(view)
+            if rows is None:
+                out[:, c:c + w].copy_(view)
+            else:
+                torch.index_select(view, 0, rows, out=out[:, c:c + w])
         return out
 
     def select(self, blocks: Tensor, rows: Tensor) -> Tensor:

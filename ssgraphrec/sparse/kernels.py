@@ -30,6 +30,14 @@ from .blocks import (
     time_blocked_pass,
 )
 from .exactness import rows_path_exact
+from .reorder import (
+    REORDER_AFTER_PASSES,
+    Reordering,
+    locality_order,
+    permuted_csr,
+    reorder_setting,
+    reorder_wanted,
+)
 from .restrict import csr_rows, csr_transpose, row_nnz_share, zeros_with_rows
 
 BACKENDS = ("torch", "torch_sparse")
@@ -85,6 +93,11 @@ class Adjacency:
         )
         #: measured block widths, by (columns, dtype, threads) (:meth:`block_width`)
         self._widths: dict[tuple, int] = {}
+        #: on a copy made by :meth:`reordered`: its renumbering of the nodes
+        self.reordering: Reordering | None = None
+        self._reordered: Adjacency | None = None
+        #: passes of :func:`propagate_mean` with an operand past the cache budget so far
+        self._passes_past_budget = 0
 
     @property
     def nnz(self) -> int:
@@ -144,6 +157,44 @@ class Adjacency:
                 lambda w: time_blocked_pass(self._kernel, x, w, products),
                 exact_candidate_widths(x.size(1), x.device))
         return self._widths[key]
+
+    def reordered(self) -> Adjacency:
+        r"""This matrix with its nodes renumbered in their locality order,
+        :math:`\mathbf{P}\mathbf{A}\mathbf{P}^\top` (:mod:`~ssgraphrec.sparse.reorder`),
+        made the first time it is asked for and kept; its :attr:`reordering` holds the
+        renumbering. Every row, of the matrix and of its transpose, keeps its entries in
+        their stored order, so a product in the new numbering has the bits of the
+        product it stands for."""
+        if self.reordering is not None:
+            return self
+        if self._reordered is None:
+            renumbering = locality_order(self.crow, self.col, self.size, self.symmetric)
+            renumbering = renumbering.to(self.device)
+            arrays = permuted_csr(self.crow, self.col, self.value, renumbering.order, renumbering.rank)
+            adj = Adjacency(*arrays, self.size, symmetric=True, backend=self.backend)
+            if not self.symmetric:   # the transpose's rows in their own stored order, renamed
+                transpose = csr_transpose(self.crow.long(), self.col.long(), self.value, self.size)
+                adj.symmetric = False
+                adj._kernel_t = _make_kernel(
+                    *permuted_csr(*transpose, renumbering.order, renumbering.rank),
+                    self.size, self.backend)
+            adj.reordering = renumbering
+            self._reordered = adj
+        return self._reordered
+
+    def count_pass(self, x: Tensor) -> bool:
+        """Count a pass of :func:`propagate_mean` on ``x``, and say whether it runs in
+        the locality order (:meth:`reordered`): where
+        :func:`~ssgraphrec.sparse.reorder.reorder_wanted` wants it for ``x``, from this
+        matrix's :data:`~ssgraphrec.sparse.reorder.REORDER_AFTER_PASSES`-th such pass on
+        (``$SSGRAPHREC_SPMM_REORDER=on``: from the first), so that a matrix used for a
+        step or two (a view drawn per step) does not pay for the order."""
+        if self.reordering is not None or self.backend != "torch" or not reorder_wanted(x):
+            return False
+        if reorder_setting() == "on":
+            return True
+        self._passes_past_budget += 1
+        return self._passes_past_budget >= REORDER_AFTER_PASSES
 
     @property
     def measured_widths(self) -> dict[tuple, int]:
@@ -281,14 +332,20 @@ class _LayerMean(torch.autograd.Function):
                 last: int, taps: tuple[int, ...], perturb: Callable[[Tensor], Tensor] | None,
                 keep_layers: bool, rows: Tensor | None = None):
         num_layers = len(adjs)
+        reordering = None
+        if (perturb is None and adjs and all(a is adjs[0] for a in adjs)
+                and adjs[0].count_pass(x)):
+            adjs = (adjs[0].reordered(),) * num_layers     # the locality order (see _Layout)
+            reordering = adjs[0].reordering
         if rows is not None:                      # the last product at these rows only
-            adjs = (*adjs[:-1], adjs[-1].restrict(rows))
+            last_rows = rows if reordering is None else reordering.ranks(rows)
+            adjs = (*adjs[:-1], adjs[-1].restrict(last_rows))
         ctx.adjs, ctx.first, ctx.last, ctx.taps, ctx.rows = adjs, first, last, taps, rows
         ctx.num_nodes = x.size(0)
         ctx.count = last - first + 1
         # The backward pass has no perturbation (an offset without gradient), so it may
         # take column blocks where the forward pass, perturbed, may not (see _Layout).
-        layout = _Layout(x, adjs, perturb is None)
+        layout = _Layout(x, adjs, perturb is None, reordering)
         ctx.layout = layout if perturb is None else _Layout(x, adjs)
 
         def averaged(h: Tensor, k: int) -> Tensor:
@@ -308,14 +365,16 @@ class _LayerMean(torch.autograd.Function):
                 total = averaged(h, k).clone() if total is None else total.add_(averaged(h, k))
         if total is None:
             raise ValueError("layer mean: no layers to average (skip_ego needs at least one layer)")
-        total = layout.exit(total.div_(ctx.count))
-        extra = [layout.exit(layers[t]) for t in taps]
+        at_rows = rows is not None                   # layer K, the mean: |R| rows
+        total = layout.exit(total.div_(ctx.count), at_rows)
+        extra = [layout.exit(layers[t], at_rows and t == num_layers) for t in taps]
         if rows is not None:
             total = zeros_with_rows(total, rows, x.size(0))
             extra = [zeros_with_rows(e, rows, x.size(0)) if t == num_layers else e
                      for t, e in zip(taps, extra, strict=True)]
         if keep_layers:
-            extra = [layout.exit(layer) for layer in layers[1:]]
+            extra = [layout.exit(layer, at_rows and k == num_layers)
+                     for k, layer in enumerate(layers[1:], 1)]
             if rows is not None:                    # layer K was taken at rows only
                 extra[-1] = zeros_with_rows(extra[-1], rows, x.size(0))
             ctx.mark_non_differentiable(*extra)
@@ -328,13 +387,15 @@ class _LayerMean(torch.autograd.Function):
         mean_grad = None
         if grad is not None:               # with rows: read there only, [|R|, d]
             mean_grad = layout.enter_divided(
-                grad.index_select(0, rows) if rows is not None else grad, ctx.count)
+                grad.index_select(0, rows) if rows is not None else grad, ctx.count,
+                rows is not None)
         tap_grads = dict.fromkeys(ctx.taps)
         for t, g in zip(ctx.taps, grads, strict=False):
             if g is not None:
-                if rows is not None and t == num_layers:
+                at_rows = rows is not None and t == num_layers
+                if at_rows:
                     g = g.index_select(0, rows)
-                g = layout.enter(g.contiguous())
+                g = layout.enter(g.contiguous(), at_rows)
                 tap_grads[t] = g if tap_grads[t] is None else tap_grads[t] + g
         averaged = range(ctx.first, ctx.last + 1)
 
@@ -388,16 +449,24 @@ class _Layout:
     """How :class:`_LayerMean` holds its layers: ``[N, d]`` as given, or in column
     blocks (:mod:`~ssgraphrec.sparse.blocks`) where ``x`` outgrows the cache on
     PyTorch's CPU kernel and ``may_block``, as wide as the pass's first whole matrix
-    measures (:meth:`Adjacency.block_width`). Blocked or not, every entry is the same sum.
+    measures (:meth:`Adjacency.block_width`); and, with a ``reordering``, with the rows
+    of the whole layers in the matrices' locality order
+    (:meth:`Adjacency.reordered`): entering and leaving the layout renumbers them, in
+    the same copy that makes or joins the blocks. Layers taken at some rows ``R`` only
+    (``at_rows``) are held in the order of ``R``. Blocked, renumbered or not, every
+    entry is the same sum.
 
     A perturbation works on whole rows (SimGCL's noise normalises each row), so a
     perturbed forward pass is not blocked: turning each layer into rows and back cost
     more than the blocks saved (XSimGCL's step on Gowalla took 1.08x as long in a first
     run of ``benchmarks/spmm_blocks.py``). Its backward pass, a chain of products with
-    no perturbation, is blocked as an unperturbed one.
+    no perturbation, is blocked as an unperturbed one. Nor is a perturbed pass
+    renumbered: its noise is drawn by node, and gathering it into the new numbering
+    would cost a copy per layer.
     """
 
-    def __init__(self, x: Tensor, adjs: tuple[Adjacency, ...], may_block: bool = True):
+    def __init__(self, x: Tensor, adjs: tuple[Adjacency, ...], may_block: bool = True,
+                 reordering: Reordering | None = None):
         whole = x.size(1)
         torch_kernel = all(a.backend == "torch" for a in adjs)
         # the first whole matrix measures the width (a lone restricted one takes the rule)
@@ -409,21 +478,44 @@ class _Layout:
                           else block_width(x))
         self.blocked = self.width < whole
         self.blocks = ColumnBlocks(whole, self.width) if self.blocked else None
+        self.reordering = reordering
 
-    def enter(self, x: Tensor) -> Tensor:
-        return self.blocks.split(x) if self.blocked else x
+    def _renumbered(self, at_rows: bool) -> Reordering | None:
+        """The renumbering for a whole layer; ``None`` for one at rows, or none."""
+        return None if at_rows else self.reordering
 
-    def enter_divided(self, x: Tensor, divisor: int) -> Tensor:
-        """``enter(x / divisor)`` in a new tensor, in one pass fewer when blocked."""
+    def enter(self, x: Tensor, at_rows: bool = False) -> Tensor:
+        """``x`` (``[N, d]`` by node, or ``[|R|, d]`` in the order of ``R``) in this layout."""
+        renumbering = self._renumbered(at_rows)
         if self.blocked:
-            return self.blocks.split(x).div_(divisor)
-        return x.contiguous() / divisor
+            return self.blocks.split(x, None if renumbering is None else renumbering.order)
+        return x if renumbering is None else renumbering.gather(x)
 
-    def exit(self, h: Tensor) -> Tensor:
-        return self.blocks.join(h) if self.blocked else h
+    def enter_divided(self, x: Tensor, divisor: int, at_rows: bool = False) -> Tensor:
+        """``enter(x / divisor)`` in a new tensor, in one pass fewer when blocked."""
+        renumbering = self._renumbered(at_rows)
+        if self.blocked:
+            return self.blocks.split(
+                x, None if renumbering is None else renumbering.order).div_(divisor)
+        return (x.contiguous() / divisor if renumbering is None
+                else renumbering.gather(x).div_(divisor))
+
+    def exit(self, h: Tensor, at_rows: bool = False) -> Tensor:
+        """The inverse of :meth:`enter`: ``[N, d]`` by node (``[|R|, d]``), a new tensor
+        where ``h`` is blocked or renumbered."""
+        renumbering = self._renumbered(at_rows)
+        if self.blocked:
+            return self.blocks.join(h, None if renumbering is None else renumbering.rank)
+        return h if renumbering is None else renumbering.restore(h)
+
+    def _rows(self, rows: Tensor) -> Tensor:
+        """Where the nodes ``rows`` lie in this layout's whole layers."""
+        return rows if self.reordering is None else self.reordering.ranks(rows)
 
     def select(self, h: Tensor, rows: Tensor) -> Tensor:
-        """The rows ``rows`` of ``h`` (held in this layout), in this layout."""
+        """The nodes ``rows`` of the whole layer ``h`` (held in this layout), in this
+        layout, in the order of ``rows``."""
+        rows = self._rows(rows)
         return self.blocks.select(h, rows) if self.blocked else h.index_select(0, rows)
 
     def zeros(self, num_rows: int, like: Tensor) -> Tensor:
@@ -433,8 +525,9 @@ class _Layout:
         return like.new_zeros(num_rows, like.size(1))
 
     def add_at_rows(self, h: Tensor, rows: Tensor, values: Tensor) -> Tensor:
-        """``h`` with ``values`` (``[len(rows), d]``, this layout) added at the distinct
-        ``rows``, in place."""
+        """The whole layer ``h`` with ``values`` (``[len(rows), d]``, this layout) added at
+        the distinct nodes ``rows``, in place."""
+        rows = self._rows(rows)
         if self.blocked:
             return self.blocks.add_at_rows(h, rows, values)
         return h.index_add_(0, rows, values)

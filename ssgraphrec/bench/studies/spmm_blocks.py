@@ -15,7 +15,10 @@
    set to the automatic one) and in blocks of the measured width (the default),
    alternating window by window in one process, as ``benchmarks/layer_mean.py`` does
    (``--paths`` picks among them; ``width:W`` takes blocks of W columns wherever the
-   measured width would block, to compare widths on the same steps).
+   measured width would block, to compare widths on the same steps). These run by node;
+   ``reordered`` and ``reordered-whole`` run in the locality order
+   (:mod:`~ssgraphrec.sparse.reorder`) from the first pass, with the measured width
+   and whole.
 
 Usage::
 
@@ -50,6 +53,7 @@ from ...sparse.blocks import (
     candidate_widths,
     last_level_cache_bytes,
 )
+from ...sparse.reorder import reorder_mode
 from . import RESULTS, cpu_model, shared_data, write_result
 from .layer_mean import path_summary, time_paths
 
@@ -104,11 +108,22 @@ def measured_widths(method: torch.nn.Module) -> dict[str, dict]:
             if isinstance(value, Adjacency) and value.measured_widths}
 
 
-#: The paths of the step timings: whole products, blocks of the rule's width (the
-#: automatic budget set explicitly, so nothing is measured), blocks of the measured width;
-#: and ``width:W`` (:func:`fixed_width`).
-PATHS = {"whole": lambda: block_bytes(0), "rule": lambda: block_bytes(block_budget()),
-         "measured": lambda: block_bytes(None)}
+@contextmanager
+def settings(budget: int | None, reorder: str) -> Iterator[None]:
+    """The block budget ``budget`` (:func:`~ssgraphrec.sparse.blocks.block_bytes`) and the
+    locality order's setting ``reorder`` (:func:`~ssgraphrec.sparse.reorder.reorder_mode`)."""
+    with block_bytes(budget), reorder_mode(reorder):
+        yield
+
+
+#: The paths of the step timings: by node, whole products, blocks of the rule's width
+#: (the automatic budget set explicitly, so nothing is measured), blocks of the measured
+#: width; in the locality order (:mod:`~ssgraphrec.sparse.reorder`) from the first pass,
+#: blocks of the measured width (``reordered``, the default's steady state) or whole
+#: products; and ``width:W`` (:func:`fixed_width`, by node).
+PATHS = {"whole": lambda: settings(0, "off"), "rule": lambda: settings(block_budget(), "off"),
+         "measured": lambda: settings(None, "off"), "reordered": lambda: settings(None, "on"),
+         "reordered-whole": lambda: settings(0, "on")}
 #: The prefix of a path in blocks of a given width.
 WIDTH_PATH = "width:"
 
@@ -125,7 +140,7 @@ def fixed_width(width: int) -> Iterator[None]:
 
     Adjacency.block_width = forced
     try:
-        with block_bytes(None):
+        with settings(None, "off"):
             yield
     finally:
         Adjacency.block_width = measured
