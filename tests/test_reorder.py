@@ -56,7 +56,12 @@ def test_a_shuffled_path_gets_back_its_bandwidth_of_one():
     assert int(order[-1]) == ends[0]
 
 
-def test_the_order_numbers_every_node_once_across_components_and_isolated_nodes():
+@pytest.mark.parametrize("window", [2, 4096], ids=["windows of 2 starts", "one window"])
+def test_the_order_numbers_every_node_once_across_components_and_isolated_nodes(window,
+                                                                              monkeypatch):
+    import ssgraphrec.sparse.reorder as reorder
+
+    monkeypatch.setattr(reorder, "START_WINDOW", window)
     dense = torch.zeros(12, 12)
     for a, b in ((0, 5), (5, 9), (2, 7), (7, 11), (7, 3)):   # two components; 1, 4, 6, 8, 10 alone
         dense[a, b] = dense[b, a] = 1.0

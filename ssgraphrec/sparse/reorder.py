@@ -50,6 +50,10 @@ def symmetric_pattern(crow: Tensor, col: Tensor, size: int) -> tuple[Tensor, Ten
     return pointer, cols
 
 
+#: Nodes :func:`cuthill_mckee` checks at once for the next component's start.
+START_WINDOW = 4096
+
+
 def cuthill_mckee(crow: Tensor, col: Tensor, size: int) -> Tensor:
     """The reverse Cuthill-McKee order of a graph with a symmetric pattern (CSR
     ``crow``, ``col``, as :func:`symmetric_pattern` gives): ``order[k]`` is the node
@@ -67,11 +71,15 @@ def cuthill_mckee(crow: Tensor, col: Tensor, size: int) -> Tensor:
     starts = torch.argsort(degree, stable=True)   # low degree first, lowest id on ties
     degree_span = int(degree.max()) + 1 if size else 1
     next_start = 0
-    while True:
-        while next_start < size and bool(visited[starts[next_start]]):
-            next_start += 1
-        if next_start >= size:
-            break
+    while next_start < size:
+        # the next component's start: the first unvisited node of ``starts``, looked for a
+        # window at a time (each node is passed over once, by a tensor operation)
+        window = starts[next_start:next_start + START_WINDOW]
+        fresh = (~visited.index_select(0, window)).nonzero()
+        if fresh.numel() == 0:
+            next_start += window.numel()
+            continue
+        next_start += int(fresh[0, 0])
         frontier = starts[next_start:next_start + 1]
         visited[frontier] = True
         while frontier.numel():
