@@ -465,19 +465,77 @@ def test_speed_counts_the_batches_of_a_sequence_method(tmp_path):
     assert row["epoch_s"] > 0
 
 
-def _fake_run(run_dir, minutes: list[float], best: int, recall: float, threads: int = 2):
-    """A run directory as ``ssgraphrec train --max-minutes 60`` leaves it."""
+def _fake_run(run_dir, minutes: list[float], best: int, recall: float, threads: int = 2,
+              val_ratio: float = 0.02, seed: int = 2020):
+    """A run directory as ``ssgraphrec train --max-minutes 60`` leaves it (``val_ratio`` 0:
+    as ``--val-ratio 0`` with no budget leaves it, its last epoch the model)."""
     run_dir.mkdir(parents=True)
+    budget = "null" if val_ratio == 0 else "60.0"
     (run_dir / "config.yaml").write_text(
-        f"method: xsimgcl\nthreads: {threads}\nmax_minutes: 60.0\nlr: 0.002\n"
-        "params:\n  lr: 0.002\n  eps: 0.1\n  reg: 0.001\n")
+        f"method: xsimgcl\nthreads: {threads}\nmax_minutes: {budget}\nlr: 0.002\n"
+        f"val_ratio: {val_ratio}\nseed: {seed}\nparams:\n  lr: 0.002\n  eps: 0.1\n  reg: 0.001\n")
+    val = {} if val_ratio == 0 else {"val": {"recall@20": 0.2, "ndcg@20": 0.1}}
     (run_dir / "metrics.jsonl").write_text("".join(
-        json.dumps({"epoch": e, "loss": {"bpr": 0.1}, "val": {"recall@20": 0.2, "ndcg@20": 0.1},
-                    "elapsed_s": m * 60}) + "\n" for e, m in enumerate(minutes, 1)))
+        json.dumps({"epoch": e, "loss": {"bpr": 0.1}, **val, "elapsed_s": m * 60}) + "\n"
+        for e, m in enumerate(minutes, 1)))
     (run_dir / "results.json").write_text(json.dumps({
         "config_source": "user", "provenance": {"user_settings": ["eps", "lr", "reg"]},
         "test": {"recall@20": recall, "ndcg@20": 0.15}, "best_epoch": best,
         "epochs_trained": len(minutes), "timing": {"train_s_per_epoch": 150.0}}))
+
+
+def test_time_to_quality_counts_a_refit_after_its_selection_run_within_that_runs_budget(
+        tmp_path):
+    """A refit's minutes add its selection run's whole run to its own, its epochs must be the
+    epochs selected on validation, and it must have trained without a validation split."""
+    from ssgraphrec.bench.studies.time_to_quality import markdown, summarise
+    from ssgraphrec.errors import SSGraphRecError
+
+    _fake_run(tmp_path / "select", [10.0, 20.0, 30.0], best=2, recall=0.1822)
+    _fake_run(tmp_path / "refit", [9.5, 19.5], best=2, recall=0.1850, val_ratio=0, seed=2021)
+    row = summarise("refit", tmp_path / "refit", target=0.1824, selection_dir=tmp_path / "select")
+    assert row["minutes_at_best_epoch"] == 49.5 and row["minutes_total"] == 49.5
+    assert row["reaches_target"] and row["refit_of"] == "select" and row["selected_epoch"] == 2
+    assert not summarise("select", tmp_path / "select", target=0.1824)["reaches_target"]
+
+    _fake_run(tmp_path / "slow-select", [25.0, 41.0, 45.0], best=2, recall=0.1822)
+    late = summarise("refit", tmp_path / "refit", target=0.1824,
+                     selection_dir=tmp_path / "slow-select")
+    assert late["minutes_at_best_epoch"] == 64.5 and not late["reaches_target"]  # past 60
+
+    _fake_run(tmp_path / "wrong-epochs", [9.5, 19.5, 29.0], best=3, recall=0.19, val_ratio=0)
+    with pytest.raises(SSGraphRecError, match="trained 3 epochs, but select selected epoch 2"):
+        summarise("wrong-epochs", tmp_path / "wrong-epochs", 0.1824, tmp_path / "select")
+    _fake_run(tmp_path / "validated", [9.5, 19.5], best=2, recall=0.19)
+    with pytest.raises(SSGraphRecError, match="is not a refit"):
+        summarise("validated", tmp_path / "validated", 0.1824, tmp_path / "select")
+
+    table = markdown({"dataset": "gowalla", "command": "c", "date": "d", "seed": 2020,
+                      "minutes": 60.0, "threads": 1, "target": 0.1824, "target_source": "s",
+                      "methods": [row]})
+    assert "| refit | eps 0.1, lr 0.002, reg 0.001, seed 2021 | 2 | 60.0 | 2 |" in table
+    assert "for the 2 epochs that select selected on validation" in table
+    assert "(30.0 minutes)" in table
+
+
+def test_time_to_quality_launches_a_refit_without_validation_or_budget(tmp_path, monkeypatch):
+    """A selection run carves validation and has the budget; its refit trains on the whole
+    file for the selected epochs, with the same settings, and no budget of its own."""
+    import argparse
+    import subprocess
+
+    from ssgraphrec.bench.studies import time_to_quality
+
+    commands = []
+    monkeypatch.setattr(subprocess, "Popen", lambda command, **kw: commands.append(command))
+    args = argparse.Namespace(dataset="gowalla", threads=2, seed=2020, epochs=1000, minutes=60.0,
+                              val_ratio=0.02, lr=0.002, set=["reg=0.001"])
+    time_to_quality.launch("xsimgcl", args, tmp_path / "xsimgcl")
+    time_to_quality.launch("xsimgcl", args, tmp_path / "xsimgcl-refit", refit_epochs=21)
+    selection, refit = (" ".join(c[3:]) for c in commands)
+    assert "--epochs 1000 --max-minutes 60.0 --val-ratio 0.02 --lr 0.002 --set reg=0.001" in selection
+    assert "--epochs 21 --val-ratio 0 --lr 0.002 --set reg=0.001" in refit
+    assert "--max-minutes" not in refit and f"--out {tmp_path / 'xsimgcl-refit'} " in refit
 
 
 def test_time_to_quality_reads_each_runs_settings_and_counts_the_target_within_its_budget(

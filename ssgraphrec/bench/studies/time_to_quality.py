@@ -17,6 +17,12 @@ selected epoch, its test metrics, the settings), ``time-to-quality.md`` and
 ``curves.png``. Run directories (checkpoints) go to ``--runs`` (default
 ``OUT/runs``, ignored by git); a method whose run directory already holds
 ``results.json`` is summarised, not retrained.
+
+With ``--refit`` each method is then trained once more, on the whole training file
+(``--val-ratio 0``), for the number of epochs its first run selected on validation,
+and the test split of that refit is read once. A refit's minutes are its selection
+run's, through its early stop or budget, plus its own: the hour pays for both.
+``--refits NAME=SELECTION`` summarises such a pair trained apart.
 """
 
 from __future__ import annotations
@@ -31,13 +37,18 @@ from pathlib import Path
 
 import yaml
 
+from ssgraphrec.errors import SSGraphRecError
 from ssgraphrec.plots import plot_runs, read_curves
 
 from . import RESULTS
 
 
-def launch(method: str, args: argparse.Namespace, run_dir: Path) -> subprocess.Popen | None:
-    """Start one training run in its own process (None: it has finished before)."""
+def launch(method: str, args: argparse.Namespace, run_dir: Path,
+           refit_epochs: int | None = None) -> subprocess.Popen | None:
+    """Start one training run in its own process (None: it has finished before).
+
+    With ``refit_epochs`` the run trains on the whole training file (no validation
+    split) for that many epochs and no time budget of its own."""
     if (run_dir / "results.json").is_file():
         return None
     if run_dir.exists():
@@ -45,14 +56,28 @@ def launch(method: str, args: argparse.Namespace, run_dir: Path) -> subprocess.P
                  f"'ssgraphrec train --resume {run_dir}'")
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "ssgraphrec", "train", "--method", method,
-               "--dataset", args.dataset, "--epochs", str(args.epochs),
-               "--max-minutes", str(args.minutes), "--threads", str(args.threads),
+               "--dataset", args.dataset, "--threads", str(args.threads),
                "--seed", str(args.seed), "--no-progress", "--out", str(run_dir)]
+    if refit_epochs is None:
+        command += ["--epochs", str(args.epochs), "--max-minutes", str(args.minutes)]
+        if args.val_ratio is not None:
+            command += ["--val-ratio", str(args.val_ratio)]
+    else:
+        command += ["--epochs", str(refit_epochs), "--val-ratio", "0"]
+    if args.lr is not None:
+        command += ["--lr", str(args.lr)]
     for setting in args.set:
         command += ["--set", setting]
-    log = open(run_dir.parent / f"{method}.log", "w")  # noqa: SIM115 (closed with the process)
+    log = open(run_dir.parent / f"{run_dir.name}.log", "w")  # noqa: SIM115 (closed with the process)
     print(" ".join(command), flush=True)
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+
+
+def wait_for(started: dict[str, subprocess.Popen | None], runs: Path) -> None:
+    """Wait for the runs ``launch`` started; end the study if any failed."""
+    failed = [m for m, proc in started.items() if proc is not None and proc.wait() != 0]
+    if failed:
+        sys.exit(f"training failed for {', '.join(failed)}: see {runs}/<run>.log")
 
 
 def run_settings(run_dir: Path, results: dict) -> dict:
@@ -63,11 +88,16 @@ def run_settings(run_dir: Path, results: dict) -> dict:
     params = config.get("params") or {}
     given = results.get("provenance", {}).get("user_settings", [])
     return {"threads": config.get("threads"), "max_minutes": config.get("max_minutes"),
+            "seed": config.get("seed"),
             "user_settings": {k: params.get(k, config.get(k)) for k in given}}
 
 
-def summarise(method: str, run_dir: Path, target: float) -> dict:
-    """The validation curve against minutes and the selected epoch's test metrics."""
+def summarise(method: str, run_dir: Path, target: float,
+              selection_dir: Path | None = None) -> dict:
+    """The validation curve against minutes and the selected epoch's test metrics.
+
+    ``selection_dir`` makes ``run_dir`` a refit (:func:`refit_of`): its model is its
+    last epoch, reached after the selection run's minutes and its own."""
     results = json.loads((run_dir / "results.json").read_text())
     curves = read_curves(run_dir)
     recall = curves.val.get("recall@20", [])
@@ -76,19 +106,42 @@ def summarise(method: str, run_dir: Path, target: float) -> dict:
     best = results["best_epoch"]
     settings = run_settings(run_dir, results)
     at_best = curves.x("minutes", [best])[0]
-    budget = settings["max_minutes"]
+    refit = {}
+    if selection_dir is not None:
+        refit = refit_of(run_dir, results, selection_dir)
+        at_best += refit["selection_minutes"]
+    budget = settings["max_minutes"] if selection_dir is None else refit["selection_budget"]
     return {
         "method": method, "settings": results.get("config_source"), **settings,
         "epochs_trained": results["epochs_trained"], "best_epoch": best,
         "minutes_at_best_epoch": round(at_best, 2),
-        "minutes_total": round(curves.minutes[-1], 2),
+        "minutes_total": round(curves.minutes[-1] + refit.get("selection_minutes", 0.0), 2),
         "train_s_per_epoch": round(results["timing"]["train_s_per_epoch"], 1),
         "test_recall@20": round(test["recall@20"], 4), "test_ndcg@20": round(test["ndcg@20"], 4),
         # the target counts where the selected epoch ended within the run's budget
         "reaches_target": test["recall@20"] >= target and (budget is None or at_best <= budget),
         "val_curve": [{"epoch": e, "minutes": round(m, 2), "val_recall@20": round(r, 4)}
                       for e, m, r in zip(curves.val_epochs, minutes, recall, strict=True)],
+        **refit,
     }
+
+
+def refit_of(run_dir: Path, results: dict, selection_dir: Path) -> dict:
+    """What makes ``run_dir`` the refit of ``selection_dir``, checked: it trained without a
+    validation split for exactly the epochs the selection run chose on validation. Returns
+    the selection run's name, selected epoch, whole minutes and budget."""
+    selection = json.loads((selection_dir / "results.json").read_text())
+    val_ratio = yaml.safe_load((run_dir / "config.yaml").read_text()).get("val_ratio")
+    if val_ratio not in (0, 0.0):
+        raise SSGraphRecError(f"{run_dir.name} is not a refit: it carved a validation split "
+                              f"(val_ratio {val_ratio}); refits train with --val-ratio 0")
+    if results["epochs_trained"] != selection["best_epoch"]:
+        raise SSGraphRecError(
+            f"{run_dir.name} trained {results['epochs_trained']} epochs, but "
+            f"{selection_dir.name} selected epoch {selection['best_epoch']} on validation")
+    return {"refit_of": selection_dir.name, "selected_epoch": selection["best_epoch"],
+            "selection_minutes": round(read_curves(selection_dir).minutes[-1], 2),
+            "selection_budget": run_settings(selection_dir, selection)["max_minutes"]}
 
 
 def markdown(out: dict) -> str:
@@ -106,11 +159,31 @@ def markdown(out: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in out["methods"]:
         given = ", ".join(f"{k} {v}" for k, v in r["user_settings"].items()) or "none"
-        lines.append(f"| {r['method']} | {given} | {r['threads']} | {r['max_minutes']} | "
+        if r.get("seed") not in (None, out["seed"]):  # a run trained apart with a seed of its own
+            given += f", seed {r['seed']}"
+        budget = r.get("selection_budget", r["max_minutes"])  # a refit: its selection run's
+        lines.append(f"| {r['method']} | {given} | {r['threads']} | {budget} | "
                      f"{r['epochs_trained']} | {r['train_s_per_epoch']} | "
                      f"{r['best_epoch']} | {r['minutes_at_best_epoch']} | {r['test_recall@20']} | "
                      f"{r['test_ndcg@20']} | {'yes' if r['reaches_target'] else 'no'} |")
+    refits = [r for r in out["methods"] if "refit_of" in r]
+    if refits:
+        lines.append("")
+    for r in refits:
+        lines.append(f"{r['method']} is a refit: it trained on the whole training file, with no "
+                     f"validation split, for the {r['selected_epoch']} epochs that "
+                     f"{r['refit_of']} selected on validation, and was tested at its last "
+                     f"epoch; its minutes add {r['refit_of']}'s whole run "
+                     f"({r['selection_minutes']} minutes) to its own, within that run's budget.")
     return "\n".join(lines) + "\n"
+
+
+def refit_pair(pair: str) -> tuple[str, str]:
+    """``NAME=SELECTION`` of ``--refits`` as its two run names."""
+    name, sep, selection = pair.partition("=")
+    if not (sep and name and selection):
+        sys.exit(f"--refits takes NAME=SELECTION (two run directories), got {pair!r}")
+    return name, selection
 
 
 def main() -> None:
@@ -123,6 +196,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting passed to every run (repeatable)")
+    parser.add_argument("--lr", type=float, help="learning rate of every run")
+    parser.add_argument("--val-ratio", type=float,
+                        help="share of each user's training items held out for validation")
+    parser.add_argument("--refit", action="store_true",
+                        help="then train each method on the whole training file for the "
+                        "epochs it selected on validation, and test that model")
+    parser.add_argument("--refits", action="append", default=[], metavar="NAME=SELECTION",
+                        help="summarise run NAME as the refit of run SELECTION (repeatable)")
     parser.add_argument("--target", type=float, default=0.1824)
     parser.add_argument("--target-source", default="LightGCN's published Recall@20 on this "
                         "Gowalla split after 1,000 epochs (LightGCN-PyTorch README)")
@@ -132,17 +213,26 @@ def main() -> None:
     out_dir = Path(args.out)
     runs = Path(args.runs) if args.runs else out_dir / "runs"
     methods = [m for m in args.methods.split(",") if m]
-    started = {m: launch(m, args, runs / m) for m in methods}
-    failed = [m for m, proc in started.items() if proc is not None and proc.wait() != 0]
-    if failed:
-        sys.exit(f"training failed for {', '.join(failed)}: see {runs}/<method>.log")
+    refits = dict(refit_pair(pair) for pair in args.refits)
+    wait_for({m: launch(m, args, runs / m) for m in methods}, runs)
+    if args.refit:
+        for m in methods:
+            refits[f"{m}-refit"] = m
+        selected = {m: json.loads((runs / m / "results.json").read_text())["best_epoch"]
+                    for m in methods}
+        wait_for({f"{m}-refit": launch(m, args, runs / f"{m}-refit", refit_epochs=selected[m])
+                  for m in methods}, runs)
+    rows = [summarise(m, runs / m, args.target) for m in methods]
+    rows += [summarise(name, runs / name, args.target, selection_dir=runs / selection)
+             for name, selection in refits.items()]
     out = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/time_to_quality.py", *sys.argv[1:]]),
         "dataset": args.dataset, "minutes": args.minutes, "threads": args.threads,
-        "seed": args.seed, "settings": args.set, "target": args.target,
+        "seed": args.seed, "settings": args.set, "lr": args.lr, "val_ratio": args.val_ratio,
+        "target": args.target,
         "target_source": args.target_source,
-        "methods": [summarise(m, runs / m, args.target) for m in methods],
+        "methods": rows,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "time-to-quality.json").write_text(json.dumps(out, indent=2) + "\n")
