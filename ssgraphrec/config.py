@@ -65,6 +65,10 @@ class RunConfig:
         None, "Time budget: start no epoch after this many minutes of training and "
               "validation; the best validation epoch so far is then tested.",
         default_text="none")
+    refit: bool = option(
+        False, "After selecting the epoch on validation, train once more on the whole training "
+               "file (validation pairs included) for that many epochs, and test that model "
+               "(in RUN/refit) instead.")
     monitor: str = "ndcg@20"
     #: None: the task's usual cut-offs (see ``ssgraphrec.train.tasks.DEFAULT_CUTOFFS``).
     eval_ks: list[int] | None = None

@@ -518,9 +518,9 @@ def test_time_to_quality_counts_a_refit_after_its_selection_run_within_that_runs
     assert "(30.0 minutes)" in table
 
 
-def test_time_to_quality_launches_a_refit_without_validation_or_budget(tmp_path, monkeypatch):
-    """A selection run carves validation and has the budget; its refit trains on the whole
-    file for the selected epochs, with the same settings, and no budget of its own."""
+def test_time_to_quality_launches_train_with_the_studys_settings_and_refit(tmp_path, monkeypatch):
+    """Each run gets the study's budget, validation share, lr and settings; ``--refit``
+    passes on to ``ssgraphrec train``."""
     import argparse
     import subprocess
 
@@ -529,13 +529,14 @@ def test_time_to_quality_launches_a_refit_without_validation_or_budget(tmp_path,
     commands = []
     monkeypatch.setattr(subprocess, "Popen", lambda command, **kw: commands.append(command))
     args = argparse.Namespace(dataset="gowalla", threads=2, seed=2020, epochs=1000, minutes=60.0,
-                              val_ratio=0.02, lr=0.002, set=["reg=0.001"])
-    time_to_quality.launch("xsimgcl", args, tmp_path / "xsimgcl")
-    time_to_quality.launch("xsimgcl", args, tmp_path / "xsimgcl-refit", refit_epochs=21)
-    selection, refit = (" ".join(c[3:]) for c in commands)
-    assert "--epochs 1000 --max-minutes 60.0 --val-ratio 0.02 --lr 0.002 --set reg=0.001" in selection
-    assert "--epochs 21 --val-ratio 0 --lr 0.002 --set reg=0.001" in refit
-    assert "--max-minutes" not in refit and f"--out {tmp_path / 'xsimgcl-refit'} " in refit
+                              val_ratio=0.02, lr=0.002, set=["reg=0.001"], refit=False)
+    time_to_quality.launch("xsimgcl", args, tmp_path / "plain")
+    time_to_quality.launch("xsimgcl", argparse.Namespace(**{**vars(args), "refit": True}),
+                           tmp_path / "refit")
+    plain, refit = (" ".join(c[3:]) for c in commands)
+    assert "--epochs 1000 --max-minutes 60.0 --threads 2 --seed 2020" in plain
+    assert plain.endswith("--val-ratio 0.02 --lr 0.002 --set reg=0.001")
+    assert refit.endswith("--val-ratio 0.02 --lr 0.002 --refit --set reg=0.001")
 
 
 def test_time_to_quality_reads_each_runs_settings_and_counts_the_target_within_its_budget(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from ..data.cold_simulation import simulate_cold_users, simulation_summary
 from ..data.schema import INTERACTS, summary, task_of
 from ..data.views import training_view
 from ..distributed import SINGLE, DistContext, broadcast_object, init_distributed
-from ..errors import SSGraphRecError
+from ..errors import ConfigError, SSGraphRecError
 from ..eval.ranking import check_cutoffs
 from ..methods import METHODS, Method
 from ..methods.base import MethodConfig
@@ -187,6 +188,7 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
     # Settings that fail do so before a run directory exists.
     scheme, pretrain_epochs = resolve_scheme(cfg, run.method)
     check_run(cfg, run.method, run.data, scheme, pretrain_epochs)
+    check_refit(run)
     pretrained = None
     if cfg.init and not resume:
         pretrained = init_encoder(run.method, run.data, cfg.init, cfg.dataset)
@@ -196,16 +198,9 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
         provenance = {"config_source": "user" if cfg.params or cfg.lr is not None
                       or cfg.batch_size is not None else "paper"}
     run_path = Path(resume) if resume else _new_run_dir(run, out, provenance)
-    trainer = Trainer(run.method, run.data, run_path, epochs=cfg.epochs, patience=cfg.patience,
-                      monitor=cfg.monitor, ks=cfg.eval_ks, eval_batch_size=cfg.eval_batch_size,
-                      generator=run.generator, progress=progress, log=log,
-                      mask_history=cfg.mask_history, scheme=scheme,
-                      pretrain_epochs=pretrain_epochs, finetune_lr=cfg.finetune_lr,
-                      pretrained=pretrained, cold_threshold=cfg.cold_threshold,
-                      head_share=cfg.head_share, retrieval=cfg.retrieval,
-                      ssl_warmup=cfg.ssl_warmup, min_steps=cfg.min_steps,
-                      max_minutes=cfg.max_minutes, on_epoch_end=on_epoch_end, evaluate_test=evaluate_test,
-                      logger=cfg.logger)
+    trainer = _trainer(run, run_path, scheme, pretrain_epochs, pretrained, progress=progress,
+                       log=log, on_epoch_end=on_epoch_end,
+                       evaluate_test=evaluate_test and not cfg.refit)  # a refit is tested instead
     if resume:
         _resume(trainer, run, run_path)
     try:
@@ -218,7 +213,81 @@ def train(cfg: RunConfig | None, out: str | None = None, *, resume: str | None =
     if run.ctx.is_main:
         rd.write_results(run_path, results)
         _write_curves(run_path, trainer)
+    if cfg.refit and evaluate_test:
+        results = _refit(run, trainer, results, run_path, progress=progress, log=log,
+                         provenance=provenance)
     return run_path, results
+
+
+def _trainer(run: Run, run_path: Path, scheme, pretrain_epochs: int, pretrained, *,
+             progress: bool, log, on_epoch_end, evaluate_test: bool) -> Trainer:
+    """The :class:`Trainer` of ``run``, from its config and what :func:`train` resolved."""
+    cfg = run.cfg
+    return Trainer(run.method, run.data, run_path, epochs=cfg.epochs, patience=cfg.patience,
+                   monitor=cfg.monitor, ks=cfg.eval_ks, eval_batch_size=cfg.eval_batch_size,
+                   generator=run.generator, progress=progress, log=log,
+                   mask_history=cfg.mask_history, scheme=scheme,
+                   pretrain_epochs=pretrain_epochs, finetune_lr=cfg.finetune_lr,
+                   pretrained=pretrained, cold_threshold=cfg.cold_threshold,
+                   head_share=cfg.head_share, retrieval=cfg.retrieval,
+                   ssl_warmup=cfg.ssl_warmup, min_steps=cfg.min_steps,
+                   max_minutes=cfg.max_minutes, on_epoch_end=on_epoch_end,
+                   evaluate_test=evaluate_test, logger=cfg.logger)
+
+
+#: The folder of a run that holds its refit (``--refit``).
+REFIT_DIR = "refit"
+
+
+def check_refit(run: Run) -> None:
+    """``--refit`` needs epochs chosen on a validation split carved from user-item training
+    data, and a method that trains; anything else is a :class:`ConfigError`."""
+    cfg = run.cfg
+    if not cfg.refit:
+        return
+    if not cfg.val_ratio > 0:
+        raise ConfigError("--refit trains again for the epochs chosen on validation: it "
+                          "needs a validation split (--val-ratio > 0)")
+    if task_class(run.data) is not RankingTask or getattr(run.data, "val_from_file", False):
+        raise ConfigError("--refit applies to user-item ranking data whose validation split "
+                          "is carved from training (not to sessions, sequences, link "
+                          "prediction or a split's own validation file)")
+    if not run.method.trainable:
+        raise ConfigError(f"{cfg.method} does not train: there is nothing to refit")
+    if run.ctx.distributed:
+        raise ConfigError("--refit runs in one process: train on one rank, or refit apart "
+                          "with --val-ratio 0 and --epochs set to the selected epoch")
+
+
+def _refit(run: Run, trainer: Trainer, results: dict[str, Any], run_path: Path, *,
+           progress: bool, log, provenance: dict[str, Any] | None) -> dict[str, Any]:
+    """Train ``run``'s config once more in ``run_path/refit``, on the whole training file
+    (no validation split, so the validation pairs train too), for the ``best_epoch``
+    epochs that validation selected, and test that model; ``results`` with its test
+    metrics, written to the run's ``results.json``.
+
+    The selection run's own model is never tested, and the refit has no time budget of
+    its own. The test split does not depend on the validation share (it is held out
+    first), so both runs see the same test pairs.
+    """
+    cfg, epochs = run.cfg, results["best_epoch"]
+    trainer.log(f"refit: training again on the whole training file, validation pairs "
+                f"included, for the {epochs} epochs selected on validation")
+    shutil.rmtree(run_path / REFIT_DIR, ignore_errors=True)  # a refit left unfinished starts again
+    refit_cfg = dataclasses.replace(cfg, val_ratio=0.0, epochs=epochs, refit=False,
+                                    max_minutes=None)
+    _, refit = train(refit_cfg, str(run_path / REFIT_DIR), progress=progress, log=log,
+                     provenance=provenance)
+    merged = {**results, "selection": "refit on the whole training file to the epoch of "
+              + results["selection"],
+              "refit": {"run_dir": REFIT_DIR, "epochs": epochs, "data": refit["data"],
+                        "timing": refit["timing"]}}
+    for key in ("test", "test_slices", "baseline"):
+        if key in refit:
+            merged[key] = refit[key]
+    if run.ctx.is_main:
+        rd.write_results(run_path, merged)
+    return merged
 
 
 def _write_curves(run_path: Path, trainer: Trainer) -> None:

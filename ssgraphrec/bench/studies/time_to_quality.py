@@ -18,11 +18,12 @@ selected epoch, its test metrics, the settings), ``time-to-quality.md`` and
 ``OUT/runs``, ignored by git); a method whose run directory already holds
 ``results.json`` is summarised, not retrained.
 
-With ``--refit`` each method is then trained once more, on the whole training file
-(``--val-ratio 0``), for the number of epochs its first run selected on validation,
-and the test split of that refit is read once. A refit's minutes are its selection
-run's, through its early stop or budget, plus its own: the hour pays for both.
-``--refits NAME=SELECTION`` summarises such a pair trained apart.
+With ``--refit`` each run is ``ssgraphrec train --refit``: after selecting its epoch on
+validation it trains once more, on the whole training file, for that many epochs, and
+only that refit's test split is read. A refit's minutes are its selection run's,
+through its early stop or budget, plus its own: the hour pays for both.
+``--refits NAME=SELECTION`` summarises such a pair trained apart (the refit as
+``--val-ratio 0 --epochs E``).
 """
 
 from __future__ import annotations
@@ -39,16 +40,14 @@ import yaml
 
 from ssgraphrec.errors import SSGraphRecError
 from ssgraphrec.plots import plot_runs, read_curves
+from ssgraphrec.train.run import REFIT_DIR
 
 from . import RESULTS
 
 
-def launch(method: str, args: argparse.Namespace, run_dir: Path,
-           refit_epochs: int | None = None) -> subprocess.Popen | None:
-    """Start one training run in its own process (None: it has finished before).
-
-    With ``refit_epochs`` the run trains on the whole training file (no validation
-    split) for that many epochs and no time budget of its own."""
+def launch(method: str, args: argparse.Namespace, run_dir: Path) -> subprocess.Popen | None:
+    """Start one training run in its own process (None: it has finished before); with
+    ``--refit``, ``ssgraphrec train --refit`` (its refit in ``run_dir/refit``)."""
     if (run_dir / "results.json").is_file():
         return None
     if run_dir.exists():
@@ -56,28 +55,20 @@ def launch(method: str, args: argparse.Namespace, run_dir: Path,
                  f"'ssgraphrec train --resume {run_dir}'")
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "ssgraphrec", "train", "--method", method,
-               "--dataset", args.dataset, "--threads", str(args.threads),
+               "--dataset", args.dataset, "--epochs", str(args.epochs),
+               "--max-minutes", str(args.minutes), "--threads", str(args.threads),
                "--seed", str(args.seed), "--no-progress", "--out", str(run_dir)]
-    if refit_epochs is None:
-        command += ["--epochs", str(args.epochs), "--max-minutes", str(args.minutes)]
-        if args.val_ratio is not None:
-            command += ["--val-ratio", str(args.val_ratio)]
-    else:
-        command += ["--epochs", str(refit_epochs), "--val-ratio", "0"]
+    if args.val_ratio is not None:
+        command += ["--val-ratio", str(args.val_ratio)]
     if args.lr is not None:
         command += ["--lr", str(args.lr)]
+    if args.refit:
+        command.append("--refit")
     for setting in args.set:
         command += ["--set", setting]
-    log = open(run_dir.parent / f"{run_dir.name}.log", "w")  # noqa: SIM115 (closed with the process)
+    log = open(run_dir.parent / f"{method}.log", "w")  # noqa: SIM115 (closed with the process)
     print(" ".join(command), flush=True)
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-
-
-def wait_for(started: dict[str, subprocess.Popen | None], runs: Path) -> None:
-    """Wait for the runs ``launch`` started; end the study if any failed."""
-    failed = [m for m, proc in started.items() if proc is not None and proc.wait() != 0]
-    if failed:
-        sys.exit(f"training failed for {', '.join(failed)}: see {runs}/<run>.log")
 
 
 def run_settings(run_dir: Path, results: dict) -> dict:
@@ -200,8 +191,8 @@ def main() -> None:
     parser.add_argument("--val-ratio", type=float,
                         help="share of each user's training items held out for validation")
     parser.add_argument("--refit", action="store_true",
-                        help="then train each method on the whole training file for the "
-                        "epochs it selected on validation, and test that model")
+                        help="train with --refit: after selecting the epochs on validation, "
+                        "on the whole training file for that many epochs, that model tested")
     parser.add_argument("--refits", action="append", default=[], metavar="NAME=SELECTION",
                         help="summarise run NAME as the refit of run SELECTION (repeatable)")
     parser.add_argument("--target", type=float, default=0.1824)
@@ -213,18 +204,18 @@ def main() -> None:
     out_dir = Path(args.out)
     runs = Path(args.runs) if args.runs else out_dir / "runs"
     methods = [m for m in args.methods.split(",") if m]
-    refits = dict(refit_pair(pair) for pair in args.refits)
-    wait_for({m: launch(m, args, runs / m) for m in methods}, runs)
-    if args.refit:
-        for m in methods:
-            refits[f"{m}-refit"] = m
-        selected = {m: json.loads((runs / m / "results.json").read_text())["best_epoch"]
-                    for m in methods}
-        wait_for({f"{m}-refit": launch(m, args, runs / f"{m}-refit", refit_epochs=selected[m])
-                  for m in methods}, runs)
-    rows = [summarise(m, runs / m, args.target) for m in methods]
-    rows += [summarise(name, runs / name, args.target, selection_dir=runs / selection)
-             for name, selection in refits.items()]
+    # a refit's name: (its run directory, its selection run's)
+    refits = {name: (runs / name, runs / selection)
+              for name, selection in map(refit_pair, args.refits)}
+    started = {m: launch(m, args, runs / m) for m in methods}
+    failed = [m for m, proc in started.items() if proc is not None and proc.wait() != 0]
+    if failed:
+        sys.exit(f"training failed for {', '.join(failed)}: see {runs}/<method>.log")
+    if args.refit:  # each run's own results are its refit's: the selected model is not tested
+        refits.update({f"{m}-refit": (runs / m / REFIT_DIR, runs / m) for m in methods})
+    rows = [] if args.refit else [summarise(m, runs / m, args.target) for m in methods]
+    rows += [summarise(name, run_dir, args.target, selection_dir=selection)
+             for name, (run_dir, selection) in refits.items()]
     out = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/time_to_quality.py", *sys.argv[1:]]),
