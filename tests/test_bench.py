@@ -509,6 +509,8 @@ def test_time_to_quality_counts_a_refit_after_its_selection_run_within_that_runs
     _fake_run(tmp_path / "validated", [9.5, 19.5], best=2, recall=0.19)
     with pytest.raises(SSGraphRecError, match="is not a refit"):
         summarise("validated", tmp_path / "validated", 0.1824, tmp_path / "select")
+    with pytest.raises(SSGraphRecError, match="select/refit holds no finished run"):
+        summarise("select-refit", tmp_path / "select" / "refit", 0.1824, tmp_path / "select")
 
     table = markdown({"dataset": "gowalla", "command": "c", "date": "d", "seed": 2020,
                       "minutes": 60.0, "threads": 1, "target": 0.1824, "target_source": "s",

@@ -89,7 +89,7 @@ def summarise(method: str, run_dir: Path, target: float,
 
     ``selection_dir`` makes ``run_dir`` a refit (:func:`refit_of`): its model is its
     last epoch, reached after the selection run's minutes and its own."""
-    results = json.loads((run_dir / "results.json").read_text())
+    results = finished_results(run_dir)
     curves = read_curves(run_dir)
     recall = curves.val.get("recall@20", [])
     minutes = curves.x("minutes", curves.val_epochs)
@@ -117,11 +117,21 @@ def summarise(method: str, run_dir: Path, target: float,
     }
 
 
+def finished_results(run_dir: Path) -> dict:
+    """``run_dir/results.json``; a folder without it (a run unfinished, or trained before
+    without ``--refit``) is a :class:`SSGraphRecError` that names it."""
+    path = run_dir / "results.json"
+    if not path.is_file():
+        raise SSGraphRecError(f"{run_dir} holds no finished run (no results.json): train it, "
+                              "or summarise the runs it holds by name with --runs/--refits")
+    return json.loads(path.read_text())
+
+
 def refit_of(run_dir: Path, results: dict, selection_dir: Path) -> dict:
     """What makes ``run_dir`` the refit of ``selection_dir``, checked: it trained without a
     validation split for exactly the epochs the selection run chose on validation. Returns
     the selection run's name, selected epoch, whole minutes and budget."""
-    selection = json.loads((selection_dir / "results.json").read_text())
+    selection = finished_results(selection_dir)
     val_ratio = yaml.safe_load((run_dir / "config.yaml").read_text()).get("val_ratio")
     if val_ratio not in (0, 0.0):
         raise SSGraphRecError(f"{run_dir.name} is not a refit: it carved a validation split "
