@@ -15,8 +15,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import SSGraphRecError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: The figure a run writes beside its metrics.
 CURVES = "curves.png"
@@ -106,6 +110,18 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, metric: str | None = 
     """Overlay the loss terms and the validation ``metric`` (default: the first run's
     monitor) of ``run_dirs`` in one PNG, against epochs or wall-clock minutes (``x``);
     returns its path."""
+    fig = draw_runs([read_curves(d) for d in run_dirs], metric, x)
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=110)
+    except OSError as exc:
+        raise SSGraphRecError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def draw_runs(runs: list[Curves], metric: str | None = None, x: str = "epoch") -> Figure:
+    """The figure of :func:`plot_runs` for curves already read."""
     if x not in X_AXES:
         raise SSGraphRecError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
     try:
@@ -113,9 +129,9 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, metric: str | None = 
         # registry, and nothing to close
         from matplotlib import rcParams
         from matplotlib.figure import Figure
+        from matplotlib.ticker import LogFormatter
     except ImportError:
         raise SSGraphRecError("plotting needs matplotlib: pip install matplotlib") from None
-    runs = [read_curves(d) for d in run_dirs]
     metric = metric or runs[0].monitor
     fig = Figure(figsize=(11, 4.2))
     left, right = fig.subplots(1, 2)
@@ -136,7 +152,12 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, metric: str | None = 
     xlabel = "epoch" if x == "epoch" else "minutes of training and validation"
     left.set(title="training loss terms (mean per epoch)", xlabel=xlabel, ylabel="loss")
     lowest = min(min(v) for run in runs for v in run.losses.values())
-    left.set_yscale("log" if lowest > 0 else "linear")   # terms span decades (reg vs bpr)
+    if lowest > 0:                      # terms span decades (reg vs bpr)
+        left.set_yscale("log")
+        # plain labels ("1e-03"): the default ones are mathtext, whose parser is built on
+        # first use, a third of a second of every run's curves.png
+        left.yaxis.set_major_formatter(LogFormatter())
+        left.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
     monitors = sorted({run.monitor for run in runs})
     star = f"the epoch selected on {monitors[0]}" if len(monitors) == 1 else "the epoch selected"
     right.set(title=f"validation {metric} (star: {star})", xlabel=xlabel, ylabel=metric)
@@ -149,13 +170,7 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, metric: str | None = 
             axis.legend(fontsize=8)
     # fixed margins: tight_layout would draw the figure once more only to measure it
     fig.subplots_adjust(**MARGINS)
-    out = Path(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=110)
-    except OSError as exc:
-        raise SSGraphRecError(f"cannot write {out}: {exc.strerror or exc}") from None
-    return out
+    return fig
 
 
 def write_run_curves(run_dir: str | Path) -> Path | None:

@@ -8,9 +8,12 @@ bigger) is used where no training is needed.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -457,3 +460,26 @@ def test_train_options_are_generated_from_the_run_config():
     extra = set(options) - run_fields
     assert extra == {"config_file", "overrides", "out", "resume", "no_progress",
                      "paper_defaults", "nproc"}, extra
+
+
+def test_the_console_script_freezes_what_lives_until_exit_and_main_alone_does_not():
+    """``console_main`` (the ``ssgraphrec`` script, ``python -m ssgraphrec``) freezes the
+    collector's objects before and after the command, so that the walk at exit skips
+    them; :func:`main` in a process that goes on (here, pytest's) leaves them alone."""
+    probe = ("import atexit, gc, sys\n"
+             "atexit.register(lambda: print('frozen at exit', gc.get_freeze_count()))\n"
+             "from ssgraphrec.cli import console_main\n"
+             "sys.argv = ['ssgraphrec', '--version']\n"
+             "console_main()\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    frozen = int(re.search(r"frozen at exit (\d+)", done.stdout).group(1))
+    assert frozen > 50_000, done.stdout               # torch's objects, at the least
+    root = Path(__file__).parents[1]
+    assert "console_main()" in (root / "ssgraphrec" / "__main__.py").read_text()
+    script = re.search(r'^ssgraphrec = "(.+)"$', (root / "pyproject.toml").read_text(), re.M)
+    assert script and script.group(1) == "ssgraphrec.cli:console_main"
+    before = gc.get_freeze_count()
+    assert CliRunner().invoke(main, ["--version"]).exit_code == 0
+    assert gc.get_freeze_count() == before

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from ssgraphrec.cli import main
 from ssgraphrec.errors import SSGraphRecError
-from ssgraphrec.plots import read_curves
+from ssgraphrec.plots import draw_runs, read_curves
 
 pytest.importorskip("matplotlib")
 
@@ -53,6 +53,18 @@ def test_plot_overlays_runs_in_one_png(tmp_path):
     assert out.read_bytes()[:8] == PNG and out.stat().st_size > 10_000
     bad = CliRunner().invoke(main, ["plot", str(tmp_path / "missing")])
     assert bad.exit_code == 1 and "no metrics.jsonl" in bad.output
+
+
+def test_the_log_scale_of_the_loss_terms_is_labelled_in_plain_text(tmp_path):
+    # mathtext labels (the default of a log axis) would build their parser in every run
+    fig = draw_runs([read_curves(fake_run(tmp_path / "a"))])
+    left = fig.axes[0]
+    assert left.get_yscale() == "log"
+    fig.canvas.draw()
+    labels = [t.get_text().replace("\u2212", "-")           # matplotlib's minus sign
+              for t in left.get_yticklabels() if t.get_text()]
+    assert "1e-01" in labels and "1e-03" in labels, labels
+    assert not any("$" in label for label in labels), labels
 
 
 def test_plot_against_minutes_reads_the_elapsed_time_of_each_epoch(tmp_path):

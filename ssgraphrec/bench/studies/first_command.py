@@ -50,7 +50,7 @@ def run_once(args: list[str], threads: int | None) -> dict:
         env = dict(os.environ)
         if threads is not None:
             env["OMP_NUM_THREADS"] = str(threads)
-        command = [sys.executable, "-c", "from ssgraphrec.cli import main; main()", "train",
+        command = [sys.executable, "-c", "from ssgraphrec.cli import console_main; console_main()", "train",
                    *args, "--out", str(out)]
         if threads is not None:
             command += ["--threads", str(threads)]
