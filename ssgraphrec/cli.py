@@ -247,23 +247,46 @@ def pretrain(config_file, overrides, pretrain_epochs, out, no_progress, **option
                f"--init {run_dir} ...)")
 
 
+SELECTED_HELP = ("With a run trained with --refit: the model selected on validation, not "
+                 "its refit (the one results.json reports).")
+
+
+def _model_dir(run_dir: str, selected: bool) -> Path:
+    """The folder of the model to load (:func:`~ssgraphrec.train.run.reported_model_dir`),
+    said on stderr when it is a refit."""
+    from .train.run import reported_model_dir
+
+    folder = reported_model_dir(run_dir, selected)
+    if folder != Path(run_dir):
+        click.echo(f"the refitted model of {run_dir}: {folder} (--selected for the model "
+                   "selected on validation)", err=True)
+    return folder
+
+
 @main.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--device", help="Device to evaluate on. [default: the run's]")
+@click.option("--selected", is_flag=True, help=SELECTED_HELP)
 @run_options("cold_threshold", "head_share")
 @_fail_cleanly
-def evaluate(run_dir, device, cold_threshold=None, head_share=None) -> None:
-    """Re-evaluate a saved run's best checkpoint on its test split."""
+def evaluate(run_dir, device, selected, cold_threshold=None, head_share=None) -> None:
+    """Re-evaluate a saved run's best checkpoint on its test split (a --refit run's
+    refitted model)."""
     from .train import Trainer, load_run
+    from .train.run import REFIT_SELECTION
     from .train.run_dir import read_results
 
-    run = load_run(run_dir, device)
-    trainer = Trainer(run.method, run.data, run_dir, epochs=0, ks=run.cfg.eval_ks,
+    model_dir = _model_dir(run_dir, selected)
+    run = load_run(model_dir, device)
+    trainer = Trainer(run.method, run.data, model_dir, epochs=0, ks=run.cfg.eval_ks,
                       monitor=run.cfg.monitor, generator=run.generator, progress=False,
                       mask_history=run.cfg.mask_history, cold_threshold=cold_threshold,
                       head_share=head_share)
     test = trainer.evaluate("test")
     saved = read_results(run_dir)
+    if selected and "refit" in saved:   # the refit's baseline and slices are not this model's
+        saved = {k: v for k, v in saved.items() if k not in ("baseline", "test_slices")}
+        saved["selection"] = saved["selection"].removeprefix(REFIT_SELECTION)
     results = {**saved, "test": test, "method": run.cfg.method, "dataset": run.cfg.dataset,
                "selection": saved.get("selection", "saved checkpoint"),
                "best_epoch": saved.get("best_epoch", "?")}
@@ -285,10 +308,12 @@ def evaluate(run_dir, device, cold_threshold=None, head_share=None) -> None:
 @click.option("--batch-size", type=int, default=0, show_default=True,
               help="Users scored at once by --all (0: about 2**23 scores).")
 @click.option("--device", help="Device. [default: the run's]")
+@click.option("--selected", is_flag=True, help=SELECTED_HELP)
 @_fail_cleanly
-def recommend(run_dir, raw_user, all_users, out, k, batch_size, device) -> None:
+def recommend(run_dir, raw_user, all_users, out, k, batch_size, device, selected) -> None:
     """Top-K items for one user (--user) or for every user (--all --out FILE), in raw ids,
-    excluding the items each user already has in training or validation."""
+    excluding the items each user already has in training or validation (from a --refit
+    run, its refitted model's)."""
     from .train import load_run
     from .train.recommend import recommend_all, recommend_for_user
 
@@ -296,7 +321,7 @@ def recommend(run_dir, raw_user, all_users, out, k, batch_size, device) -> None:
         raise SSGraphRecError("give --user ID for one user, or --all --out FILE for every user")
     if all_users and not out:
         raise SSGraphRecError("--all writes a file: add --out recs.csv (or recs.parquet)")
-    run = load_run(run_dir, device)
+    run = load_run(_model_dir(run_dir, selected), device)
     if all_users:
         done = recommend_all(run, out, k, batch_size)
         click.echo(f"wrote {done['rows']:,} rows ({done['users']:,} users x top {k}) to "
@@ -641,4 +666,3 @@ def console_main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     console_main()
-

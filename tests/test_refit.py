@@ -108,3 +108,47 @@ def test_train_refit_reports_the_refit_model(planted, tmp_path):
         in result.output
     assert "refit: training again on the whole training file" in result.output
     assert (out / "refit" / "results.json").is_file()
+
+
+def metric_rows(output: str) -> list[str]:
+    """The rows of the test table that ``train`` and ``evaluate`` print."""
+    return [line for line in output.splitlines()
+            if line.split() and line.split()[0] in ("recall", "ndcg", "precision", "hit")]
+
+
+def test_evaluate_and_recommend_read_the_refitted_model_unless_told_the_selected(planted,
+                                                                                 tmp_path):
+    out = tmp_path / "cli"
+    invoke = CliRunner().invoke
+    trained = invoke(main, [
+        "train", "--method", "lightgcn", "--dataset", str(planted), "--epochs", "4",
+        "--batch-size", "256", "--threads", "1", "--no-progress", "--refit", "--out", str(out),
+        "--set", "emb_dim=8"])
+    assert trained.exit_code == 0, trained.output
+    refitted = invoke(main, ["evaluate", str(out)])
+    assert refitted.exit_code == 0, refitted.output
+    assert f"the refitted model of {out}: {out / 'refit'}" in refitted.output
+    assert "(refit on the whole training file to the epoch of best" in refitted.output
+    assert metric_rows(refitted.output) == metric_rows(trained.output) != []
+    selected = invoke(main, ["evaluate", str(out), "--selected"])
+    assert selected.exit_code == 0, selected.output
+    assert "(best validation ndcg@20, epoch" in selected.output
+    assert "refitted model" not in selected.output and "mostpop" not in selected.output
+    assert metric_rows(selected.output) != metric_rows(trained.output)
+
+    def top(*args):
+        done = invoke(main, ["recommend", *args, "--user", "u1", "-k", "5"])
+        assert done.exit_code == 0, done.output
+        return [line for line in done.output.splitlines() if line.startswith("  ")]
+
+    assert top(str(out)) == top(str(out / "refit")) != top(str(out), "--selected")
+    # an unfinished refit, and a refit folder removed: one clear line each
+    results = json.loads((out / "results.json").read_text())
+    (out / "results.json").write_text(json.dumps({k: v for k, v in results.items()
+                                                  if k != "refit"}))
+    unfinished = invoke(main, ["evaluate", str(out)])
+    assert unfinished.exit_code == 1 and "did not finish: resume it" in unfinished.output
+    (out / "results.json").write_text(json.dumps(results))
+    (out / "refit" / "best.pt").unlink()
+    gone = invoke(main, ["recommend", str(out), "--user", "u1"])
+    assert gone.exit_code == 1 and "best.pt is missing: pass --selected" in gone.output

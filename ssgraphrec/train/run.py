@@ -237,6 +237,8 @@ def _trainer(run: Run, run_path: Path, scheme, pretrain_epochs: int, pretrained,
 
 #: The folder of a run that holds its refit (``--refit``).
 REFIT_DIR = "refit"
+#: What a refit puts before the selection it refits, in ``results.json``'s ``selection``.
+REFIT_SELECTION = "refit on the whole training file to the epoch of "
 
 
 def check_refit(run: Run) -> None:
@@ -278,8 +280,7 @@ def _refit(run: Run, trainer: Trainer, results: dict[str, Any], run_path: Path, 
                                     max_minutes=None)
     _, refit = train(refit_cfg, str(run_path / REFIT_DIR), progress=progress, log=log,
                      provenance=provenance)
-    merged = {**results, "selection": "refit on the whole training file to the epoch of "
-              + results["selection"],
+    merged = {**results, "selection": REFIT_SELECTION + results["selection"],
               "refit": {"run_dir": REFIT_DIR, "epochs": epochs, "data": refit["data"],
                         "timing": refit["timing"]}}
     for key in ("test", "test_slices", "baseline"):
@@ -288,6 +289,26 @@ def _refit(run: Run, trainer: Trainer, results: dict[str, Any], run_path: Path, 
     if run.ctx.is_main:
         rd.write_results(run_path, merged)
     return merged
+
+
+def reported_model_dir(run_dir: str | Path, selected: bool = False) -> Path:
+    """The folder whose ``best.pt`` is the model a run's ``results.json`` reports: the
+    refit (``RUN/refit``) of a run trained with ``--refit``, unless ``selected`` asks for
+    the model selected on validation; the run itself otherwise. A ``--refit`` run whose
+    refit did not finish, or whose refit folder is gone, is a :class:`SSGraphRecError`."""
+    run_dir = Path(run_dir)
+    if selected or not rd.read_config(run_dir).get("refit"):
+        return run_dir
+    refit = rd.read_results(run_dir).get("refit")
+    if refit is None:
+        raise SSGraphRecError(f"the refit of {run_dir} did not finish: resume it "
+                              f"(ssgraphrec train --resume {run_dir}), or pass --selected "
+                              "for the model selected on validation")
+    folder = run_dir / refit["run_dir"]
+    if not (folder / rd.BEST).is_file():
+        raise SSGraphRecError(f"{run_dir} reports its refit, but {folder / rd.BEST} is "
+                              "missing: pass --selected for the model selected on validation")
+    return folder
 
 
 def _write_curves(run_path: Path, trainer: Trainer) -> None:
