@@ -428,6 +428,16 @@ def test_every_benchmark_script_is_a_thin_wrapper_over_a_study():
     assert wrapped == set(study_names())   # and every study has its script
 
 
+def test_every_benchmark_script_has_its_row_in_the_benchmarks_readme():
+    """benchmarks/README.md says what each script measures and where it writes."""
+    import re
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    documented = set(re.findall(r"^(?:\| |## )`([a-z0-9_]+\.py)`", (folder / "README.md").read_text(),
+                                re.M))
+    assert {script.name for script in folder.glob("*.py")} <= documented
+
+
 def test_bench_study_lists_runs_and_refuses_an_unknown_study():
     listed = CliRunner().invoke(main, ["bench", "study", "--list"])
     assert listed.exit_code == 0
