@@ -50,8 +50,8 @@ def run_once(args: list[str], threads: int | None) -> dict:
         env = dict(os.environ)
         if threads is not None:
             env["OMP_NUM_THREADS"] = str(threads)
-        command = [sys.executable, "-c", "from ssgraphrec.cli import console_main; console_main()", "train",
-                   *args, "--out", str(out)]
+        entry = "from ssgraphrec.cli import console_main; console_main()"  # the script's
+        command = [sys.executable, "-c", entry, "train", *args, "--out", str(out)]
         if threads is not None:
             command += ["--threads", str(threads)]
         load = loadavg()
