@@ -521,6 +521,13 @@ def test_time_to_quality_counts_a_refit_after_its_selection_run_within_that_runs
         summarise("validated", tmp_path / "validated", 0.1824, tmp_path / "select")
     with pytest.raises(SSGraphRecError, match="select/refit holds no finished run"):
         summarise("select-refit", tmp_path / "select" / "refit", 0.1824, tmp_path / "select")
+    # a run of train --refit reports its refit's test: never as the selection run's row
+    _fake_run(tmp_path / "trained-refit", [10.0, 20.0, 30.0], best=2, recall=0.1850)
+    results = json.loads((tmp_path / "trained-refit" / "results.json").read_text())
+    (tmp_path / "trained-refit" / "results.json").write_text(json.dumps(
+        {**results, "refit": {"run_dir": "refit", "epochs": 2}}))
+    with pytest.raises(SSGraphRecError, match="trained-refit was trained with --refit"):
+        summarise("trained-refit", tmp_path / "trained-refit", 0.1824)
 
     table = markdown({"dataset": "gowalla", "command": "c", "date": "d", "seed": 2020,
                       "minutes": 60.0, "threads": 1, "target": 0.1824, "target_source": "s",

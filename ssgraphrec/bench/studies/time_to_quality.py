@@ -90,6 +90,10 @@ def summarise(method: str, run_dir: Path, target: float,
     ``selection_dir`` makes ``run_dir`` a refit (:func:`refit_of`): its model is its
     last epoch, reached after the selection run's minutes and its own."""
     results = finished_results(run_dir)
+    if selection_dir is None and "refit" in results:
+        # its test metrics are its refit's, reached after more minutes than its own curve
+        raise SSGraphRecError(f"{run_dir.name} was trained with --refit: its results are its "
+                              "refit's; summarise it with --refit (the row of its refit)")
     curves = read_curves(run_dir)
     recall = curves.val.get("recall@20", [])
     minutes = curves.x("minutes", curves.val_epochs)
