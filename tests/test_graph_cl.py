@@ -209,9 +209,9 @@ def test_xsimgcl_propagates_once_per_batch_and_simgcl_as_its_streams_say(small_d
         calls.append((x.size(1), transpose))
         return matmul(self, x, transpose)
 
-    def counted_add(self, x, add, transpose=False):
+    def counted_add(self, x, add, transpose=False, in_place=False):
         calls.append((x.size(1), transpose))
-        return matmul_add(self, x, add, transpose)
+        return matmul_add(self, x, add, transpose, in_place)
 
     def counted_rows(self, x, transpose=False):
         calls.append(("rows", x.size(1), transpose))
@@ -222,7 +222,8 @@ def test_xsimgcl_propagates_once_per_batch_and_simgcl_as_its_streams_say(small_d
     monkeypatch.setattr(Adjacency, "matmul_add", counted_add)
     monkeypatch.setattr(RowRestriction, "matmul", counted_rows)
     monkeypatch.setattr(RowRestriction, "matmul_add",
-                        lambda self, x, add, transpose=False: add + counted_rows(self, x, transpose))
+                        lambda self, x, add, transpose=False, in_place=False:
+                        add + counted_rows(self, x, transpose))
     monkeypatch.setattr(sparse_kernels, "ROWS_SHARE_LIMIT", 0.0)   # whole products first
     monkeypatch.setattr(sparse_kernels, "ROWS_MIN_NNZ", 0)
 
@@ -395,34 +396,96 @@ def test_methods_at_the_batch_rows_equal_the_whole_propagation_to_the_bit(small_
     assert all(torch.equal(g, ref_grads[k]) for k, g in grads.items())
 
 
-@pytest.mark.parametrize("name", ["lightgcn", "xsimgcl"])
+def _whole_table_terms(method, batch):
+    """LightGCN's and SGL's loss terms as they were computed before ``mean_at``: every
+    gather from the whole user and item tables of each encoder's output."""
+    users, items = method.encoder(method.adj)
+    terms = method.rec_loss(batch, users, items)
+    if isinstance(method, SGL):
+        u, i = torch.unique(batch.users), torch.unique(batch.pos_items)
+        (u1, i1), (u2, i2) = (method.encoder(a) for a in method.view_adjs)
+        tau = method.cfg.temperature
+        terms["ssl"] = method.cfg.ssl_weight * (
+            u.numel() * info_nce(u1[u], u2[u], tau, ids=u)
+            + i.numel() * info_nce(i1[i], i2[i], tau, ids=i)) / batch.users.numel()
+    return terms
+
+
+@pytest.mark.parametrize("restricted", [False, True])
+@pytest.mark.parametrize("name", ["lightgcn", "sgl"])
+def test_gathers_from_the_mean_at_the_batch_rows_equal_the_whole_tables_to_the_bit(
+        small_data, batch, monkeypatch, name, restricted):
+    """LightGCN's and SGL's steps gather the batch from the mean at its rows only
+    (``mean_at``, ``[|R|, d]``): every loss term and gradient equals, to the bit, the
+    gathers from the whole user and item tables, with the last product at the rows or
+    whole."""
+    monkeypatch.setattr(sparse_kernels, "ROWS_SHARE_LIMIT", 1.0 if restricted else 0.0)
+    monkeypatch.setattr(sparse_kernels, "ROWS_MIN_NNZ", 0)
+    cls = {"lightgcn": (LightGCN, LightGCNConfig), "sgl": (SGL, SGLConfig)}[name]
+    gathered: list[tuple[int, ...]] = []
+    mean_at = LightGCNEncoder.mean_at
+    monkeypatch.setattr(LightGCNEncoder, "mean_at", lambda self, adj, rows: gathered.append(
+        tuple(rows.shape)) or mean_at(self, adj, rows))
+
+    def step(loss_of):
+        torch.manual_seed(7)
+        method = cls[0](small_data, cls[1](emb_dim=ROWS_DIM), backend="torch", generator=gen(3))
+        if hasattr(method, "on_epoch_start"):
+            method.on_epoch_start(0)
+        terms = loss_of(method)
+        sum(terms.values()).backward()
+        return ({k: float(v.detach()) for k, v in terms.items()},
+                {k: p.grad.clone() for k, p in method.named_parameters() if p.grad is not None})
+
+    terms, grads = step(lambda m: m.loss(batch))
+    assert len(gathered) == (3 if name == "sgl" else 1)      # every encoder of the step
+    ref_terms, ref_grads = step(lambda m: _whole_table_terms(m, batch))
+    assert terms == ref_terms and grads.keys() == ref_grads.keys() and grads
+    assert all(torch.equal(g, ref_grads[k]) for k, g in grads.items())
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "sgl", "xsimgcl"])
 def test_step_bookkeeping_study_paths_give_the_same_gradients_and_restore_the_package(
         small_data, batch, monkeypatch, name):
     """The step-bookkeeping study's ``before`` path (the mean's gradient as a whole matrix,
-    two slices, the unfused Adam) gives the gradients of the package's path to the bit,
-    the rows path running in both, and leaves the package as it was."""
+    two slices, the unfused Adam, the gathers from whole tables, addmm's copies) and each
+    change alone give the gradients of the package's path to the bit, the rows path
+    running in all, and leave the package as it was."""
     from ssgraphrec.bench.studies import step_bookkeeping as study
 
     monkeypatch.setattr(sparse_kernels, "ROWS_SHARE_LIMIT", 1.0)
     monkeypatch.setattr(sparse_kernels, "ROWS_MIN_NNZ", 0)
-    cls = {"lightgcn": (LightGCN, LightGCNConfig), "xsimgcl": (XSimGCL, XSimGCLConfig)}[name]
-    saved = (sparse_kernels._LayerMean.backward, LightGCNEncoder.split, torch.optim.Adam.step)
+    cls = {"lightgcn": (LightGCN, LightGCNConfig), "sgl": (SGL, SGLConfig),
+           "xsimgcl": (XSimGCL, XSimGCLConfig)}[name]
+
+    def package():
+        return (sparse_kernels._LayerMean.backward, LightGCNEncoder.split, torch.optim.Adam.step,
+                LightGCN.batch_rec_loss, SGL.loss, sparse_kernels._Layout.product)
+
+    saved = package()
 
     def grads(path):
         torch.manual_seed(7)
         method = cls[0](small_data, cls[1](emb_dim=ROWS_DIM), backend="torch", generator=gen(3))
+        if hasattr(method, "on_epoch_start"):
+            method.on_epoch_start(0)
         with path():
             sum(method.loss(batch).values()).backward()
         return {k: p.grad.clone() for k, p in method.named_parameters() if p.grad is not None}
 
-    now, before = grads(study.now), grads(study.before)
-    assert now and now.keys() == before.keys()
-    assert all(torch.equal(g, before[k]) for k, g in now.items())
-    assert saved == (sparse_kernels._LayerMean.backward, LightGCNEncoder.split,
-                     torch.optim.Adam.step)
+    now = grads(study.now)
+    assert now
+    for path in (study.before, *study.CHANGES.values()):
+        other = grads(path)
+        assert now.keys() == other.keys()
+        assert all(torch.equal(g, other[k]) for k, g in now.items()), path.__name__
+    assert saved == package()
     with study.before():                          # the reference path is in place inside
         assert sparse_kernels._LayerMean.backward is study.whole_mean_gradient_backward
         assert torch.optim.Adam.step is not saved[2]
+        assert LightGCN.batch_rec_loss is study.whole_table_rec_loss
+        assert SGL.loss is study.whole_table_sgl_loss
+        assert sparse_kernels._Layout.product is not saved[5]
 
 
 def test_step_bookkeeping_times_adam_fused_and_unfused_from_the_same_start():

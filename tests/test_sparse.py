@@ -258,6 +258,75 @@ def test_restricted_rows_and_columns_are_the_dense_sub_matrices():
     assert adj.rows_share(rows) == pytest.approx(float((dense[rows] != 0).sum()) / adj.nnz)
 
 
+@pytest.mark.parametrize("transpose", [False, True])
+def test_matmul_add_in_place_writes_the_same_bits_into_add(transpose):
+    """``in_place`` saves ``addmm``'s copy of ``add`` into a new result: the sum lands in
+    ``add`` itself, with the bits of the sum in a new tensor."""
+    adj = _random_adjacency(30, 120, symmetric=False, seed=5)
+    x, add = torch.randn(30, 3), torch.randn(30, 3)
+    kept = add.clone()
+    expected = adj.matmul_add(x, add, transpose)
+    assert torch.equal(add, kept)                          # a new tensor: add untouched
+    out = adj.matmul_add(x, add, transpose, in_place=True)
+    assert out is add and torch.equal(out, expected)
+    assert not torch.equal(out, kept)
+    restricted, y = adj.restrict(torch.tensor([2, 5, 17, 29])), torch.randn(4, 3)
+    into = kept.clone()
+    out = restricted.matmul_add(y, into, transpose=True, in_place=True)
+    assert out is into and torch.equal(out, restricted.matmul_add(y, kept, transpose=True))
+
+
+def test_propagate_mean_backward_sums_into_the_mean_gradient_at_its_lowest_layer(monkeypatch):
+    """Each backward product takes the gradient added at its layer in one ``addmm``; at
+    the lowest averaged layer the sum goes into the mean's gradient, which no layer reads
+    after it (a copy fewer). A tap's gradient as autograd hands it over is never written
+    into, and the mean is never the layer it averages alone."""
+    from ssgraphrec.sparse import kernels
+
+    flags: list[tuple[bool, bool]] = []
+    real = kernels._Layout.product
+
+    def product(self, adj, h, add=None, transpose=False, in_place=False):
+        if transpose:                                   # the backward pass's products
+            flags.append((add is not None, in_place))
+        return real(self, adj, h, add, transpose, in_place)
+
+    monkeypatch.setattr(kernels._Layout, "product", product)
+    adj = BipartiteGraph(random_bipartite(seed=9), 7, 9).normalized_adjacency()
+    plain, copied, summed_in_place = (False, False), (True, False), (True, True)
+    cases = [(3, {}, [copied, copied, summed_in_place]),
+             (3, {"skip_ego": True}, [copied, summed_in_place, plain]),
+             (2, {"skip_ego": True}, [copied, plain]),  # the product reads the mean's gradient
+             (1, {}, [copied]),
+             (3, {"taps": (2, 3), "mean_layers": 1}, [copied, copied, summed_in_place])]
+    for num_layers, kwargs, expected in cases:
+        flags.clear()
+        x = torch.randn(16, 4, requires_grad=True)
+        out = propagate_mean(adj, x, num_layers, **kwargs)
+        out = out if isinstance(out, tuple) else (out,)
+        grads = [torch.randn(16, 4) for _ in out]
+        handed = [g.clone() for g in grads]
+        torch.autograd.backward(out, grads)
+        assert flags == expected, (num_layers, kwargs)
+        assert all(torch.equal(g, h) for g, h in zip(grads, handed, strict=True))
+        x_ref = x.detach().clone().requires_grad_()
+        layers = [x_ref]
+        for _ in range(num_layers):
+            layers.append(propagate(adj, layers[-1]))
+        first = 1 if kwargs.get("skip_ego") else 0
+        averaged = layers[first:kwargs.get("mean_layers", num_layers) + 1]
+        ref = [sum(averaged[1:], averaged[0]) / len(averaged),
+               *(layers[t] for t in kwargs.get("taps", ()))]
+        torch.autograd.backward(ref, grads)
+        assert torch.allclose(x.grad, x_ref.grad, atol=1e-5), (num_layers, kwargs)
+    x = torch.randn(16, 4, requires_grad=True)
+    mean, layer = propagate_mean(adj, x, 1, skip_ego=True, keep_layers=True)
+    assert torch.equal(mean, layer) and mean.data_ptr() != layer.data_ptr()
+    with torch.no_grad():
+        alone = propagate_mean(adj, x, 0)
+    assert torch.equal(alone, x) and alone.data_ptr() != x.data_ptr()
+
+
 @pytest.mark.parametrize("blocked", [False, True])
 @pytest.mark.parametrize("case", ["symmetric", "not symmetric, a graph per layer",
                                   "taps and noise", "last layer tapped", "skip ego"])
@@ -335,6 +404,34 @@ def test_propagate_mean_at_rows_is_whole_past_its_limits_and_checks_rows(monkeyp
             propagate_mean(adj, x, 2, rows=torch.tensor(unsorted))
     with pytest.raises(ValueError, match=r"made without its transpose"):
         adj.restrict(rows, backward=False).matmul(x, transpose=True)
+
+
+@pytest.mark.parametrize("restricted", [False, True])
+def test_propagate_mean_compact_is_the_mean_at_rows_with_the_same_gradient(restricted,
+                                                                            monkeypatch):
+    """``compact``: ``[|R|, d]``, the whole mean's rows ``R`` to the bit, and the gradient
+    of a loss read there equal to the whole mean's; with the last product at ``R`` or
+    whole. It takes rows, and neither taps nor kept layers."""
+    import ssgraphrec.sparse.kernels as kernels
+
+    monkeypatch.setattr(kernels, "ROWS_SHARE_LIMIT", 1.0 if restricted else 0.0)
+    monkeypatch.setattr(kernels, "ROWS_MIN_NNZ", 0)
+    adj = _random_adjacency(40, 150, symmetric=True, seed=6)
+    rows = torch.tensor([1, 4, 5, 17, 30, 39])
+    up = torch.randn(rows.numel(), 4)
+    x = torch.randn(40, 4, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    compact = propagate_mean(adj, x, 3, rows=rows, compact=True)
+    whole = propagate_mean(adj, x_ref, 3)
+    assert compact.shape == (6, 4) and torch.equal(compact, whole[rows])
+    (compact * up).sum().backward()
+    (whole[rows] * up).sum().backward()
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-6) and float(x.grad.abs().max()) > 0
+    with torch.no_grad():
+        assert torch.equal(propagate_mean(adj, x, 3, rows=rows, compact=True), compact)
+    for kwargs in ({}, {"rows": rows, "taps": (2,)}, {"rows": rows, "keep_layers": True}):
+        with pytest.raises(ValueError, match="compact needs rows"):
+            propagate_mean(adj, x, 3, compact=True, **kwargs)
 
 
 @pytest.mark.parametrize("blocked", [False, True])

@@ -159,6 +159,9 @@ def test_blocked_product_has_the_whole_products_bits_where_the_probe_finds_them(
     assert torch.allclose(layout.join(blocked), whole, rtol=1e-5, atol=1e-6)
     with_add = adj.matmul_blocks(layout, layout.split(x), layout.split(add), transpose)
     assert torch.equal(layout.join(with_add), adj.matmul_add(x, add, transpose)) == exact
+    into = layout.split(add)                               # the sum written into add
+    in_place = adj.matmul_blocks(layout, layout.split(x), into, transpose, in_place=True)
+    assert in_place is into and torch.equal(in_place, with_add)
     assert not torch.equal(whole, adj.matmul(x, not transpose))   # the transpose is used
 
 
@@ -169,9 +172,9 @@ def _force_blocks(monkeypatch, n: int, width: int) -> list[tuple[int, ...]]:
     calls: list[tuple[int, ...]] = []
     real = ColumnBlocks.product
 
-    def counting(self, kernel, x_blocks, add=None):
+    def counting(self, kernel, x_blocks, add=None, in_place=False):
         calls.append(self.widths)
-        return real(self, kernel, x_blocks, add)
+        return real(self, kernel, x_blocks, add, in_place)
 
     monkeypatch.setattr(ColumnBlocks, "product", counting)
     return calls

@@ -110,20 +110,21 @@ class SGL(LightGCN):
     def loss(self, batch: BPRBatch) -> dict[str, Tensor]:
         if not self.view_adjs:
             self.on_epoch_start(0)
-        # every encoder's output at the batch's rows only (LightGCNEncoder.encode)
-        users, items = self.encoder(self.adj, rows=self.encoder.batch_rows(*batch))
-        terms = self.rec_loss(batch, users, items)
+        # every encoder's output at the batch's rows only (LightGCNEncoder.mean_at)
+        terms = self.batch_rec_loss(batch)
         u = torch.unique(batch.users)
         i = torch.unique(batch.pos_items)
-        contrasted = self.encoder.batch_rows(u, i)
-        (u1, i1), (u2, i2) = (self.encoder(a, rows=contrasted) for a in self.view_adjs)
+        contrasted, (at_u, at_i) = self.encoder.batch_index(u, i)
+        (u1, i1), (u2, i2) = ((m.index_select(0, at_u), m.index_select(0, at_i))
+                              for m in (self.encoder.mean_at(a, contrasted)
+                                        for a in self.view_adjs))
         tau = self.cfg.temperature
         if self.cfg.ssl_mode == "joint":
-            ssl = info_nce(torch.cat([u1[u], i1[i]]), torch.cat([u2[u], i2[i]]), tau,
+            ssl = info_nce(torch.cat([u1, i1]), torch.cat([u2, i2]), tau,
                            ids=torch.cat([u, i + self.num_users]))
         else:
             batch_size = batch.users.numel()
-            ssl = (u.numel() * info_nce(u1[u], u2[u], tau, ids=u)
-                   + i.numel() * info_nce(i1[i], i2[i], tau, ids=i)) / batch_size
+            ssl = (u.numel() * info_nce(u1, u2, tau, ids=u)
+                   + i.numel() * info_nce(i1, i2, tau, ids=i)) / batch_size
         terms["ssl"] = self.cfg.ssl_weight * ssl
         return terms

@@ -114,7 +114,7 @@ class LightGCNEncoder(nn.Module):
     def encode(self, adj: Adjacency | Sequence[Adjacency], skip_ego: bool = False, *,
                num_layers: int | None = None, mean_layers: int | None = None,
                taps: tuple[int, ...] = (), perturb: Callable[[Tensor], Tensor] | None = None,
-               keep_layers: bool = False, rows: Tensor | None = None):
+               keep_layers: bool = False, rows: Tensor | None = None, compact: bool = False):
         r"""The layer mean of all nodes, ``[N, d]``, users first, from this encoder's
         :math:`\mathbf{E}^{(0)}` by :func:`~ssgraphrec.sparse.propagate_mean`, and the
         layers it returns besides (``taps``, with gradient; ``keep_layers``, detached).
@@ -125,17 +125,34 @@ class LightGCNEncoder(nn.Module):
         and XSimGCL's noise, Yu et al., SIGIR 2022, Eq. 8). ``rows`` (node ids, users
         first, from :meth:`batch_rows`) are the rows the caller reads: the mean may be
         zero elsewhere, and the last product is then taken at those rows only where that
-        saves work (:func:`~ssgraphrec.sparse.propagate_mean`).
+        saves work (:func:`~ssgraphrec.sparse.propagate_mean`); ``compact`` returns the
+        mean at ``rows`` only, ``[|R|, d]`` (:meth:`mean_at`).
         """
         k = self.num_layers if num_layers is None else num_layers
         adjs = tuple(adj)[:k] if isinstance(adj, Sequence) else adj
         return propagate_mean(adjs, self.ego(), k, skip_ego, keep_layers, taps=taps,
-                              perturb=perturb, mean_layers=mean_layers, rows=rows)
+                              perturb=perturb, mean_layers=mean_layers, rows=rows,
+                              compact=compact)
+
+    def mean_at(self, adj: Adjacency | Sequence[Adjacency], rows: Tensor) -> Tensor:
+        """The final embeddings (:meth:`forward`'s) at ``rows`` only, ``[|R|, d]`` in the
+        order of ``rows`` (node ids, users first, from :meth:`batch_index`). Gathered
+        from there, a batch's rows pass their gradient on at ``[|R|, d]`` too, where the
+        user and item tables of :meth:`forward` each fill a whole table of zeros per
+        gather (:func:`~ssgraphrec.sparse.propagate_mean`'s ``compact``)."""
+        return self.encode(adj, rows=rows, compact=True)
 
     def batch_rows(self, users: Tensor, *items: Tensor) -> Tensor:
         """The distinct node ids (users first, items after them) of ``users`` and
         ``items``, sorted: the rows of the final embeddings a batch reads."""
         return torch.unique(torch.cat([users, *(i + self.num_users for i in items)]))
+
+    def batch_index(self, users: Tensor, *items: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """:meth:`batch_rows`, and where each of ``users``, ``*items`` lies in them: the
+        rows of :meth:`mean_at` that each id reads, one tensor per argument."""
+        ids = torch.cat([users, *(i + self.num_users for i in items)])
+        rows, where = torch.unique(ids, return_inverse=True)
+        return rows, tuple(where.split([users.numel(), *(i.numel() for i in items)]))
 
     def readout(self, layers: Sequence[Tensor], skip_ego: bool = False) -> tuple[Tensor, Tensor]:
         r"""(user, item) mean of ``layers``; ``skip_ego`` averages layers 1..K only.

@@ -299,10 +299,13 @@ class ColumnBlocks:
             view.index_add_(0, rows, plus)
         return blocks
 
-    def product(self, kernel, blocks: Tensor, add: Tensor | None = None) -> Tensor:
+    def product(self, kernel, blocks: Tensor, add: Tensor | None = None,
+                in_place: bool = False) -> Tensor:
         """``kernel @ block (+ add's block)`` for every block, into a new flat tensor of
-        ``kernel``'s rows, one ``addmm`` per block (PyTorch CSR ``kernel``)."""
-        out = blocks.new_empty(kernel.size(0) * self.columns)
+        ``kernel``'s rows (into ``add`` itself with ``in_place``), one ``addmm`` per block
+        (PyTorch CSR ``kernel``)."""
+        out = add if in_place and add is not None else blocks.new_empty(
+            kernel.size(0) * self.columns)
         adds = self.views(add) if add is not None else [None] * len(self.widths)
         for x, into, plus in zip(self.views(blocks), self.views(out), adds, strict=True):
             if plus is None:

@@ -119,24 +119,29 @@ class Adjacency:
         kernel = self._kernel if (not transpose or self._kernel_t is None) else self._kernel_t
         return _apply_kernel(kernel, x, self.backend)
 
-    def matmul_add(self, x: Tensor, add: Tensor, transpose: bool = False) -> Tensor:
-        """``add + A @ x`` (or ``A^T``) in a new tensor, without autograd: one
-        ``addmm`` for PyTorch's kernel instead of a product and a sum."""
+    def matmul_add(self, x: Tensor, add: Tensor, transpose: bool = False,
+                   in_place: bool = False) -> Tensor:
+        """``add + A @ x`` (or ``A^T``) without autograd: one ``addmm`` for PyTorch's
+        kernel instead of a product and a sum. In a new tensor, or with ``in_place``
+        written into ``add`` (which the caller no longer needs): that saves the copy
+        of ``add`` that ``addmm`` makes into a new result, with the same bits."""
         if self.backend == "torch_sparse":
-            return add + self.matmul(x, transpose)
+            product = self.matmul(x, transpose)
+            return add.add_(product) if in_place else add + product
         kernel = self._kernel if (not transpose or self._kernel_t is None) else self._kernel_t
-        return torch.addmm(add, kernel, x)
+        return torch.addmm(add, kernel, x, out=add) if in_place else torch.addmm(add, kernel, x)
 
     def matmul_blocks(self, layout: ColumnBlocks, x_blocks: Tensor, add: Tensor | None = None,
-                      transpose: bool = False) -> Tensor:
+                      transpose: bool = False, in_place: bool = False) -> Tensor:
         """``A @ x`` (``+ add``; or ``A^T``) on ``x`` held in the column blocks ``layout``
         (:class:`~ssgraphrec.sparse.blocks.ColumnBlocks`), without autograd: one product
         per block, each column bit-for-bit the whole product's. PyTorch's CPU kernel only.
+        ``in_place`` writes the sum into ``add`` (:meth:`matmul_add`).
         """
         if self.backend != "torch" or x_blocks.device.type != "cpu":
             raise ValueError("matmul_blocks: column blocks are for PyTorch's CPU kernel")
         kernel = self._kernel if (not transpose or self._kernel_t is None) else self._kernel_t
-        return layout.product(kernel, x_blocks, add)
+        return layout.product(kernel, x_blocks, add, in_place)
 
     def block_width(self, x: Tensor, products: int = 1) -> int:
         """Columns per block for CPU products of this matrix with ``x`` (``[N, d]``):
@@ -244,14 +249,17 @@ class RowRestriction:
         """``A[R, :] @ x``, or ``A^T[:, R] @ x``."""
         return _apply_kernel(self._pick(transpose), x, self.backend)
 
-    def matmul_add(self, x: Tensor, add: Tensor, transpose: bool = False) -> Tensor:
-        """``add + matmul(x, transpose)`` in one ``addmm``."""
-        return torch.addmm(add, self._pick(transpose), x)
+    def matmul_add(self, x: Tensor, add: Tensor, transpose: bool = False,
+                   in_place: bool = False) -> Tensor:
+        """``add + matmul(x, transpose)`` in one ``addmm`` (into ``add`` with
+        ``in_place``, :meth:`Adjacency.matmul_add`)."""
+        kernel = self._pick(transpose)
+        return torch.addmm(add, kernel, x, out=add) if in_place else torch.addmm(add, kernel, x)
 
     def matmul_blocks(self, layout: ColumnBlocks, x_blocks: Tensor, add: Tensor | None = None,
-                      transpose: bool = False) -> Tensor:
-        """:meth:`matmul` (``+ add``) on column blocks."""
-        return layout.product(self._pick(transpose), x_blocks, add)
+                      transpose: bool = False, in_place: bool = False) -> Tensor:
+        """:meth:`matmul` (``+ add``, into ``add`` with ``in_place``) on column blocks."""
+        return layout.product(self._pick(transpose), x_blocks, add, in_place)
 
 
 def _make_kernel(crow: Tensor, col: Tensor, value: Tensor, size: int, backend: str):
@@ -324,13 +332,18 @@ class _LayerMean(torch.autograd.Function):
     it are whole (the last one needs them), and a tap of the last layer is zero outside
     :math:`R` too. The backward pass reads the gradient at :math:`R` only, and its first
     product is :math:`\mathbf{A}^\top_{K,(:,R)} \mathbf{V}_R`. Every entry computed is
-    the same sum as without ``rows``.
+    the same sum as without ``rows``. With ``compact`` the mean is returned at ``R``
+    only, ``[|R|, d]`` in the order of ``R``, and so is its gradient read.
+
+    In the forward pass the first sum of two layers makes the new tensor and the later
+    ones add in place; in the backward pass the lowest averaged layer's ``addmm`` writes
+    into :math:`\mathbf{G}`, which no layer reads after it (one copy fewer each).
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, adjs: tuple[Adjacency, ...], first: int,  # type: ignore[override]
                 last: int, taps: tuple[int, ...], perturb: Callable[[Tensor], Tensor] | None,
-                keep_layers: bool, rows: Tensor | None = None):
+                keep_layers: bool, rows: Tensor | None = None, compact: bool = False):
         num_layers = len(adjs)
         reordering = None
         if (perturb is None and adjs and all(a is adjs[0] for a in adjs)
@@ -341,6 +354,7 @@ class _LayerMean(torch.autograd.Function):
             last_rows = rows if reordering is None else reordering.ranks(rows)
             adjs = (*adjs[:-1], adjs[-1].restrict(last_rows))
         ctx.adjs, ctx.first, ctx.last, ctx.taps, ctx.rows = adjs, first, last, taps, rows
+        ctx.compact = compact
         ctx.num_nodes = x.size(0)
         ctx.count = last - first + 1
         # The backward pass has no perturbation (an offset without gradient), so it may
@@ -353,7 +367,8 @@ class _LayerMean(torch.autograd.Function):
             return layout.select(h, rows) if rows is not None and k < num_layers else h
 
         h = layout.enter(x)
-        total = averaged(h, 0).clone() if first == 0 else None
+        total = averaged(h, 0) if first == 0 else None
+        owned = False     # the first sum makes a new tensor, the later ones add in place
         layers = [h]
         for k, adj in enumerate(adjs, 1):
             h = layout.product(adj, h)
@@ -362,14 +377,22 @@ class _LayerMean(torch.autograd.Function):
                     else _perturbed_at_rows(perturb, h, rows, x.size(0))
             layers.append(h)
             if first <= k <= last:
-                total = averaged(h, k).clone() if total is None else total.add_(averaged(h, k))
+                if total is None:
+                    total = averaged(h, k)
+                elif owned:
+                    total.add_(averaged(h, k))
+                else:
+                    total, owned = total + averaged(h, k), True
         if total is None:
             raise ValueError("layer mean: no layers to average (skip_ego needs at least one layer)")
+        if not owned:                               # one layer averaged: still that layer
+            total = total.clone()
         at_rows = rows is not None                   # layer K, the mean: |R| rows
         total = layout.exit(total.div_(ctx.count), at_rows)
         extra = [layout.exit(layers[t], at_rows and t == num_layers) for t in taps]
         if rows is not None:
-            total = zeros_with_rows(total, rows, x.size(0))
+            if not compact:                         # else the mean stays [|R|, d]
+                total = zeros_with_rows(total, rows, x.size(0))
             extra = [zeros_with_rows(e, rows, x.size(0)) if t == num_layers else e
                      for t, e in zip(taps, extra, strict=True)]
         if keep_layers:
@@ -387,8 +410,8 @@ class _LayerMean(torch.autograd.Function):
         mean_grad = None
         if grad is not None:               # with rows: read there only, [|R|, d]
             mean_grad = layout.enter_divided(
-                grad.index_select(0, rows) if rows is not None else grad, ctx.count,
-                rows is not None)
+                grad.index_select(0, rows) if rows is not None and not ctx.compact else grad,
+                ctx.count, rows is not None)
         tap_grads = dict.fromkeys(ctx.taps)
         for t, g in zip(ctx.taps, grads, strict=False):
             if g is not None:
@@ -428,13 +451,23 @@ class _LayerMean(torch.autograd.Function):
                 v = v.clone()
             return layout.add_at_rows(v, rows, mean_grad)
 
+        def spent(v_add: Tensor | None, k: int, v: Tensor) -> bool:
+            """Whether ``v_add``, layer ``k``'s added gradient, may take the sum with the
+            product of ``v`` in place (no ``addmm`` copy of it): a sum made by
+            :func:`added_at`, or the mean's gradient at its lowest layer, never a tap's
+            gradient as autograd gave it, nor ``v`` itself."""
+            if v_add is None or v_add is v or any(v_add is t for t in tap_grads.values()):
+                return False
+            return v_add is not mean_grad or k == ctx.first
+
         v = added_at(num_layers)
         for k in range(num_layers, 0, -1):     # adjs[k - 1] made layer k
             v_add = added_at(k - 1)
             owned = v is not None
-            v = layout.product(ctx.adjs[k - 1], v, v_add, transpose=True) if owned else v_add
+            v = layout.product(ctx.adjs[k - 1], v, v_add, transpose=True,
+                               in_place=spent(v_add, k - 1, v)) if owned else v_add
             v = added_at_rows(v, k - 1, owned)
-        return (layout.exit(v) if v is not None else None), None, None, None, None, None, None, None
+        return (layout.exit(v) if v is not None else None), *(None,) * 8
 
 
 def _perturbed_at_rows(perturb: Callable[[Tensor], Tensor], h: Tensor, rows: Tensor,
@@ -533,17 +566,21 @@ class _Layout:
         return h.index_add_(0, rows, values)
 
     def product(self, adj: Adjacency, h: Tensor, add: Tensor | None = None,
-                transpose: bool = False) -> Tensor:
-        """``A h (+ add)`` (or ``A^T``) in this layout."""
+                transpose: bool = False, in_place: bool = False) -> Tensor:
+        """``A h (+ add)`` (or ``A^T``) in this layout; ``in_place`` writes the sum into
+        ``add``."""
         if self.blocked:
-            return adj.matmul_blocks(self.blocks, h, add, transpose)
-        return adj.matmul(h, transpose) if add is None else adj.matmul_add(h, add, transpose)
+            return adj.matmul_blocks(self.blocks, h, add, transpose, in_place)
+        if add is None:
+            return adj.matmul(h, transpose)
+        return adj.matmul_add(h, add, transpose, in_place)
 
 
 def propagate_mean(adj: Adjacency | tuple[Adjacency, ...], x: Tensor, num_layers: int,
                    skip_ego: bool = False, keep_layers: bool = False, *,
                    taps: tuple[int, ...] = (), perturb: Callable[[Tensor], Tensor] | None = None,
-                   mean_layers: int | None = None, rows: Tensor | None = None):
+                   mean_layers: int | None = None, rows: Tensor | None = None,
+                   compact: bool = False):
     r"""LightGCN's readout (He et al., SIGIR 2020, Eq. 8) of ``num_layers`` products:
     the mean of :math:`\mathbf{E}^{(0)} = x, \mathbf{E}^{(k)} = \mathbf{A}
     \mathbf{E}^{(k-1)}` over ``k = 0..K`` (``1..K`` with ``skip_ego``), differentiable
@@ -582,6 +619,10 @@ def propagate_mean(adj: Adjacency | tuple[Adjacency, ...], x: Tensor, num_layers
             an adjacency of at least :data:`ROWS_MIN_NNZ` non-zeros;
             :func:`restricts_rows`): the same values and gradients at a fraction of two
             products' cost.
+        compact: return the mean at ``rows`` only, ``[|R|, d]`` in their order (no
+            ``taps`` nor ``keep_layers``). Its gradient then stays ``[|R|, d]`` until
+            this pass reads it: the caller's gathers do not each fill and sum a whole
+            ``[N, d]`` matrix of zeros (LightGCN's and SGL's steps, the same bits).
     """
     adjs = tuple(adj) if isinstance(adj, (tuple, list)) else (adj,) * num_layers
     if len(adjs) != num_layers:
@@ -597,15 +638,21 @@ def propagate_mean(adj: Adjacency | tuple[Adjacency, ...], x: Tensor, num_layers
         raise ValueError(f"propagate_mean: taps must lie in 1..{num_layers}, got {taps}")
     if taps and keep_layers:
         raise ValueError("propagate_mean: taps and keep_layers do not combine")
+    if compact and (rows is None or taps or keep_layers):
+        raise ValueError("propagate_mean: compact needs rows, and takes no taps nor keep_layers")
+    gather = None                                 # compact, from the whole mean
     if rows is not None:
         _check_rows(rows, x.size(0))
         if not _restrict_rows(adjs, rows, last, x.size(1)):
-            rows = None
-    args = (x, adjs, 1 if skip_ego else 0, last, taps, perturb, keep_layers, rows)
+            gather, rows = (rows if compact else None), None
+    args = (x, adjs, 1 if skip_ego else 0, last, taps, perturb, keep_layers, rows,
+            compact and rows is not None)
     if torch.is_grad_enabled() and x.requires_grad:
-        return _LayerMean.apply(*args)
-    with torch.no_grad():
-        return _LayerMean.forward(_NoCtx(), *args)
+        out = _LayerMean.apply(*args)
+    else:
+        with torch.no_grad():
+            out = _LayerMean.forward(_NoCtx(), *args)
+    return out if gather is None else out.index_select(0, gather)
 
 
 #: :func:`propagate_mean` takes its last product at the rows a caller reads where they

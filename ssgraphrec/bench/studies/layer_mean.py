@@ -44,9 +44,10 @@ from . import RESULTS, write_result
 
 
 def layer_by_layer_propagate_mean(adj, x, num_layers, skip_ego=False, keep_layers=False, *,
-                                   taps=(), perturb=None, mean_layers=None, rows=None):
+                                   taps=(), perturb=None, mean_layers=None, rows=None,
+                                   compact=False):
     """``propagate_mean`` computed layer by layer, as the methods did before it (every
-    row: ``rows`` is ignored)."""
+    row: ``rows`` is ignored, but for ``compact``'s gather of the mean)."""
     layers = [x]
     for _ in range(num_layers):
         h = propagate(adj, layers[-1])
@@ -57,6 +58,8 @@ def layer_by_layer_propagate_mean(adj, x, num_layers, skip_ego=False, keep_layer
     for h in used[1:]:
         total = total + h
     total = total / len(used)
+    if compact:
+        return total.index_select(0, rows)
     if keep_layers:
         return (total, *(h.detach() for h in layers[1:]))
     return (total, *(layers[t] for t in taps)) if taps else total

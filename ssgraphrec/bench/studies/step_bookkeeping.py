@@ -1,6 +1,6 @@
-"""A training step's bookkeeping besides its products: the mean's gradient at the rows, the split, Adam.
+"""A training step's bookkeeping besides its products: the mean's gradient at the rows, the split, Adam, the gathers, addmm's copies.
 
-Three changes to what a LightGCN-style step does besides its sparse products, each
+Five changes to what a LightGCN-style step does besides its sparse products, each
 exact:
 
 1. ``whole_mean_gradient``: with ``rows`` (the last product at a batch's rows,
@@ -15,10 +15,20 @@ exact:
    They are one ``split`` now, whose backward pass joins the two gradients.
 3. ``unfused_adam``: the trainer's Adam ran one pass per operation of its update;
    it now runs PyTorch's fused kernel (:func:`ssgraphrec.train.trainer.adam`).
+4. ``whole_tables``: LightGCN and SGL gathered a batch's rows from the whole user and
+   item tables of each encoder's output, so that the gradient of every gather was a
+   whole table of zeros, summed, then joined into ``[N, d]``. They now gather from the
+   mean at the batch's rows only (:meth:`~ssgraphrec.nn.LightGCNEncoder.mean_at`,
+   ``[|R|, d]``), whose gradient stays that size until the layer mean reads it.
+5. ``addmm_copies``: each product of the layer mean's backward pass took the gradient
+   added at its layer through ``addmm``, which first copies it into the new result. At
+   the lowest averaged layer the sum now goes into the mean's gradient itself, which no
+   layer reads after it. (The forward pass's first sum of two layers, once a copy of
+   layer 0 and an add in place, is one add now; that change is not a path here.)
 
 For each method this builds one model and times windows of ``--steps`` training
 steps, the paths alternating window by window in one process: ``before`` (all
-three as they were), ``now``, and each of the three alone as it was (``--paths``).
+five as they were), ``now``, and each of the five alone as it was (``--paths``).
 Apart (``--only adam``), it times Adam's step alone on tables of Gowalla's LightGCN
 shapes (``--adam-shapes``), fused and unfused alternated, and reports how far the two
 updates' parameters lie apart after the same steps.
@@ -45,6 +55,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ...losses import info_nce
+from ...methods.lightgcn import LightGCN
+from ...methods.sgl import SGL
 from ...nn.lightgcn import LightGCNEncoder
 from ...sparse import kernels
 from ...sparse.restrict import zeros_with_rows
@@ -58,8 +71,9 @@ def whole_mean_gradient_backward(ctx, grad: Tensor, *grads: Tensor | None):
     whole matrix, zero outside them, added to each product by ``addmm``."""
     layout = ctx.layout
     rows, num_layers = ctx.rows, len(ctx.adjs)
-    if rows is not None and grad is not None:
-        grad = zeros_with_rows(grad.index_select(0, rows), rows, grad.size(0))
+    if rows is not None and grad is not None:           # a compact mean's is at rows
+        at_rows = grad if ctx.compact else grad.index_select(0, rows)
+        grad = zeros_with_rows(at_rows, rows, ctx.num_nodes)
     mean_grad = layout.enter_divided(grad, ctx.count) if grad is not None else None
     tap_grads = dict.fromkeys(ctx.taps)
     for t, g in zip(ctx.taps, grads, strict=False):
@@ -80,7 +94,7 @@ def whole_mean_gradient_backward(ctx, grad: Tensor, *grads: Tensor | None):
     for k in range(num_layers, 0, -1):
         v_add = added_at(k - 1)
         v = v_add if v is None else layout.product(ctx.adjs[k - 1], v, v_add, transpose=True)
-    return (layout.exit(v) if v is not None else None), None, None, None, None, None, None, None
+    return (layout.exit(v) if v is not None else None), *(None,) * 8
 
 
 @contextmanager
@@ -125,9 +139,57 @@ def unfused_adam() -> Iterator[None]:
         torch.optim.Adam.step = step
 
 
+def whole_table_rec_loss(self: LightGCN, batch) -> dict[str, Tensor]:
+    """``LightGCN.batch_rec_loss`` as it was: gathers from the whole user and item tables."""
+    return self.rec_loss(batch, *self.encoder(self.adj, rows=self.encoder.batch_rows(*batch)))
+
+
+def whole_table_sgl_loss(self: SGL, batch) -> dict[str, Tensor]:
+    """``SGL.loss`` as it was (its ``ssl_mode="separate"``): the views' rows gathered from
+    their whole tables too."""
+    if self.cfg.ssl_mode != "separate":
+        raise ValueError("whole_tables: SGL's ssl_mode='separate' only")
+    if not self.view_adjs:
+        self.on_epoch_start(0)
+    terms = whole_table_rec_loss(self, batch)
+    u, i = torch.unique(batch.users), torch.unique(batch.pos_items)
+    contrasted = self.encoder.batch_rows(u, i)
+    (u1, i1), (u2, i2) = (self.encoder(a, rows=contrasted) for a in self.view_adjs)
+    tau = self.cfg.temperature
+    terms["ssl"] = self.cfg.ssl_weight * (
+        u.numel() * info_nce(u1[u], u2[u], tau, ids=u)
+        + i.numel() * info_nce(i1[i], i2[i], tau, ids=i)) / batch.users.numel()
+    return terms
+
+
+@contextmanager
+def whole_tables() -> Iterator[None]:
+    saved = LightGCN.batch_rec_loss, SGL.loss
+    LightGCN.batch_rec_loss, SGL.loss = whole_table_rec_loss, whole_table_sgl_loss
+    try:
+        yield
+    finally:
+        LightGCN.batch_rec_loss, SGL.loss = saved
+
+
+@contextmanager
+def addmm_copies() -> Iterator[None]:
+    """Every backward product of the layer mean into a new result, never in place."""
+    saved = kernels._Layout.product
+
+    def copying(self, adj, h, add=None, transpose=False, in_place=False):
+        return saved(self, adj, h, add, transpose)
+
+    kernels._Layout.product = copying
+    try:
+        yield
+    finally:
+        kernels._Layout.product = saved
+
+
 CHANGES: dict[str, Callable[[], AbstractContextManager]] = {
     "whole_mean_gradient": whole_mean_gradient, "sliced_split": sliced_split,
-    "unfused_adam": unfused_adam}
+    "unfused_adam": unfused_adam, "whole_tables": whole_tables, "addmm_copies": addmm_copies}
 
 
 @contextmanager
