@@ -1,4 +1,4 @@
-"""A training step's bookkeeping besides its products: the mean's gradient at the rows, the split, Adam, the gathers, addmm's copies.
+"""A training step's work besides its products: the rows' gradient, split, Adam, gathers, copies.
 
 Five changes to what a LightGCN-style step does besides its sparse products, each
 exact:
