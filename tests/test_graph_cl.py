@@ -398,7 +398,14 @@ def test_methods_at_the_batch_rows_equal_the_whole_propagation_to_the_bit(small_
 
 def _whole_table_terms(method, batch):
     """LightGCN's and SGL's loss terms as they were computed before ``mean_at``: every
-    gather from the whole user and item tables of each encoder's output."""
+    gather from the whole user and item tables of each encoder's output (SimGCL's: the
+    step-bookkeeping study's copies of their losses as they were; XSimGCL's too)."""
+    from ssgraphrec.bench.studies import step_bookkeeping as study
+
+    if isinstance(method, XSimGCL):
+        return study.whole_table_xsimgcl_loss(method, batch)
+    if isinstance(method, SimGCL):
+        return study.whole_table_simgcl_loss(method, batch)
     users, items = method.encoder(method.adj)
     terms = method.rec_loss(batch, users, items)
     if isinstance(method, SGL):
@@ -412,20 +419,21 @@ def _whole_table_terms(method, batch):
 
 
 @pytest.mark.parametrize("restricted", [False, True])
-@pytest.mark.parametrize("name", ["lightgcn", "sgl"])
+@pytest.mark.parametrize("name", ["lightgcn", "sgl", "simgcl", "xsimgcl"])
 def test_gathers_from_the_mean_at_the_batch_rows_equal_the_whole_tables_to_the_bit(
         small_data, batch, monkeypatch, name, restricted):
-    """LightGCN's and SGL's steps gather the batch from the mean at its rows only
-    (``mean_at``, ``[|R|, d]``): every loss term and gradient equals, to the bit, the
-    gathers from the whole user and item tables, with the last product at the rows or
-    whole."""
+    """LightGCN's, SGL's, SimGCL's and XSimGCL's steps gather the batch from the mean at
+    its rows only (``[|R|, d]``; SimGCL's noised streams there too): every loss term and gradient
+    equals, to the bit, the gathers from the whole user and item tables, with the last
+    product at the rows or whole."""
     monkeypatch.setattr(sparse_kernels, "ROWS_SHARE_LIMIT", 1.0 if restricted else 0.0)
     monkeypatch.setattr(sparse_kernels, "ROWS_MIN_NNZ", 0)
-    cls = {"lightgcn": (LightGCN, LightGCNConfig), "sgl": (SGL, SGLConfig)}[name]
-    gathered: list[tuple[int, ...]] = []
-    mean_at = LightGCNEncoder.mean_at
-    monkeypatch.setattr(LightGCNEncoder, "mean_at", lambda self, adj, rows: gathered.append(
-        tuple(rows.shape)) or mean_at(self, adj, rows))
+    cls = {"lightgcn": (LightGCN, LightGCNConfig), "sgl": (SGL, SGLConfig),
+           "simgcl": (SimGCL, SimGCLConfig), "xsimgcl": (XSimGCL, XSimGCLConfig)}[name]
+    gathered: list[bool] = []
+    propagate_mean = lightgcn_module.propagate_mean
+    monkeypatch.setattr(lightgcn_module, "propagate_mean", lambda *a, **k: gathered.append(
+        k["compact"]) or propagate_mean(*a, **k))
 
     def step(loss_of):
         torch.manual_seed(7)
@@ -438,13 +446,13 @@ def test_gathers_from_the_mean_at_the_batch_rows_equal_the_whole_tables_to_the_b
                 {k: p.grad.clone() for k, p in method.named_parameters() if p.grad is not None})
 
     terms, grads = step(lambda m: m.loss(batch))
-    assert len(gathered) == (3 if name == "sgl" else 1)      # every encoder of the step
+    assert gathered == [True] * (3 if name == "sgl" else 1)  # every encoder of the step
     ref_terms, ref_grads = step(lambda m: _whole_table_terms(m, batch))
     assert terms == ref_terms and grads.keys() == ref_grads.keys() and grads
     assert all(torch.equal(g, ref_grads[k]) for k, g in grads.items())
 
 
-@pytest.mark.parametrize("name", ["lightgcn", "sgl", "xsimgcl"])
+@pytest.mark.parametrize("name", ["lightgcn", "sgl", "simgcl", "xsimgcl"])
 def test_step_bookkeeping_study_paths_give_the_same_gradients_and_restore_the_package(
         small_data, batch, monkeypatch, name):
     """The step-bookkeeping study's ``before`` path (the mean's gradient as a whole matrix,
@@ -456,11 +464,12 @@ def test_step_bookkeeping_study_paths_give_the_same_gradients_and_restore_the_pa
     monkeypatch.setattr(sparse_kernels, "ROWS_SHARE_LIMIT", 1.0)
     monkeypatch.setattr(sparse_kernels, "ROWS_MIN_NNZ", 0)
     cls = {"lightgcn": (LightGCN, LightGCNConfig), "sgl": (SGL, SGLConfig),
-           "xsimgcl": (XSimGCL, XSimGCLConfig)}[name]
+           "simgcl": (SimGCL, SimGCLConfig), "xsimgcl": (XSimGCL, XSimGCLConfig)}[name]
 
     def package():
         return (sparse_kernels._LayerMean.backward, LightGCNEncoder.split, torch.optim.Adam.step,
-                LightGCN.batch_rec_loss, SGL.loss, sparse_kernels._Layout.product)
+                LightGCN.batch_rec_loss, SGL.loss, sparse_kernels._Layout.product, SimGCL.loss,
+                XSimGCL.loss)
 
     saved = package()
 
@@ -485,6 +494,8 @@ def test_step_bookkeeping_study_paths_give_the_same_gradients_and_restore_the_pa
         assert torch.optim.Adam.step is not saved[2]
         assert LightGCN.batch_rec_loss is study.whole_table_rec_loss
         assert SGL.loss is study.whole_table_sgl_loss
+        assert SimGCL.loss is study.whole_table_simgcl_loss
+        assert XSimGCL.loss is study.whole_table_xsimgcl_loss
         assert sparse_kernels._Layout.product is not saved[5]
 
 
@@ -516,13 +527,13 @@ def test_contrastive_floor_records_each_steps_loss_sizes_and_restores_the_module
     trainer = Trainer(method, small_data, tmp_path, epochs=1, generator=gen(4), progress=False,
                       log=lambda msg: None)
     seen = []
-    method_rec_loss = trainer.method.rec_loss
+    method_rec_terms = trainer.method.rec_terms
 
-    def rec_loss(batch, *args):                  # the batches the steps draw
+    def rec_terms(batch, *args):                 # the batches the steps draw
         seen.append((batch.users.unique().numel(), batch.pos_items.unique().numel()))
-        return method_rec_loss(batch, *args)
+        return method_rec_terms(batch, *args)
 
-    trainer.method.rec_loss = rec_loss
+    trainer.method.rec_terms = rec_terms
     calls = study.recorded_calls(trainer, steps=2)
     assert getattr(module, loss_name) is original
     assert len(calls) == len(seen) == 2

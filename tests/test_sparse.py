@@ -411,7 +411,7 @@ def test_propagate_mean_compact_is_the_mean_at_rows_with_the_same_gradient(restr
                                                                             monkeypatch):
     """``compact``: ``[|R|, d]``, the whole mean's rows ``R`` to the bit, and the gradient
     of a loss read there equal to the whole mean's; with the last product at ``R`` or
-    whole. It takes rows, and neither taps nor kept layers."""
+    whole. Taps and kept layers come as without it. It needs rows."""
     import ssgraphrec.sparse.kernels as kernels
 
     monkeypatch.setattr(kernels, "ROWS_SHARE_LIMIT", 1.0 if restricted else 0.0)
@@ -429,9 +429,13 @@ def test_propagate_mean_compact_is_the_mean_at_rows_with_the_same_gradient(restr
     assert torch.allclose(x.grad, x_ref.grad, atol=1e-6) and float(x.grad.abs().max()) > 0
     with torch.no_grad():
         assert torch.equal(propagate_mean(adj, x, 3, rows=rows, compact=True), compact)
-    for kwargs in ({}, {"rows": rows, "taps": (2,)}, {"rows": rows, "keep_layers": True}):
-        with pytest.raises(ValueError, match="compact needs rows"):
-            propagate_mean(adj, x, 3, compact=True, **kwargs)
+    for kwargs in ({"taps": (2, 3)}, {"keep_layers": True}):
+        mean, *others = propagate_mean(adj, x, 3, rows=rows, compact=True, **kwargs)
+        _, *expected = propagate_mean(adj, x, 3, rows=rows, **kwargs)
+        assert torch.equal(mean, compact) and len(others) == len(expected) > 1
+        assert all(torch.equal(a, b) for a, b in zip(others, expected, strict=True))
+    with pytest.raises(ValueError, match="compact needs rows"):
+        propagate_mean(adj, x, 3, compact=True)
 
 
 @pytest.mark.parametrize("blocked", [False, True])

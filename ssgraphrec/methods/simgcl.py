@@ -123,38 +123,41 @@ class SimGCL(LightGCN):
             return enc.mean(self.adj, skip_ego=self.cfg.skip_ego)
         return enc.readout(enc.layers(self.adj, perturb=self.noise), skip_ego=self.cfg.skip_ego)
 
-    def final_streams(self, rows: Tensor | None = None) -> list[tuple[Tensor, Tensor]]:
-        """The clean and the two noised (user, item) final embeddings of one batch,
-        computed as ``cfg.streams`` says (:class:`SimGCLConfig`). Every path draws the
-        noise in the same order (stream 1's layers, then stream 2's). ``rows`` (node ids
-        from :meth:`~ssgraphrec.nn.LightGCNEncoder.batch_rows`) are the rows the batch
-        reads: the shared streams may be zero elsewhere."""
-        if self.cfg.streams == "separate":
-            return [self.final(), self.final(perturbed=True), self.final(perturbed=True)]
-        if self.cfg.streams == "fused":
-            return self._fused_streams()
-        return self._shared_streams(rows)
+    def streams_at(self, rows: Tensor) -> list[Tensor]:
+        """The clean and the two noised final embeddings of one batch at ``rows`` only
+        (sorted distinct node ids, users first, from
+        :meth:`~ssgraphrec.nn.LightGCNEncoder.batch_index`), ``[|R|, d]`` each, computed
+        as ``cfg.streams`` says (:class:`SimGCLConfig`). Every path draws the noise in
+        the same order (stream 1's layers, then stream 2's)."""
+        if self.cfg.streams == "shared":
+            return self._shared_streams(rows)
+        whole = (self._fused_streams() if self.cfg.streams == "fused" else
+                 [self.final(), self.final(perturbed=True), self.final(perturbed=True)])
+        users = int((rows < self.num_users).sum())
+        return [torch.cat([u.index_select(0, rows[:users]),
+                           i.index_select(0, rows[users:] - self.num_users)]) for u, i in whole]
 
-    def _shared_streams(self, rows: Tensor | None = None) -> list[tuple[Tensor, Tensor]]:
+    def _shared_streams(self, rows: Tensor) -> list[Tensor]:
         """One clean propagation with gradients; each noised encoder is the clean one
-        plus offsets propagated without autograd (``streams="shared"``). Where
-        :func:`~ssgraphrec.sparse.restricts_rows` holds, the last layer of each, clean
-        and offsets, is taken at ``rows`` only, every entry there the same sum."""
+        plus offsets propagated without autograd (``streams="shared"``), all three at
+        ``rows`` only (``[|R|, d]``, so the gradients of the batch's gathers stay that
+        size). Where :func:`~ssgraphrec.sparse.restricts_rows` holds, the last layer of
+        each, clean and offsets, is taken at ``rows`` only, every entry there the same
+        sum."""
         enc = self.encoder
-        if rows is not None and not restricts_rows(self.adj, rows, enc.user_emb.size(1)):
-            rows = None
-        mean, *propagated = enc.encode(self.adj, self.cfg.skip_ego, keep_layers=True, rows=rows)
+        restricted = restricts_rows(self.adj, rows, enc.user_emb.size(1))
+        mean, *propagated = enc.encode(self.adj, self.cfg.skip_ego, keep_layers=True,
+                                       rows=rows, compact=True)
         layers = [enc.ego().detach(), *propagated]       # no gradient flows through these
-        clean = enc.split(mean)
-        streams = [clean]
+        streams = [mean]
         averaged = len(layers) - 1 if self.cfg.skip_ego else len(layers)  # D(0) = 0
-        last_rows = self.adj.restrict(rows, backward=False) if rows is not None else None
+        last_rows = self.adj.restrict(rows, backward=False) if restricted else None
         for _ in range(2):
             with torch.no_grad():
-                shift = noise_offsets(self.adj, layers, self.noise, rows,
-                                      last_rows).div_(averaged)
-            shift_u, shift_i = enc.split(shift)
-            streams.append((clean[0] + shift_u, clean[1] + shift_i))
+                shift = noise_offsets(self.adj, layers, self.noise, rows if restricted else None,
+                                      last_rows, compact=True)
+                shift = (shift if restricted else shift.index_select(0, rows)).div_(averaged)
+            streams.append(mean + shift)
         return streams
 
     def _fused_streams(self) -> list[tuple[Tensor, Tensor]]:
@@ -176,13 +179,15 @@ class SimGCL(LightGCN):
         return list(zip(users.split(d, dim=1), items.split(d, dim=1), strict=True))
 
     def loss(self, batch: BPRBatch) -> dict[str, Tensor]:
-        rows = self.encoder.batch_rows(*batch)
-        (users, items), (u1, i1), (u2, i2) = self.final_streams(rows)
-        terms = self.rec_loss(batch, users, items)
-        u = torch.unique(batch.users)
-        i = torch.unique(batch.pos_items)
+        rows, where = self.encoder.batch_index(*batch)
+        clean, noised_1, noised_2 = self.streams_at(rows)
+        terms = self.rec_terms(batch, *(clean.index_select(0, w) for w in where))
+        # the batch's distinct users and positive items: where they lie in rows, and ids
+        at_u, at_i = torch.unique(where[0]), torch.unique(where[1])
+        u, i = rows[at_u], rows[at_i] - self.num_users
         tau = self.cfg.temperature
-        ssl = info_nce(u1[u], u2[u], tau, ids=u) + info_nce(i1[i], i2[i], tau, ids=i)
+        ssl = (info_nce(noised_1[at_u], noised_2[at_u], tau, ids=u)
+               + info_nce(noised_1[at_i], noised_2[at_i], tau, ids=i))
         terms["ssl"] = self.cfg.ssl_weight * ssl
         return terms
 

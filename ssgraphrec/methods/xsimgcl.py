@@ -65,16 +65,20 @@ class XSimGCL(SimGCL):
 
     def loss(self, batch: BPRBatch) -> dict[str, Tensor]:
         enc = self.encoder
-        # the noised encoder's mean and its layer l*, in one autograd node
+        rows, where = enc.batch_index(*batch)
+        # the noised encoder's mean at the batch's rows and its whole layer l*, in one
+        # autograd node
         mean, contrasted = enc.encode(self.adj, self.cfg.skip_ego, taps=(self.cfg.layer_cl,),
-                                      perturb=self.noise, rows=enc.batch_rows(*batch))
-        users, items = enc.split(mean)
-        terms = self.rec_loss(batch, users, items)
-        cl_users, cl_items = enc.split(contrasted)
-        u = torch.unique(batch.users)
-        i = torch.unique(batch.pos_items)
+                                      perturb=self.noise, rows=rows, compact=True)
+        terms = self.rec_terms(batch, *(mean.index_select(0, w) for w in where))
+        # the batch's distinct users and positive items: where they lie in rows, and ids
+        at_u, at_i = torch.unique(where[0]), torch.unique(where[1])
+        u, i = rows[at_u], rows[at_i] - self.num_users
+        # layer l* at both in one gather: its gradient is one whole matrix, not two
+        cl_users, cl_items = contrasted.index_select(0, torch.cat([u, i + self.num_users])).split(
+            [u.numel(), i.numel()])
         tau = self.cfg.temperature
-        ssl = (info_nce(users[u], cl_users[u], tau, ids=u)
-               + info_nce(items[i], cl_items[i], tau, ids=i))
+        ssl = (info_nce(mean[at_u], cl_users, tau, ids=u)
+               + info_nce(mean[at_i], cl_items, tau, ids=i))
         terms["ssl"] = self.cfg.ssl_weight * ssl
         return terms

@@ -21,8 +21,8 @@ from .perturb import UniformNoise, noise_of_draw
 
 
 def noise_offsets(adj: Adjacency, clean: list[Tensor], noise: UniformNoise,
-                  rows: Tensor | None = None, last_rows: RowRestriction | None = None
-                  ) -> Tensor:
+                  rows: Tensor | None = None, last_rows: RowRestriction | None = None,
+                  compact: bool = False) -> Tensor:
     r""":math:`\sum_{k=1}^{K} \mathbf{D}^{(k)}` of one noised encoder for the clean
     layers ``clean`` (:math:`\mathbf{E}^{(0)} \ldots \mathbf{E}^{(K)}`, without
     gradient): :math:`\Delta^{(k)}` is drawn by ``noise`` for :math:`\mathbf{E}^{(k)} +
@@ -35,7 +35,8 @@ def noise_offsets(adj: Adjacency, clean: list[Tensor], noise: UniformNoise,
     (``last_rows``, ``adj.restrict(rows, backward=False)``; made here if not given),
     and the noise of the whole layer is drawn and that of ``rows`` used (a row's noise
     depends on that row only), so the generator moves on as without ``rows`` and every
-    entry at ``rows`` is the same sum.
+    entry at ``rows`` is the same sum. ``compact`` returns the sum at ``rows`` only,
+    ``[|R|, d]`` in their order.
     """
     offset = total = None
     num_nodes = clean[0].size(0)
@@ -64,6 +65,6 @@ def noise_offsets(adj: Adjacency, clean: list[Tensor], noise: UniformNoise,
             total = offset.clone() if total is None else total.add_(offset)
     if total is None:
         raise ValueError("noise_offsets: no layers to offset (clean holds E(0) only)")
-    if rows is not None:
+    if rows is not None and not compact:
         total = zeros_with_rows(total, rows, num_nodes)
     return total

@@ -84,7 +84,7 @@ def noise_of_draw(x: Tensor, draw: Tensor, eps: float) -> Tensor:
     r"""The noise of :func:`uniform_noise` for the uniform draw :math:`\bar\Delta` = ``draw``.
 
     Separating the draw from its use lets a fused propagation (several streams
-    in one product, :meth:`ssgraphrec.methods.simgcl.SimGCL.final_streams`) draw
+    in one product, :meth:`ssgraphrec.methods.simgcl.SimGCL.streams_at`) draw
     its numbers in the order of the unfused one and so add the same noise.
     """
     # sign(x) has zero gradient, so the noise is a constant of the graph: computed without

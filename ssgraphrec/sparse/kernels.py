@@ -619,10 +619,10 @@ def propagate_mean(adj: Adjacency | tuple[Adjacency, ...], x: Tensor, num_layers
             an adjacency of at least :data:`ROWS_MIN_NNZ` non-zeros;
             :func:`restricts_rows`): the same values and gradients at a fraction of two
             products' cost.
-        compact: return the mean at ``rows`` only, ``[|R|, d]`` in their order (no
-            ``taps`` nor ``keep_layers``). Its gradient then stays ``[|R|, d]`` until
-            this pass reads it: the caller's gathers do not each fill and sum a whole
-            ``[N, d]`` matrix of zeros (LightGCN's and SGL's steps, the same bits).
+        compact: return the mean at ``rows`` only, ``[|R|, d]`` in their order (taps and
+            kept layers as without it). Its gradient then stays ``[|R|, d]`` until this
+            pass reads it: the caller's gathers do not each fill and sum a whole ``[N, d]``
+            matrix of zeros (LightGCN's, SGL's and SimGCL's steps, the same bits).
     """
     adjs = tuple(adj) if isinstance(adj, (tuple, list)) else (adj,) * num_layers
     if len(adjs) != num_layers:
@@ -638,8 +638,8 @@ def propagate_mean(adj: Adjacency | tuple[Adjacency, ...], x: Tensor, num_layers
         raise ValueError(f"propagate_mean: taps must lie in 1..{num_layers}, got {taps}")
     if taps and keep_layers:
         raise ValueError("propagate_mean: taps and keep_layers do not combine")
-    if compact and (rows is None or taps or keep_layers):
-        raise ValueError("propagate_mean: compact needs rows, and takes no taps nor keep_layers")
+    if compact and rows is None:
+        raise ValueError("propagate_mean: compact needs rows")
     gather = None                                 # compact, from the whole mean
     if rows is not None:
         _check_rows(rows, x.size(0))
@@ -652,7 +652,11 @@ def propagate_mean(adj: Adjacency | tuple[Adjacency, ...], x: Tensor, num_layers
     else:
         with torch.no_grad():
             out = _LayerMean.forward(_NoCtx(), *args)
-    return out if gather is None else out.index_select(0, gather)
+    if gather is None:
+        return out
+    if isinstance(out, tuple):                    # taps or kept layers stay whole
+        return (out[0].index_select(0, gather), *out[1:])
+    return out.index_select(0, gather)
 
 
 #: :func:`propagate_mean` takes its last product at the rows a caller reads where they

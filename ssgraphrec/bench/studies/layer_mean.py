@@ -59,7 +59,7 @@ def layer_by_layer_propagate_mean(adj, x, num_layers, skip_ego=False, keep_layer
         total = total + h
     total = total / len(used)
     if compact:
-        return total.index_select(0, rows)
+        total = total.index_select(0, rows)
     if keep_layers:
         return (total, *(h.detach() for h in layers[1:]))
     return (total, *(layers[t] for t in taps)) if taps else total

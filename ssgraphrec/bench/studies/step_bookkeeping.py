@@ -15,8 +15,8 @@ exact:
    They are one ``split`` now, whose backward pass joins the two gradients.
 3. ``unfused_adam``: the trainer's Adam ran one pass per operation of its update;
    it now runs PyTorch's fused kernel (:func:`ssgraphrec.train.trainer.adam`).
-4. ``whole_tables``: LightGCN and SGL gathered a batch's rows from the whole user and
-   item tables of each encoder's output, so that the gradient of every gather was a
+4. ``whole_tables``: LightGCN, SGL, SimGCL and XSimGCL gathered a batch's rows from the
+   whole user and item tables of each encoder's output, so that the gradient of every gather was a
    whole table of zeros, summed, then joined into ``[N, d]``. They now gather from the
    mean at the batch's rows only (:meth:`~ssgraphrec.nn.LightGCNEncoder.mean_at`,
    ``[|R|, d]``), whose gradient stays that size until the layer mean reads it.
@@ -58,8 +58,11 @@ from torch import Tensor
 from ...losses import info_nce
 from ...methods.lightgcn import LightGCN
 from ...methods.sgl import SGL
+from ...methods.simgcl import SimGCL
+from ...methods.xsimgcl import XSimGCL
 from ...nn.lightgcn import LightGCNEncoder
-from ...sparse import kernels
+from ...nn.noise_offsets import noise_offsets
+from ...sparse import kernels, restricts_rows
 from ...sparse.restrict import zeros_with_rows
 from ...train.trainer import adam
 from . import RESULTS, write_result
@@ -162,14 +165,65 @@ def whole_table_sgl_loss(self: SGL, batch) -> dict[str, Tensor]:
     return terms
 
 
+def whole_table_simgcl_loss(self: SimGCL, batch) -> dict[str, Tensor]:
+    """``SimGCL.loss`` as it was (its ``streams="shared"``): the clean and the noised
+    encoders' whole tables, the noised ones the clean ones plus whole offsets."""
+    if self.cfg.streams != "shared":
+        raise ValueError("whole_tables: SimGCL's streams='shared' only")
+    enc = self.encoder
+    rows = enc.batch_rows(*batch)
+    if not restricts_rows(self.adj, rows, enc.user_emb.size(1)):
+        rows = None
+    mean, *propagated = enc.encode(self.adj, self.cfg.skip_ego, keep_layers=True, rows=rows)
+    layers = [enc.ego().detach(), *propagated]
+    streams = [enc.split(mean)]
+    averaged = len(layers) - 1 if self.cfg.skip_ego else len(layers)
+    last_rows = self.adj.restrict(rows, backward=False) if rows is not None else None
+    for _ in range(2):
+        with torch.no_grad():
+            shift = noise_offsets(self.adj, layers, self.noise, rows, last_rows).div_(averaged)
+        shift_u, shift_i = enc.split(shift)
+        streams.append((streams[0][0] + shift_u, streams[0][1] + shift_i))
+    (users, items), (u1, i1), (u2, i2) = streams
+    terms = self.rec_loss(batch, users, items)
+    u, i = torch.unique(batch.users), torch.unique(batch.pos_items)
+    tau = self.cfg.temperature
+    terms["ssl"] = self.cfg.ssl_weight * (info_nce(u1[u], u2[u], tau, ids=u)
+                                          + info_nce(i1[i], i2[i], tau, ids=i))
+    return terms
+
+
+def whole_table_xsimgcl_loss(self: XSimGCL, batch) -> dict[str, Tensor]:
+    """``XSimGCL.loss`` as it was: the mean's and layer l*'s whole tables."""
+    enc = self.encoder
+    mean, contrasted = enc.encode(self.adj, self.cfg.skip_ego, taps=(self.cfg.layer_cl,),
+                                  perturb=self.noise, rows=enc.batch_rows(*batch))
+    users, items = enc.split(mean)
+    terms = self.rec_loss(batch, users, items)
+    cl_users, cl_items = enc.split(contrasted)
+    u, i = torch.unique(batch.users), torch.unique(batch.pos_items)
+    tau = self.cfg.temperature
+    terms["ssl"] = self.cfg.ssl_weight * (info_nce(users[u], cl_users[u], tau, ids=u)
+                                          + info_nce(items[i], cl_items[i], tau, ids=i))
+    return terms
+
+
+#: The methods' functions that ``whole_tables`` puts back as they were.
+WHOLE_TABLES = ((LightGCN, "batch_rec_loss", whole_table_rec_loss),
+                (SGL, "loss", whole_table_sgl_loss), (SimGCL, "loss", whole_table_simgcl_loss),
+                (XSimGCL, "loss", whole_table_xsimgcl_loss))
+
+
 @contextmanager
 def whole_tables() -> Iterator[None]:
-    saved = LightGCN.batch_rec_loss, SGL.loss
-    LightGCN.batch_rec_loss, SGL.loss = whole_table_rec_loss, whole_table_sgl_loss
+    saved = [getattr(cls, name) for cls, name, _ in WHOLE_TABLES]
+    for cls, name, old in WHOLE_TABLES:
+        setattr(cls, name, old)
     try:
         yield
     finally:
-        LightGCN.batch_rec_loss, SGL.loss = saved
+        for (cls, name, _), now in zip(WHOLE_TABLES, saved, strict=True):
+            setattr(cls, name, now)
 
 
 @contextmanager
