@@ -196,6 +196,21 @@ def test_encoder_perturbs_propagated_layers_only_and_keeps_its_default():
         assert len(enc.layers(adj, num_layers=4)) == 5
 
 
+def test_batch_index_and_distinct_at_place_a_batch_in_its_sorted_rows():
+    """7 users, items after them (node 7 + item): rows sorted and distinct, positions
+    that read each id back, and the distinct users and items by hand."""
+    enc = LightGCNEncoder(7, 12, emb_dim=4, num_layers=1)
+    users, pos, neg = torch.tensor([3, 1, 3, 6]), torch.tensor([2, 2, 11, 0]), \
+        torch.tensor([5, 0, 9, 2])
+    rows, (at_users, at_pos, at_neg) = enc.batch_index(users, pos, neg)
+    assert rows.tolist() == [1, 3, 6, 7, 9, 12, 16, 18]
+    assert torch.equal(rows[at_users], users) and torch.equal(rows[at_pos] - 7, pos)
+    assert torch.equal(rows[at_neg] - 7, neg)
+    users_at, distinct_users, items_at, distinct_items = enc.distinct_at(rows, at_users, at_pos)
+    assert distinct_users.tolist() == [1, 3, 6] and distinct_items.tolist() == [0, 2, 11]
+    assert users_at.tolist() == [0, 1, 2] and items_at.tolist() == [3, 4, 7]
+
+
 # -- SimGCL and XSimGCL -----------------------------------------------------
 
 def test_xsimgcl_propagates_once_per_batch_and_simgcl_as_its_streams_say(small_data, batch,

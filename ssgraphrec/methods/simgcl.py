@@ -183,8 +183,7 @@ class SimGCL(LightGCN):
         clean, noised_1, noised_2 = self.streams_at(rows)
         terms = self.rec_terms(batch, *(clean.index_select(0, w) for w in where))
         # the batch's distinct users and positive items: where they lie in rows, and ids
-        at_u, at_i = torch.unique(where[0]), torch.unique(where[1])
-        u, i = rows[at_u], rows[at_i] - self.num_users
+        at_u, u, at_i, i = self.encoder.distinct_at(rows, where[0], where[1])
         tau = self.cfg.temperature
         ssl = (info_nce(noised_1[at_u], noised_2[at_u], tau, ids=u)
                + info_nce(noised_1[at_i], noised_2[at_i], tau, ids=i))

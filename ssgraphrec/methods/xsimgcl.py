@@ -72,8 +72,7 @@ class XSimGCL(SimGCL):
                                       perturb=self.noise, rows=rows, compact=True)
         terms = self.rec_terms(batch, *(mean.index_select(0, w) for w in where))
         # the batch's distinct users and positive items: where they lie in rows, and ids
-        at_u, at_i = torch.unique(where[0]), torch.unique(where[1])
-        u, i = rows[at_u], rows[at_i] - self.num_users
+        at_u, u, at_i, i = enc.distinct_at(rows, where[0], where[1])
         # layer l* at both in one gather: its gradient is one whole matrix, not two
         cl_users, cl_items = contrasted.index_select(0, torch.cat([u, i + self.num_users])).split(
             [u.numel(), i.numel()])

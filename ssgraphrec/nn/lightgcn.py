@@ -154,6 +154,15 @@ class LightGCNEncoder(nn.Module):
         rows, where = torch.unique(ids, return_inverse=True)
         return rows, tuple(where.split([users.numel(), *(i.numel() for i in items)]))
 
+    def distinct_at(self, rows: Tensor, users_at: Tensor, items_at: Tensor
+                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The distinct users and items of a batch from :meth:`batch_index`'s ``rows``
+        and two of its positions: ``(users_at, users, items_at, items)``, where each lies
+        in ``rows`` and its id, sorted (``torch.unique`` of the batch's users and items:
+        ``rows`` is sorted, so its positions keep the order of the ids)."""
+        users_at, items_at = torch.unique(users_at), torch.unique(items_at)
+        return users_at, rows[users_at], items_at, rows[items_at] - self.num_users
+
     def readout(self, layers: Sequence[Tensor], skip_ego: bool = False) -> tuple[Tensor, Tensor]:
         r"""(user, item) mean of ``layers``; ``skip_ego`` averages layers 1..K only.
 
