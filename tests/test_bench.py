@@ -463,6 +463,27 @@ def test_a_study_script_ends_a_bad_setting_with_one_message(capsys):
     assert "--adam-shapes: ROWSxCOLUMNS,..., got '12y'" in capsys.readouterr().err
 
 
+def test_a_study_script_applies_the_heap_setting_of_the_command_line(monkeypatch):
+    """``benchmarks/NAME.py`` keeps freed memory in the heap before the study starts, as
+    ``ssgraphrec bench study`` does; a bad policy ends it with the command line's message."""
+    from ssgraphrec import heap
+    from ssgraphrec.bench.studies import run_study
+
+    calls = []
+    monkeypatch.setattr(heap, "retain_freed_memory", lambda: calls.append("heap") or True)
+    monkeypatch.setattr("ssgraphrec.bench.studies.contrastive_floor.main",
+                        lambda: calls.append("study"))
+    run_study("contrastive_floor", [])
+    assert calls == ["heap", "study"]
+
+    monkeypatch.undo()
+    monkeypatch.setenv(heap.HEAP_ENV, "keep")
+    with pytest.raises(SystemExit) as bad_policy:
+        run_study("contrastive_floor", ["--help"])
+    assert str(bad_policy.value) == ("Error: SSGRAPHREC_HEAP must be 'retain' or 'system', "
+                                     "got 'keep'")
+
+
 def test_speed_counts_the_batches_of_a_sequence_method(tmp_path):
     """Sequence data has no user-item edges to count: the epoch's batches are the
     method's own (one sample per user here), and the window scales by them."""
