@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .cross_entropy import mean_cross_entropy
 from .memory_bank import MemoryBank
 
 SIMILARITIES = ("cos", "dot")
@@ -112,7 +113,7 @@ def info_nce(anchor: Tensor, positive: Tensor, temperature: float = 0.2, *,
         block = not_negative & ~torch.eye(n, dtype=torch.bool, device=anchor.device)
         logits = torch.cat([logits[:, :n].masked_fill(block, -float("inf")), logits[:, n:]], 1)
     if weight is None:
-        return F.cross_entropy(logits, target)
+        return mean_cross_entropy(logits, target)
     per_row = F.cross_entropy(logits, target, reduction="none")
     weight = weight.to(per_row.dtype)
     return (per_row * weight).sum() / weight.sum().clamp(min=1.0)
@@ -160,7 +161,7 @@ def _nt_xent(view1: Tensor, view2: Tensor, temperature: float, similarity: str,
     idx = torch.arange(n, device=z.device) + offset
     own = torch.cat([idx, idx + big_n])          # each anchor's own column
     logits[torch.arange(2 * n, device=z.device), own] = float("-inf")
-    return F.cross_entropy(logits, torch.cat([idx + big_n, idx]))
+    return mean_cross_entropy(logits, torch.cat([idx + big_n, idx]))
 
 
 class InfoNCE(nn.Module):
