@@ -57,13 +57,22 @@ def test_masked_logits_get_a_zero_gradient_as_in_cross_entropy():
     torch.testing.assert_close(grad, ref_grad, rtol=2e-6, atol=1e-12)
 
 
-def test_without_a_gradient_it_is_cross_entropy_itself():
-    logits = _logits(4, 6).detach()
+def test_without_a_gradient_to_take_it_leaves_the_loss_to_cross_entropy(monkeypatch):
+    """No gradient wanted (evaluation, ``no_grad``), or a shape it does not take: the
+    one-pass path is not entered, and the value is ``F.cross_entropy``'s."""
+    def refuse(*args):
+        raise AssertionError("MeanCrossEntropy entered")
+
+    monkeypatch.setattr(MeanCrossEntropy, "apply", refuse)
+    logits = _logits(4, 6)
     target = torch.tensor([0, 1, 2, 3])
-    assert torch.equal(mean_cross_entropy(logits, target), F.cross_entropy(logits, target))
+    expected = F.cross_entropy(logits.detach(), target)
+    assert torch.equal(mean_cross_entropy(logits.detach(), target), expected)
     with torch.no_grad():
-        value = mean_cross_entropy(logits.requires_grad_(), target)
-    assert value.grad_fn is None
+        assert torch.equal(mean_cross_entropy(logits, target), expected)
+    assert torch.equal(mean_cross_entropy(logits[:0], target[:0]).isnan(), torch.tensor(True))
+    with pytest.raises(AssertionError, match="entered"):
+        mean_cross_entropy(logits, target)
 
 
 def test_info_nce_takes_it_and_keeps_its_value_and_gradients():
