@@ -92,12 +92,25 @@ def test_info_nce_takes_it_and_keeps_its_value_and_gradients():
     torch.testing.assert_close(gp, p.grad, rtol=1e-5, atol=1e-8)
 
 
-def test_the_studys_reference_path_runs_the_infonce_through_cross_entropy():
-    """``benchmarks/cross_entropy.py`` times the InfoNCE before and after: its
-    reference path must really take ``F.cross_entropy``."""
-    from ssgraphrec.bench.studies.cross_entropy import through_cross_entropy
+def test_the_studys_reference_path_runs_every_mean_cross_entropy_through_cross_entropy():
+    """``benchmarks/cross_entropy.py`` times the package before and after: its reference
+    path must reach every module that calls ``mean_cross_entropy``."""
+    import importlib
+    import pathlib
 
+    import ssgraphrec
+    from ssgraphrec.bench.studies.cross_entropy import USERS, through_cross_entropy
+
+    root = pathlib.Path(ssgraphrec.__file__).parent
+    callers = {"ssgraphrec." + ".".join(path.relative_to(root).with_suffix("").parts)
+               for path in root.rglob("*.py") if "mean_cross_entropy(" in path.read_text()}
+    callers -= {"ssgraphrec.losses.cross_entropy", "ssgraphrec.bench.studies.cross_entropy"}
+    assert callers == set(USERS)
     a, p = torch.randn(6, 4, requires_grad=True), torch.randn(6, 4, requires_grad=True)
     with through_cross_entropy():
+        assert all(importlib.import_module(m).mean_cross_entropy is F.cross_entropy
+                   for m in USERS)
         assert type(info_nce(a, p, 0.2).grad_fn).__name__ == "NllLossBackward0"
+    assert all(importlib.import_module(m).mean_cross_entropy is mean_cross_entropy
+               for m in USERS)
     assert type(info_nce(a, p, 0.2).grad_fn).__name__ == "MeanCrossEntropyBackward"

@@ -16,7 +16,9 @@ three passes over it. At the sizes of the InfoNCE of SGL, SimGCL and XSimGCL
 (``[n, n]`` logits over a batch's distinct users or items, ``n`` about 1,300 on
 lastfm-80-20 and 1,880 on Gowalla) the loss's forward and backward take 13 to 23 %
 less time (``benchmarks/cross_entropy.py``; docs/benchmarks.md, "The cross-entropy's
-gradient in one pass").
+gradient in one pass"). The package's other mean cross-entropies take it too:
+S²-DHCN's and SASRec's softmax over all items, the sampled and queue softmax of the
+two-tower models and GPT-GNN's edge generation.
 
 The loss is ``F.cross_entropy``'s to the bit (the same ``log_softmax`` and
 ``nll_loss``); the gradient equals it to float rounding, since PyTorch's log-softmax

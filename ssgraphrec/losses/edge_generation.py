@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from .cross_entropy import mean_cross_entropy
 
 
 def edge_generation_loss(pos: Tensor, neg: Tensor, false_negative: Tensor | None = None
@@ -27,4 +28,4 @@ def edge_generation_loss(pos: Tensor, neg: Tensor, false_negative: Tensor | None
         neg = neg.masked_fill(false_negative, -float("inf"))
     logits = torch.cat([pos[:, None], neg], 1)
     target = torch.zeros(pos.numel(), dtype=torch.long, device=pos.device)
-    return F.cross_entropy(logits, target)
+    return mean_cross_entropy(logits, target)

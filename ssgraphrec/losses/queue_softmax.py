@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .cross_entropy import mean_cross_entropy
+
 
 def queue_softmax(query: Tensor, items: Tensor, item_ids: Tensor, queued: Tensor,
                   queued_ids: Tensor, temperature: float = 0.1, *,
@@ -65,7 +67,7 @@ def queue_softmax(query: Tensor, items: Tensor, item_ids: Tensor, queued: Tensor
     candidates = torch.cat([items[first], rest_rows[last]])
     log_k = torch.cat([count, q_count]).log()
     logits = (query / temperature) @ candidates.t() + log_k.view(1, -1)
-    return F.cross_entropy(logits, target)
+    return mean_cross_entropy(logits, target)
 
 
 __all__ = ["queue_softmax"]

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .cross_entropy import mean_cross_entropy
+
 
 def sampled_softmax(query: Tensor, items: Tensor, temperature: float = 0.1, *,
                     log_q: Tensor | None = None, item_ids: Tensor | None = None,
@@ -81,7 +83,7 @@ def sampled_softmax(query: Tensor, items: Tensor, temperature: float = 0.1, *,
     logits = (query / temperature) @ candidates.t()
     if lq is not None:
         logits = logits - lq.view(1, -1)
-    return F.cross_entropy(logits, target)
+    return mean_cross_entropy(logits, target)
 
 
 def log_q_of_items(counts: Tensor, batch_size: int | None = None) -> Tensor:

@@ -6,13 +6,13 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from ..data.schema import CONTAINS, SESSION
 from ..data.sessions import padded_sessions, session_pointer, session_structure
 from ..losses import cross_channel_mim_loss, parameter_l2
+from ..losses.cross_entropy import mean_cross_entropy
 from ..nn.dhcn import DHCNEncoder, reverse_padded
 from ..nn.perturb import row_column_shuffle
 from ..paper_settings import paper_settings
@@ -142,7 +142,7 @@ class DHCN(SessionMethod):
         ids = self.inputs(batch)
         theta_h = self.encoder.hypergraph_sessions(items, reverse_padded(ids))
         target = self.data[SESSION].target[batch]
-        terms = {"ce": F.cross_entropy(theta_h @ items.t(), target)}
+        terms = {"ce": mean_cross_entropy(theta_h @ items.t(), target)}
         if self.cfg.reg > 0:
             terms["reg"] = self.cfg.reg * parameter_l2(self.parameters())
         if self.cfg.ssl_weight > 0:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from ..data.schema import CONTAINS, SESSION, task_of
 from ..data.sessions import padded_prefixes, padded_sessions, prefix_targets, session_pointer
 from ..errors import ConfigError, check_probability
+from ..losses.cross_entropy import mean_cross_entropy
 from ..nn import SASRecEncoder
 from ..tuning.space import Choice, Float, Int
 from .base import MethodConfig, SessionMethod, check_minimums, register_method
@@ -146,7 +146,7 @@ class SASRec(SessionMethod):
         if not bool(where.any()):
             return hidden.sum() * 0.0
         logits = self.encoder.scores(hidden[where])
-        return F.cross_entropy(logits, targets[where] - 1)
+        return mean_cross_entropy(logits, targets[where] - 1)
 
     def loss(self, batch: Tensor) -> dict[str, Tensor]:  # type: ignore[override]
         inputs, targets = self.train_sequences(batch)

@@ -1,10 +1,12 @@
-"""The InfoNCE's cross-entropy with its one-pass gradient against ``F.cross_entropy``, per loss and per step.
+"""The mean cross-entropy with its one-pass gradient against ``F.cross_entropy``, per loss and per step.
 
 :func:`~ssgraphrec.losses.cross_entropy.mean_cross_entropy` writes the gradient of the
 mean cross-entropy, :math:`(g/n)(\\exp \\mathbf{O} - \\text{one-hot})`, in one pass over
 the ``[n, m]`` logits, where ``F.cross_entropy``'s backward pass zero-fills an
 ``[n, m]`` matrix for ``nll_loss``'s gradient and reads it twice in the log-softmax's.
-The InfoNCE (:func:`~ssgraphrec.losses.info_nce`) takes it.
+The InfoNCE (:func:`~ssgraphrec.losses.info_nce`), the full softmax of S²-DHCN and
+SASRec, the sampled and queue softmax and GPT-GNN's edge generation take it
+(:data:`USERS`).
 
 1. ``loss``: the cross-entropy alone, forward and backward, on ``[n, m]`` logits of
    unit rows over a temperature of 0.2 (``--sizes``: the InfoNCE of a lastfm-80-20
@@ -12,10 +14,11 @@ The InfoNCE (:func:`~ssgraphrec.losses.info_nce`) takes it.
    1,880; a full softmax over Diginetica's 43,097 items for a batch of 100), the two
    paths alternated rep by rep; median milliseconds, and the largest difference of the
    gradients relative to the largest entry of ``F.cross_entropy``'s.
-2. ``steps``: training steps of ``--methods`` (batch 2,048, 3 layers), the InfoNCE
-   through ``F.cross_entropy`` (``cross_entropy``) or the package's path
-   (``one_pass``), alternated window by window in one process; median milliseconds
-   per step.
+2. ``steps``: training steps of each ``--runs`` ``DATASET/METHOD`` (the graph
+   methods at batch 2,048 and 3 layers, the others at their defaults), every mean
+   cross-entropy of the package through ``F.cross_entropy`` (``cross_entropy``) or
+   its one-pass path (``one_pass``), alternated window by window in one process;
+   median milliseconds per step.
 
 Usage::
 
@@ -43,21 +46,30 @@ from ...losses.cross_entropy import mean_cross_entropy
 from . import RESULTS, cpu_model, shared_data, write_result
 from .layer_mean import path_summary, time_paths
 
-# the module, not the function info_nce that ssgraphrec.losses exports
-contrastive_module = importlib.import_module("ssgraphrec.losses.contrastive")
+#: The modules of the package that call :func:`mean_cross_entropy` (checked by a test).
+USERS = ("ssgraphrec.losses.contrastive", "ssgraphrec.losses.edge_generation",
+         "ssgraphrec.losses.queue_softmax", "ssgraphrec.losses.sampled_softmax",
+         "ssgraphrec.methods.dhcn", "ssgraphrec.methods.sasrec")
 #: The data folder of each dataset the steps may run on.
-FOLDERS = {"lastfm-80-20": "lastfm", "gowalla": "gowalla"}
+FOLDERS = {"lastfm-80-20": "lastfm", "gowalla": "gowalla", "diginetica": "diginetica",
+           "amazon-beauty": "amazon-beauty"}
+#: Settings of the graph methods' steps (the others keep their defaults).
+GRAPH_SETTINGS = {"batch_size": 2048, "num_layers": 3}
+GRAPH_METHODS = ("lightgcn", "sgl", "simgcl", "xsimgcl", "ncl")
 
 
 @contextmanager
 def through_cross_entropy() -> Iterator[None]:
-    """Run the InfoNCE's mean cross-entropy through ``F.cross_entropy``, as before."""
-    saved = contrastive_module.mean_cross_entropy
-    contrastive_module.mean_cross_entropy = F.cross_entropy
+    """Run every mean cross-entropy of the package through ``F.cross_entropy``, as before."""
+    modules = [importlib.import_module(name) for name in USERS]
+    saved = [m.mean_cross_entropy for m in modules]
+    for m in modules:
+        m.mean_cross_entropy = F.cross_entropy
     try:
         yield
     finally:
-        contrastive_module.mean_cross_entropy = saved
+        for m, own in zip(modules, saved, strict=True):
+            m.mean_cross_entropy = own
 
 
 @contextmanager
@@ -105,8 +117,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="1300x1300,1880x1880,100x43097",
                         help="ROWSxCOLUMNS of the loss timings, comma separated")
     parser.add_argument("--reps", type=int, default=21, help="loss timings per path")
-    parser.add_argument("--methods", default="sgl,simgcl,xsimgcl")
-    parser.add_argument("--datasets", default="lastfm-80-20")
+    parser.add_argument("--runs", default="lastfm-80-20/sgl,lastfm-80-20/simgcl,"
+                        "lastfm-80-20/xsimgcl", help="DATASET/METHOD pairs of the step timings")
     parser.add_argument("--steps", type=int, default=10, help="training steps per timed window")
     parser.add_argument("--windows", type=int, default=6, help="windows per path, alternated")
     parser.add_argument("--threads", type=int, default=1)
@@ -114,9 +126,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sizes = parse_sizes(args.sizes, parser)
-    datasets = args.datasets.split(",")
-    if set(datasets) - set(FOLDERS):
-        parser.error(f"--datasets: one or more of {', '.join(FOLDERS)}, got {args.datasets!r}")
+    runs = [tuple(run.split("/", 1)) for run in args.runs.split(",")]
+    if any(len(run) != 2 or run[0] not in FOLDERS for run in runs):
+        parser.error(f"--runs: DATASET/METHOD,... with DATASET one of {', '.join(FOLDERS)}, "
+                     f"got {args.runs!r}")
     out = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
            "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_model(),
            "load_average_start": round(os.getloadavg()[0], 2)}
@@ -125,18 +138,17 @@ def main() -> None:
         for row in out["loss"]:
             print(f"{row['rows']}x{row['columns']}: {row['ms_median']} ms", flush=True)
     if args.only in (None, "steps"):
-        root = shared_data("cross_entropy", *(FOLDERS[d] for d in datasets))
+        root = shared_data("cross_entropy", *sorted({FOLDERS[d] for d, _ in runs}))
         os.environ.setdefault("SSGRAPHREC_DATA", str(root))
-        settings = {"batch_size": 2048, "num_layers": 3}
         out["steps"] = {"steps_per_window": args.steps, "windows": args.windows,
-                        "settings": settings, "rows": {}}
-        for dataset in datasets:
-            for method in args.methods.split(","):
-                times = time_paths(method, dataset, args.steps, args.windows, settings,
-                                   {"cross_entropy": through_cross_entropy, "one_pass": one_pass})
-                out["steps"]["rows"][f"{dataset}/{method}"] = row = path_summary(times)
-                print(f"{dataset} {method}: {row['cross_entropy_ms_per_step']} -> "
-                      f"{row['one_pass_ms_per_step']} ms per step", flush=True)
+                        "graph_settings": GRAPH_SETTINGS, "rows": {}}
+        for dataset, method in runs:
+            settings = GRAPH_SETTINGS if method in GRAPH_METHODS else {}
+            times = time_paths(method, dataset, args.steps, args.windows, settings,
+                               {"cross_entropy": through_cross_entropy, "one_pass": one_pass})
+            out["steps"]["rows"][f"{dataset}/{method}"] = row = path_summary(times)
+            print(f"{dataset} {method}: {row['cross_entropy_ms_per_step']} -> "
+                  f"{row['one_pass_ms_per_step']} ms per step", flush=True)
     out["load_average_end"] = round(os.getloadavg()[0], 2)
     write_result(Path(args.out), out)
     print(f"written: {args.out}")
