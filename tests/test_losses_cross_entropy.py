@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ssgraphrec.losses import cross_entropy
 from ssgraphrec.losses.contrastive import info_nce
 from ssgraphrec.losses.cross_entropy import MeanCrossEntropy, mean_cross_entropy
 
@@ -57,13 +58,16 @@ def test_masked_logits_get_a_zero_gradient_as_in_cross_entropy():
     torch.testing.assert_close(grad, ref_grad, rtol=2e-6, atol=1e-12)
 
 
-def test_without_a_gradient_to_take_it_leaves_the_loss_to_cross_entropy(monkeypatch):
-    """No gradient wanted (evaluation, ``no_grad``), or a shape it does not take: the
-    one-pass path is not entered, and the value is ``F.cross_entropy``'s."""
+def test_without_a_gradient_to_take_or_below_its_size_the_loss_is_left_to_cross_entropy(
+        monkeypatch):
+    """No gradient wanted (evaluation, ``no_grad``), fewer logits than
+    ``ONE_PASS_MIN_LOGITS`` or a shape it does not take: the one-pass path is not
+    entered, and the value is ``F.cross_entropy``'s."""
     def refuse(*args):
         raise AssertionError("MeanCrossEntropy entered")
 
     monkeypatch.setattr(MeanCrossEntropy, "apply", refuse)
+    monkeypatch.setattr(cross_entropy, "ONE_PASS_MIN_LOGITS", 24)
     logits = _logits(4, 6)
     target = torch.tensor([0, 1, 2, 3])
     expected = F.cross_entropy(logits.detach(), target)
@@ -71,11 +75,14 @@ def test_without_a_gradient_to_take_it_leaves_the_loss_to_cross_entropy(monkeypa
     with torch.no_grad():
         assert torch.equal(mean_cross_entropy(logits, target), expected)
     assert torch.equal(mean_cross_entropy(logits[:0], target[:0]).isnan(), torch.tensor(True))
+    assert torch.equal(mean_cross_entropy(logits[:, :5], target).detach(),
+                       F.cross_entropy(logits[:, :5].detach(), target))   # 20 < 24 logits
     with pytest.raises(AssertionError, match="entered"):
-        mean_cross_entropy(logits, target)
+        mean_cross_entropy(logits, target)                                # 24 logits
 
 
-def test_info_nce_takes_it_and_keeps_its_value_and_gradients():
+def test_info_nce_takes_it_and_keeps_its_value_and_gradients(monkeypatch):
+    monkeypatch.setattr(cross_entropy, "ONE_PASS_MIN_LOGITS", 40 * 40)
     g = torch.Generator().manual_seed(3)
     a = torch.randn(40, 8, generator=g, requires_grad=True)
     p = torch.randn(40, 8, generator=g, requires_grad=True)
@@ -92,9 +99,11 @@ def test_info_nce_takes_it_and_keeps_its_value_and_gradients():
     torch.testing.assert_close(gp, p.grad, rtol=1e-5, atol=1e-8)
 
 
-def test_the_studys_reference_path_runs_every_mean_cross_entropy_through_cross_entropy():
+def test_the_studys_reference_path_runs_every_mean_cross_entropy_through_cross_entropy(
+        monkeypatch):
     """``benchmarks/cross_entropy.py`` times the package before and after: its reference
     path must reach every module that calls ``mean_cross_entropy``."""
+    monkeypatch.setattr(cross_entropy, "ONE_PASS_MIN_LOGITS", 1)
     import importlib
     import pathlib
 

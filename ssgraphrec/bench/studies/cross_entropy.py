@@ -8,7 +8,9 @@ The InfoNCE (:func:`~ssgraphrec.losses.info_nce`), the full softmax of S²-DHCN 
 SASRec, the sampled and queue softmax and GPT-GNN's edge generation take it
 (:data:`USERS`).
 
-1. ``loss``: the cross-entropy alone, forward and backward, on ``[n, m]`` logits of
+1. ``loss``: the cross-entropy alone, forward and backward (``MeanCrossEntropy``
+   itself, whatever the size: where the package's path starts to pay,
+   ``ONE_PASS_MIN_LOGITS``), on ``[n, m]`` logits of
    unit rows over a temperature of 0.2 (``--sizes``: the InfoNCE of a lastfm-80-20
    batch of 2,048, about 1,300 distinct users or items, of a Gowalla batch, about
    1,880; a full softmax over Diginetica's 43,097 items for a batch of 100), the two
@@ -42,11 +44,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ...losses.cross_entropy import mean_cross_entropy
+from ...losses.cross_entropy import MeanCrossEntropy
 from . import RESULTS, cpu_model, shared_data, write_result
 from .layer_mean import path_summary, time_paths
 
-#: The modules of the package that call :func:`mean_cross_entropy` (checked by a test).
+#: The modules of the package that call
+#: :func:`~ssgraphrec.losses.cross_entropy.mean_cross_entropy` (checked by a test).
 USERS = ("ssgraphrec.losses.contrastive", "ssgraphrec.losses.edge_generation",
          "ssgraphrec.losses.queue_softmax", "ssgraphrec.losses.sampled_softmax",
          "ssgraphrec.methods.dhcn", "ssgraphrec.methods.sasrec")
@@ -93,7 +96,7 @@ def time_loss(n: int, m: int, reps: int) -> dict:
     columns = F.normalize(torch.randn(m, 64, generator=g), dim=1)
     logits0 = rows @ columns.t() / 0.2
     target = torch.randint(0, m, (n,), generator=g)
-    paths = {"cross_entropy": F.cross_entropy, "one_pass": mean_cross_entropy}
+    paths = {"cross_entropy": F.cross_entropy, "one_pass": MeanCrossEntropy.apply}
     times: dict[str, list[float]] = {name: [] for name in paths}
     grads = {}
     for rep in range(reps + 1):
